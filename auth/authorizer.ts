@@ -1,0 +1,56 @@
+// Authorization decided by Kubernetes RBAC. Reads served from the informer cache are checked with a
+// SubjectAccessReview that names the user and groups explicitly in its spec (never a self-review sent with
+// credentials a client library might drop, which made every review in the closest prior art run as the
+// service account), cached briefly per identity and question.
+import type { KubeClient } from '../src/kube/client.ts';
+import type { Identity } from './identity.ts';
+
+export interface AccessQuestion {
+  verb: 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
+  group: string;
+  resource: string;
+  namespace?: string;
+  name?: string;
+}
+
+export interface Authorizer {
+  can(identity: Identity, q: AccessQuestion): Promise<boolean>;
+}
+
+interface CacheEntry {
+  allowed: Promise<boolean>;
+  at: number;
+}
+
+export function createAuthorizer(client: KubeClient, opts: { ttlMs?: number; maxEntries?: number } = {}): Authorizer {
+  const ttlMs = opts.ttlMs ?? 10_000;
+  const maxEntries = opts.maxEntries ?? 50_000;
+  const cache = new Map<string, CacheEntry>();
+  return {
+    async can(identity, q) {
+      const key = JSON.stringify([identity.username, identity.groups, q.verb, q.group, q.resource, q.namespace ?? '', q.name ?? '']);
+      const hit = cache.get(key);
+      if (hit && Date.now() - hit.at < ttlMs) return await hit.allowed;
+      const allowed = client
+        .create<{ status?: { allowed?: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SubjectAccessReview',
+          spec: {
+            user: identity.username,
+            // Impersonated requests are authenticated; the review must see the same groups the apiserver would.
+            groups: [...identity.groups, 'system:authenticated'],
+            resourceAttributes: { verb: q.verb, group: q.group, resource: q.resource, namespace: q.namespace, name: q.name },
+          },
+        })
+        .then((r) => r.status?.allowed === true);
+      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
+      cache.set(key, { allowed, at: Date.now() });
+      try {
+        return await allowed;
+      } catch (err) {
+        cache.delete(key);
+        throw err;
+      }
+    },
+  };
+}

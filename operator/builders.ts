@@ -1,0 +1,477 @@
+// Pure builders of the objects a session needs. Each returns a complete object for server-side apply
+// (apiVersion, kind, metadata.name and namespace); none does I/O or draws random numbers.
+import type {
+  V1EnvVar,
+  V1Ingress,
+  V1NetworkPolicyPeer,
+  V1PersistentVolumeClaim,
+  V1Pod,
+  V1Secret,
+  V1Service,
+  V1Volume,
+} from '@kubernetes/client-node';
+import type { ReconcilerConfig } from './config.ts';
+import { childName, labelValue, pvcName, sessionHost, sessionKey, sessionLabelValue, userLabelValue } from './naming.ts';
+import type { EffectiveSession } from './resolve.ts';
+import {
+  API_VERSION,
+  GROUP,
+  LABEL_MANAGED_BY,
+  LABEL_SESSION,
+  LABEL_TEMPLATE,
+  LABEL_USER,
+  MANAGER,
+  SESSION_KIND,
+} from './v1alpha1.ts';
+import type { OwnerReference, VDISession, VDITemplate } from './v1alpha1.ts';
+
+/** Selkies' nginx: the desktop's only entry point. */
+export const DESKTOP_PORT = 8080;
+export const SECRET_KEY_PASSWORD = 'password';
+export const SECRET_KEY_TURN_TOKEN = 'turnToken';
+/** On the PVC: the exact user (labels hold a shortened form); compare it before mounting a home into a pod. */
+export const ANNOTATION_USER = `${GROUP}/user`;
+export const ANNOTATION_RETAIN = `${GROUP}/retain`;
+export const TRAEFIK_API_VERSION = 'traefik.io/v1alpha1';
+
+export interface DesiredMeta {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+}
+
+/** A Kubernetes type with the fields server-side apply needs made mandatory. */
+export type Desired<T> = Omit<T, 'apiVersion' | 'kind' | 'metadata'> & {
+  apiVersion: string;
+  kind: string;
+  metadata: DesiredMeta;
+};
+
+export interface TraefikMiddleware {
+  apiVersion: typeof TRAEFIK_API_VERSION;
+  kind: 'Middleware';
+  metadata: DesiredMeta;
+  spec: {
+    forwardAuth?: { address: string; trustForwardHeader: boolean; authResponseHeaders: string[] };
+    headers?: { customRequestHeaders: Record<string, string> };
+  };
+}
+
+export interface TraefikIngressRoute {
+  apiVersion: typeof TRAEFIK_API_VERSION;
+  kind: 'IngressRoute';
+  metadata: DesiredMeta;
+  spec: {
+    entryPoints: string[];
+    routes: {
+      match: string;
+      kind: 'Rule';
+      middlewares: { name: string }[];
+      services: { name: string; port: number }[];
+    }[];
+    tls?: { secretName?: string; certResolver?: string };
+  };
+}
+
+/** Labels selecting the session's pod (Service, NetworkPolicy, listing children). */
+export function sessionSelector(session: VDISession): Record<string, string> {
+  const instance = sessionLabelValue(session);
+  return { [LABEL_SESSION]: instance, 'app.kubernetes.io/instance': instance };
+}
+
+export function ownerReference(session: VDISession): OwnerReference {
+  const { name } = sessionKey(session);
+  const { uid } = session.metadata;
+  if (!uid) throw new Error(`VDISession ${name} has no uid: owned objects need one`);
+  return { apiVersion: API_VERSION, kind: SESSION_KIND, name, uid, controller: true, blockOwnerDeletion: true };
+}
+
+function commonLabels(component: string): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'vdi-desktop',
+    'app.kubernetes.io/component': component,
+    'app.kubernetes.io/part-of': MANAGER,
+    [LABEL_MANAGED_BY]: MANAGER,
+  };
+}
+
+/** Metadata of an object that lives and dies with the session. */
+function ownedMeta(session: VDISession, component: string, name = childName(session)): DesiredMeta {
+  return {
+    name,
+    namespace: sessionKey(session).namespace,
+    labels: {
+      ...commonLabels(component),
+      ...sessionSelector(session),
+      [LABEL_USER]: userLabelValue(session.spec.user),
+      [LABEL_TEMPLATE]: labelValue(session.spec.template),
+    },
+    ownerReferences: [ownerReference(session)],
+  };
+}
+
+/** `password`: Selkies basic auth; `turnToken`: the per-session secret in the TURN REST URL path. */
+export function buildSecret(session: VDISession, password: string, turnToken: string): Desired<V1Secret> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: ownedMeta(session, 'credentials'),
+    type: 'Opaque',
+    // `data`, not `stringData`: stringData is write-only and never matches on the next apply.
+    data: {
+      [SECRET_KEY_PASSWORD]: Buffer.from(password).toString('base64'),
+      [SECRET_KEY_TURN_TOKEN]: Buffer.from(turnToken).toString('base64'),
+    },
+  };
+}
+
+/**
+ * The user's home for this template. Deliberately without an ownerReference: it must survive the session
+ * (terminate keeps the user's files) and is reused by the user's next session of the same template.
+ */
+export function buildPvc(
+  session: VDISession,
+  effective: EffectiveSession,
+  config: ReconcilerConfig,
+): Desired<V1PersistentVolumeClaim> {
+  const { user, template } = session.spec;
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      name: pvcName(user, template),
+      namespace: sessionKey(session).namespace,
+      labels: {
+        ...commonLabels('home'),
+        [LABEL_USER]: userLabelValue(user),
+        [LABEL_TEMPLATE]: labelValue(template),
+      },
+      annotations: {
+        [ANNOTATION_USER]: user,
+        [ANNOTATION_RETAIN]: 'true: kept when sessions end; reused by the next session of this user and template',
+      },
+    },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: effective.persistence.size } },
+      ...(config.storageClassName !== undefined && { storageClassName: config.storageClassName }),
+    },
+  };
+}
+
+/**
+ * Env names a template may not set: the credentials, TURN and encoder settings the operator owns (with the
+ * image's older unprefixed spellings), and NVIDIA_VISIBLE_DEVICES, which under the NVIDIA runtime would hand
+ * the container GPUs the scheduler never allocated to it.
+ */
+const PROTECTED_ENV =
+  /^(?:SELKIES_)?(?:ENCODER|ENABLE_BASIC_AUTH|BASIC_AUTH_\w*|TURN_\w*)$|^(?:WEBRTC_ENCODER|PASSWD|VDI_TURN_TOKEN|NVIDIA_VISIBLE_DEVICES)$/;
+
+function fromSecret(name: string, secretName: string, key: string): V1EnvVar {
+  return { name, valueFrom: { secretKeyRef: { name: secretName, key } } };
+}
+
+/** Kubernetes expands `$(VAR)` in env values; `$$` keeps a user-controlled string literal. */
+function literal(text: string): string {
+  return text.replaceAll('$', '$$$$');
+}
+
+function desktopEnv(
+  session: VDISession,
+  template: VDITemplate,
+  effective: EffectiveSession,
+  config: ReconcilerConfig,
+  secretName: string,
+): V1EnvVar[] {
+  const { name, namespace } = sessionKey(session);
+  const env: V1EnvVar[] = [
+    { name: 'SELKIES_ENCODER', value: effective.encoder },
+    { name: 'SELKIES_ENABLE_BASIC_AUTH', value: 'true' },
+    { name: 'SELKIES_BASIC_AUTH_USER', value: literal(session.spec.user) },
+    fromSecret('SELKIES_BASIC_AUTH_PASSWORD', secretName, SECRET_KEY_PASSWORD),
+    fromSecret('PASSWD', secretName, SECRET_KEY_PASSWORD),
+    // Must precede its use: $(VAR) only expands variables defined earlier in the list. Selkies drops the
+    // query string of the REST URI, so the token travels in the path.
+    fromSecret('VDI_TURN_TOKEN', secretName, SECRET_KEY_TURN_TOKEN),
+    {
+      name: 'SELKIES_TURN_REST_URI',
+      value: `${config.turnRestBaseUrl.replace(/\/+$/, '')}/${namespace}/${name}/$(VDI_TURN_TOKEN)`,
+    },
+    { name: 'SELKIES_ENABLE_RESIZE', value: 'true' },
+    { name: 'NVIDIA_DRIVER_CAPABILITIES', value: 'all' },
+    { name: 'TZ', value: 'UTC' },
+  ];
+  for (const { name: envName, value } of template.spec.env ?? []) {
+    if (PROTECTED_ENV.test(envName)) continue;
+    // Replace an overridable default in place rather than append a duplicate name.
+    const existing = env.find((entry) => entry.name === envName);
+    if (existing) existing.value = value;
+    else env.push({ name: envName, value });
+  }
+  return env;
+}
+
+const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+/** The desktop image's user (ubuntu, uid/gid 1000) must be able to write a freshly provisioned home. */
+const DESKTOP_GID = 1000;
+
+/**
+ * The desktop: a bare pod, never a Deployment, because two pods for one session would fight over one
+ * browser. restartPolicy Always restarts the container in place.
+ */
+export function buildPod(
+  session: VDISession,
+  template: VDITemplate,
+  effective: EffectiveSession,
+  config: ReconcilerConfig,
+  secretName: string,
+): Desired<V1Pod> {
+  const { name } = sessionKey(session);
+  const hasGpu = effective.gpu > 0;
+  // requests = limits: Guaranteed QoS, so a running desktop is the last thing the node evicts.
+  const amounts: Record<string, string> = { memory: effective.memory, cpu: effective.cpu };
+  if (hasGpu) amounts[config.gpuResourceName] = String(effective.gpu);
+  const home: V1Volume = effective.persistence.enabled
+    ? { name: 'home', persistentVolumeClaim: { claimName: pvcName(session.spec.user, session.spec.template) } }
+    : { name: 'home', emptyDir: {} };
+
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: ownedMeta(session, 'desktop'),
+    spec: {
+      hostname: DNS_LABEL.test(name) ? name : childName(session),
+      restartPolicy: 'Always',
+      enableServiceLinks: false,
+      automountServiceAccountToken: false,
+      terminationGracePeriodSeconds: 30,
+      securityContext: {
+        seccompProfile: { type: 'RuntimeDefault' },
+        fsGroup: DESKTOP_GID,
+        fsGroupChangePolicy: 'OnRootMismatch',
+      },
+      // K3s injects the driver only under the nvidia runtime class; CPU-only pods must not ask for it, as
+      // nodes without GPUs usually lack that class.
+      ...(hasGpu && {
+        runtimeClassName: config.runtimeClassName,
+        tolerations: [{ key: config.gpuResourceName, operator: 'Exists', effect: 'NoSchedule' }],
+      }),
+      containers: [
+        {
+          name: 'desktop',
+          image: template.spec.image,
+          ...(template.spec.imagePullPolicy && { imagePullPolicy: template.spec.imagePullPolicy }),
+          ports: [{ name: 'http', containerPort: DESKTOP_PORT, protocol: 'TCP' }],
+          env: desktopEnv(session, template, effective, config, secretName),
+          resources: { requests: { ...amounts }, limits: { ...amounts } },
+          volumeMounts: [
+            { name: 'dshm', mountPath: '/dev/shm' },
+            { name: 'home', mountPath: template.spec.persistence?.mountPath ?? '/home/ubuntu' },
+          ],
+          // TCP, not HTTP: with basic auth on, /health answers 401.
+          readinessProbe: { tcpSocket: { port: DESKTOP_PORT }, periodSeconds: 5 },
+          // Lenient: a restart ends the user's desktop session.
+          livenessProbe: {
+            tcpSocket: { port: DESKTOP_PORT },
+            initialDelaySeconds: 60,
+            periodSeconds: 30,
+            failureThreshold: 10,
+          },
+        },
+      ],
+      volumes: [
+        // Docker's 64 MiB default /dev/shm crashes browsers and GStreamer; memory-backed, it counts against
+        // the memory limit.
+        { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: template.spec.sharedMemorySize ?? '1Gi' } },
+        home,
+      ],
+    },
+  };
+}
+
+export function buildService(session: VDISession): Desired<V1Service> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: ownedMeta(session, 'desktop'),
+    spec: {
+      type: 'ClusterIP',
+      selector: sessionSelector(session),
+      ports: [{ name: 'http', port: DESKTOP_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
+  };
+}
+
+export function middlewareNames(session: VDISession): { auth: string; stripCookie: string } {
+  return { auth: childName(session, 'auth'), stripCookie: childName(session, 'strip-cookie') };
+}
+
+/**
+ * [forwardAuth, strip-cookie], in the order the IngressRoute must list them. Traefik runs middlewares in
+ * list order:
+ * - forwardAuth first, so the auth service still sees the portal's cookie (and any Authorization header:
+ *   authRequestHeaders is left unset so every header is forwarded). On 2xx Traefik deletes the request's
+ *   Authorization header and copies the auth response's one (the desktop's Basic credentials) in its place,
+ *   so a client-supplied Authorization never reaches the pod.
+ * - then the headers middleware blanks Cookie, so the portal session never reaches the desktop, where its
+ *   user is effectively root. Run before forwardAuth, it would leave the auth service without a cookie.
+ * trustForwardHeader: the auth service finds the session by X-Forwarded-Host; the entry point already
+ * replaces X-Forwarded-* from untrusted clients (Traefik's default), so the values are Traefik's own.
+ */
+export function buildMiddlewares(session: VDISession, config: ReconcilerConfig): [TraefikMiddleware, TraefikMiddleware] {
+  const names = middlewareNames(session);
+  return [
+    {
+      apiVersion: TRAEFIK_API_VERSION,
+      kind: 'Middleware',
+      metadata: ownedMeta(session, 'auth', names.auth),
+      spec: {
+        forwardAuth: { address: config.authEndpoint, trustForwardHeader: true, authResponseHeaders: ['Authorization'] },
+      },
+    },
+    {
+      apiVersion: TRAEFIK_API_VERSION,
+      kind: 'Middleware',
+      metadata: ownedMeta(session, 'auth', names.stripCookie),
+      spec: { headers: { customRequestHeaders: { Cookie: '' } } },
+    },
+  ];
+}
+
+export function buildIngressRoute(session: VDISession, config: ReconcilerConfig): TraefikIngressRoute {
+  const names = middlewareNames(session);
+  return {
+    apiVersion: TRAEFIK_API_VERSION,
+    kind: 'IngressRoute',
+    metadata: ownedMeta(session, 'route'),
+    spec: {
+      entryPoints: [...config.traefikEntryPoints],
+      routes: [
+        {
+          match: `Host(\`${sessionHost(session, config)}\`)`,
+          kind: 'Rule',
+          // Same namespace, by name: Traefik ignores cross-namespace middlewares unless allowCrossNamespace.
+          middlewares: [{ name: names.auth }, { name: names.stripCookie }],
+          services: [{ name: childName(session), port: DESKTOP_PORT }],
+        },
+      ],
+      ...(config.tls && { tls: { ...config.tls } }),
+    },
+  };
+}
+
+/**
+ * The plain Ingress for clusters without Traefik. No middleware can be attached here, so authentication
+ * must come from the ingress controller itself; the annotations configure ingress-nginx's external auth
+ * against the same endpoint (it forwards the request's headers and copies Authorization back). Other
+ * controllers need the equivalent, or the desktop is protected by its basic-auth password alone.
+ */
+export function buildIngress(session: VDISession, config: ReconcilerConfig): Desired<V1Ingress> {
+  const host = sessionHost(session, config);
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: {
+      ...ownedMeta(session, 'route'),
+      annotations: {
+        'nginx.ingress.kubernetes.io/auth-url': config.authEndpoint,
+        'nginx.ingress.kubernetes.io/auth-response-headers': 'Authorization',
+        // nginx closes a proxied WebSocket after 60 s without traffic; an idle desktop is still in use.
+        'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600',
+        'nginx.ingress.kubernetes.io/proxy-send-timeout': '3600',
+      },
+    },
+    spec: {
+      ...(config.ingressClassName !== undefined && { ingressClassName: config.ingressClassName }),
+      rules: [
+        {
+          host,
+          http: {
+            paths: [
+              {
+                path: '/',
+                pathType: 'Prefix',
+                backend: { service: { name: childName(session), port: { number: DESKTOP_PORT } } },
+              },
+            ],
+          },
+        },
+      ],
+      ...(config.tls && {
+        tls: [{ hosts: [host], ...(config.tls.secretName !== undefined && { secretName: config.tls.secretName }) }],
+      }),
+    },
+  };
+}
+
+/** Whichever routing objects config.ingressMode calls for, in apply order (middlewares before the route). */
+export function buildRouting(
+  session: VDISession,
+  config: ReconcilerConfig,
+): (TraefikMiddleware | TraefikIngressRoute | Desired<V1Ingress>)[] {
+  return config.ingressMode === 'traefik'
+    ? [...buildMiddlewares(session, config), buildIngressRoute(session, config)]
+    : [buildIngress(session, config)];
+}
+
+/**
+ * Only the ingress controller may open the desktop's port, so desktops (and anything else in the cluster)
+ * cannot reach each other's unauthenticated-by-cookie nginx. The TURN relay, when configured, may send on any
+ * port: WebRTC media arrives over UDP on the ports Selkies' ICE candidates chose, never on 8080.
+ *
+ * Written with the wire name `from`: the reconciler sends raw JSON. (client-node's model types call the
+ * field `_from`; sent raw that is an unknown field, and a rule without `from` would admit everyone.)
+ */
+/** A NetworkPolicy as the apiserver spells it (see buildNetworkPolicy). */
+export interface NetworkPolicyWire {
+  apiVersion: string;
+  kind: string;
+  metadata: DesiredMeta;
+  spec: {
+    podSelector: { matchLabels: Record<string, string> };
+    policyTypes: string[];
+    ingress: { from: V1NetworkPolicyPeer[]; ports?: { protocol: string; port: number }[] }[];
+  };
+}
+
+export function buildNetworkPolicy(session: VDISession, config: ReconcilerConfig): NetworkPolicyWire {
+  const ingress: NetworkPolicyWire['spec']['ingress'] = [
+    {
+      from: [
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': config.ingressControllerNamespace } },
+          podSelector: { matchLabels: { ...config.ingressControllerPodLabels } },
+        },
+      ],
+      ports: [{ protocol: 'TCP', port: DESKTOP_PORT }],
+    },
+  ];
+  const turnPeers: V1NetworkPolicyPeer[] = [];
+  if (config.turnPodLabels) {
+    turnPeers.push({
+      podSelector: { matchLabels: { ...config.turnPodLabels } },
+      ...(config.turnNamespace !== undefined && {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': config.turnNamespace } },
+      }),
+    });
+  }
+  for (const cidr of config.turnCidrs ?? []) turnPeers.push({ ipBlock: { cidr } });
+  if (turnPeers.length > 0) ingress.push({ from: turnPeers });
+
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: ownedMeta(session, 'network-policy'),
+    spec: {
+      podSelector: { matchLabels: { [LABEL_SESSION]: sessionLabelValue(session) } },
+      policyTypes: ['Ingress'],
+      ingress,
+    },
+  };
+}
+
+export function sessionUrl(session: VDISession, config: ReconcilerConfig): string {
+  return `${config.urlScheme}://${sessionHost(session, config)}/`;
+}

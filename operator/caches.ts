@@ -1,0 +1,77 @@
+// The shared informer caches: one watch per resource for the whole process, read by the reconciler, the
+// GraphQL API, forwardAuth and the subscriptions alike.
+import type {
+  V1Ingress,
+  V1NetworkPolicy,
+  V1Node,
+  V1PersistentVolumeClaim,
+  V1Pod,
+  V1Secret,
+  V1Service,
+} from '@kubernetes/client-node';
+import type { KubeClient } from '../src/kube/client.ts';
+import type { TraefikIngressRoute, TraefikMiddleware } from './builders.ts';
+import { Informer, type InformerOptions } from './informer.ts';
+import { LABEL_MANAGED_BY, MANAGER, SESSION_PLURAL, TEMPLATE_PLURAL, API_VERSION, type VDISession, type VDITemplate } from './v1alpha1.ts';
+
+const OURS = `${LABEL_MANAGED_BY}=${MANAGER}`;
+
+export interface Caches {
+  sessions: Informer<VDISession>;
+  templates: Informer<VDITemplate>;
+  nodes: Informer<V1Node>;
+  /** Only objects labelled as ours (app.kubernetes.io/managed-by=vdi-operator). */
+  pods: Informer<V1Pod>;
+  secrets: Informer<V1Secret>;
+  services: Informer<V1Service>;
+  pvcs: Informer<V1PersistentVolumeClaim>;
+  networkPolicies: Informer<V1NetworkPolicy>;
+  middlewares: Informer<TraefikMiddleware>;
+  ingressRoutes: Informer<TraefikIngressRoute>;
+  ingresses: Informer<V1Ingress>;
+}
+
+export type CacheName = keyof Caches;
+
+/** Which caches each part of the service needs; the API alone does not watch secrets or routes. */
+export const API_CACHES: CacheName[] = ['sessions', 'templates', 'nodes', 'pods'];
+export const RECONCILER_CACHES: CacheName[] = [
+  'sessions',
+  'templates',
+  'pods',
+  'secrets',
+  'services',
+  'pvcs',
+  'networkPolicies',
+  'middlewares',
+  'ingressRoutes',
+];
+
+export function createCaches(client: KubeClient, opts: Partial<InformerOptions> = {}): Caches {
+  const make = <T extends object>(name: string, path: string, labelSelector?: string) =>
+    new Informer<T & { metadata?: { name?: string } }>(client, { ...opts, name, path, labelSelector });
+  return {
+    sessions: make<VDISession>('vdisessions', `/apis/${API_VERSION}/${SESSION_PLURAL}`),
+    templates: make<VDITemplate>('vditemplates', `/apis/${API_VERSION}/${TEMPLATE_PLURAL}`),
+    nodes: make<V1Node>('nodes', '/api/v1/nodes'),
+    pods: make<V1Pod>('pods', '/api/v1/pods', OURS),
+    secrets: make<V1Secret>('secrets', '/api/v1/secrets', OURS),
+    services: make<V1Service>('services', '/api/v1/services', OURS),
+    pvcs: make<V1PersistentVolumeClaim>('persistentvolumeclaims', '/api/v1/persistentvolumeclaims', OURS),
+    networkPolicies: make<V1NetworkPolicy>('networkpolicies', '/apis/networking.k8s.io/v1/networkpolicies', OURS),
+    middlewares: make<TraefikMiddleware>('middlewares', '/apis/traefik.io/v1alpha1/middlewares', OURS),
+    ingressRoutes: make<TraefikIngressRoute>('ingressroutes', '/apis/traefik.io/v1alpha1/ingressroutes', OURS),
+    ingresses: make<V1Ingress>('ingresses', '/apis/networking.k8s.io/v1/ingresses', OURS),
+  } as Caches;
+}
+
+/** Starts the named caches (once each) and resolves when all of them have synced. */
+export async function startCaches(caches: Caches, names: CacheName[]): Promise<void> {
+  const unique = [...new Set(names)];
+  for (const name of unique) caches[name].start();
+  await Promise.all(unique.map((name) => caches[name].waitForSync()));
+}
+
+export async function stopCaches(caches: Caches): Promise<void> {
+  await Promise.all(Object.values(caches).map((informer: Informer<object & { metadata?: object }>) => informer.stop()));
+}

@@ -1,0 +1,371 @@
+// The session reconciler: level-triggered and idempotent. reconcile(key) reads the world from the shared
+// caches, computes the desired children with the pure builders, writes only what differs, and writes a
+// status that says what is really happening. Nothing it needs lives in memory only: a restart converges.
+import { randomBytes } from 'node:crypto';
+import type { V1Pod } from '@kubernetes/client-node';
+import { KubeError, isConflict, isNotFound, type KubeClient } from '../src/kube/client.ts';
+import {
+  buildNetworkPolicy,
+  buildPod,
+  buildPvc,
+  buildRouting,
+  buildSecret,
+  buildService,
+  sessionUrl,
+} from './builders.ts';
+import type { Caches } from './caches.ts';
+import type { ReconcilerConfig } from './config.ts';
+import type { InformerEventType, KubeObject } from './informer.ts';
+import { childName, pvcName } from './naming.ts';
+import { resolveSession } from './resolve.ts';
+import { mergeConditions, sessionStatusFromPod, statusEqual } from './status.ts';
+import {
+  API_VERSION,
+  FINALIZER,
+  LABEL_SESSION,
+  MANAGER,
+  SESSION_PLURAL,
+  type Condition,
+  type SessionPhase,
+  type VDISession,
+  type VDISessionStatus,
+} from './v1alpha1.ts';
+import { WorkQueue, type ReconcileResult } from './work-queue.ts';
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface ControllerMetrics {
+  reconcile(ok: boolean, seconds: number): void;
+}
+
+export interface SessionControllerOptions {
+  client: KubeClient;
+  caches: Caches;
+  config: ReconcilerConfig;
+  log: Logger;
+  identity: string;
+  concurrency?: number;
+  metrics?: ControllerMetrics;
+  now?: () => Date;
+}
+
+const sessionPath = (ns: string, name: string) => `/apis/${API_VERSION}/namespaces/${ns}/${SESSION_PLURAL}/${name}`;
+
+/** Paths of the kinds the reconciler writes, by apiVersion and kind. */
+function objectPath(obj: { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } }, withName = true): string {
+  const plural: Record<string, string> = {
+    Secret: 'secrets',
+    Service: 'services',
+    Pod: 'pods',
+    PersistentVolumeClaim: 'persistentvolumeclaims',
+    NetworkPolicy: 'networkpolicies',
+    Middleware: 'middlewares',
+    IngressRoute: 'ingressroutes',
+    Ingress: 'ingresses',
+  };
+  const base = obj.apiVersion === 'v1' ? '/api/v1' : `/apis/${obj.apiVersion}`;
+  const p = `${base}/namespaces/${obj.metadata.namespace}/${plural[obj.kind]}`;
+  return withName ? `${p}/${obj.metadata.name}` : p;
+}
+
+/**
+ * True when every field of `desired` has the same value in `actual` (fields the apiserver added are
+ * ignored): the check that decides whether an owned object drifted and needs applying again.
+ */
+export function containsDesired(actual: unknown, desired: unknown): boolean {
+  if (desired === null || typeof desired !== 'object') return actual === desired || String(actual) === String(desired);
+  if (Array.isArray(desired)) {
+    return Array.isArray(actual) && actual.length === desired.length && desired.every((d, i) => containsDesired(actual[i], d));
+  }
+  if (actual === null || typeof actual !== 'object') return false;
+  return Object.entries(desired).every(([k, v]) => v === undefined || containsDesired((actual as Record<string, unknown>)[k], v));
+}
+
+const TERMINAL_POD_PHASES = new Set(['Succeeded', 'Failed']);
+
+export class SessionController {
+  readonly queue: WorkQueue;
+  private readonly o: SessionControllerOptions;
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly now: () => Date;
+  /** Counts API writes by kind, for the benchmarks. */
+  readonly writes = new Map<string, number>();
+
+  constructor(options: SessionControllerOptions) {
+    this.o = options;
+    this.now = options.now ?? (() => new Date());
+    this.queue = new WorkQueue((key) => this.reconcile(key), {
+      concurrency: options.concurrency ?? 16,
+      onError: (key, err, attempt) =>
+        options.log.warn({ session: key, attempt, error: errorText(err) }, 'reconcile failed, will retry'),
+      onDone: (_key, ms, ok) => options.metrics?.reconcile(ok, ms / 1000),
+    });
+  }
+
+  /** Subscribes to the caches and enqueues every session (the caches must be synced). */
+  start(): void {
+    const { caches } = this.o;
+    // Owned objects name their session in the ownerReference (labels may hold a shortened name).
+    const bySession = (_type: InformerEventType, obj: KubeObject) => {
+      const m = obj.metadata as { namespace?: string; labels?: Record<string, string>; ownerReferences?: { kind: string; name: string }[] } | undefined;
+      const name = m?.ownerReferences?.find((r) => r.kind === 'VDISession')?.name ?? m?.labels?.[LABEL_SESSION];
+      if (m?.namespace && name) this.queue.add(`${m.namespace}/${name}`);
+    };
+    this.unsubscribe.push(
+      caches.sessions.on((_type, s) => this.queue.add(`${s.metadata.namespace}/${s.metadata.name}`)),
+      caches.templates.on((_type, t) => {
+        for (const s of caches.sessions.list()) if (s.spec.template === t.metadata.name) this.queue.add(`${s.metadata.namespace}/${s.metadata.name}`);
+      }),
+      caches.pods.on(bySession),
+      caches.services.on(bySession),
+      caches.secrets.on(bySession),
+      caches.middlewares.on(bySession),
+      caches.ingressRoutes.on(bySession),
+      caches.networkPolicies.on(bySession),
+    );
+    for (const s of caches.sessions.list()) this.queue.add(`${s.metadata.namespace}/${s.metadata.name}`);
+  }
+
+  stop(): void {
+    for (const off of this.unsubscribe.splice(0)) off();
+    this.queue.stop();
+  }
+
+  private countWrite(kind: string): void {
+    this.writes.set(kind, (this.writes.get(kind) ?? 0) + 1);
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const session = this.o.caches.sessions.get(key);
+    if (!session) {
+      await this.deleteOrphans(namespace, name);
+      return {};
+    }
+    if (session.metadata.deletionTimestamp) return await this.finalize(session);
+    if (!session.metadata.finalizers?.includes(FINALIZER)) {
+      await this.write('finalizer', () =>
+        this.o.client.mergePatch(sessionPath(namespace, name), {
+          metadata: { finalizers: [...(session.metadata.finalizers ?? []), FINALIZER], resourceVersion: session.metadata.resourceVersion },
+        }),
+      );
+      // The update comes back through the watch and reconciles again with the finalizer in place.
+      return {};
+    }
+    const status = session.status ?? {};
+    const generation = session.metadata.generation ?? 0;
+    if (status.phase === 'Expired') {
+      await this.deleteSession(session);
+      return {};
+    }
+    if (status.phase === 'Failed' && status.observedGeneration === generation) {
+      // Terminal: release the GPU slice, keep the status for the user to read.
+      await this.deletePod(namespace, childName(session));
+      return {};
+    }
+
+    const template = this.o.caches.templates.get(session.spec.template);
+    const resolution = resolveSession(session, template, this.o.config);
+    if (!resolution.ok) {
+      await this.writeStatus(session, { phase: resolution.phase, reason: resolution.reason, message: resolution.message }, []);
+      if (resolution.phase === 'Failed') await this.deletePod(namespace, childName(session));
+      return {};
+    }
+    const { effective } = resolution;
+
+    const now = this.now();
+    if (status.expiresAt && now.getTime() >= Date.parse(status.expiresAt)) {
+      await this.writeStatus(session, { phase: 'Expired', reason: 'Timeout', message: `the session reached its timeout of ${session.spec.timeout ?? 'the template default'}` }, []);
+      await this.deleteSession(session);
+      return {};
+    }
+
+    // Children. Each is written only when missing or drifted from what the builders want.
+    const secretName = childName(session);
+    if (!this.o.caches.secrets.get(`${namespace}/${secretName}`)) {
+      // Random per session, created once; never logged, never in status.
+      const secret = buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'));
+      await this.createIfAbsent(secret);
+    }
+    if (effective.persistence.enabled && !this.o.caches.pvcs.get(`${namespace}/${pvcName(session.spec.user, session.spec.template)}`)) {
+      await this.createIfAbsent(buildPvc(session, effective, this.o.config));
+    }
+    await this.applyIfDrifted(buildNetworkPolicy(session, this.o.config), this.o.caches.networkPolicies);
+    await this.applyIfDrifted(buildService(session), this.o.caches.services);
+    let routed = true;
+    for (const obj of buildRouting(session, this.o.config)) {
+      const cache = obj.kind === 'Middleware' ? this.o.caches.middlewares : obj.kind === 'IngressRoute' ? this.o.caches.ingressRoutes : this.o.caches.ingresses;
+      routed = (await this.applyIfDrifted(obj, cache)) && routed;
+    }
+
+    const podName = childName(session);
+    let pod = this.o.caches.pods.get(`${namespace}/${podName}`);
+    if (!pod && !status.startTime) {
+      pod = (await this.createIfAbsent(buildPod(session, template!, effective, this.o.config, secretName))) as V1Pod | undefined;
+    }
+
+    const observed = sessionStatusFromPod(session, pod, routed, now, this.o.config);
+    const next: VDISessionStatus = { phase: observed.phase, reason: observed.reason, message: observed.message, podName: observed.podName, nodeName: observed.nodeName };
+    if (!pod && status.startTime) {
+      // The desktop ran and its pod is gone (evicted, deleted by hand): the session is over, not restarted,
+      // because a new pod would be a different desktop than the one the user had.
+      Object.assign(next, { phase: 'Failed', reason: 'PodLost', message: 'the desktop pod disappeared after it had started' });
+    } else if (pod && TERMINAL_POD_PHASES.has(pod.status?.phase ?? '')) {
+      Object.assign(next, { phase: 'Failed', reason: 'DesktopExited', message: `the desktop pod ended with phase ${pod.status?.phase}` });
+    }
+    let requeueAfterMs: number | undefined;
+    if (next.phase === 'Running' || status.startTime) {
+      const startTime = status.startTime ?? now.toISOString();
+      next.startTime = startTime;
+      next.url = sessionUrl(session, this.o.config);
+      const expiresAt = new Date(Date.parse(startTime) + effective.timeoutMs);
+      next.expiresAt = expiresAt.toISOString();
+      requeueAfterMs = Math.max(0, expiresAt.getTime() - now.getTime());
+    }
+    await this.writeStatus(session, next, observed.conditions);
+    if (next.phase === 'Failed') await this.deletePod(namespace, podName);
+    return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+  }
+
+  /** Termination: stop the desktop, say so, and let garbage collection take the owned objects. The PVC stays. */
+  private async finalize(session: VDISession): Promise<ReconcileResult> {
+    if (!session.metadata.finalizers?.includes(FINALIZER)) return {};
+    const { namespace, name } = session.metadata as { namespace: string; name: string };
+    if (session.status?.phase !== 'Terminating' && session.status?.phase !== 'Expired') {
+      await this.writeStatus(session, { ...session.status, phase: 'Terminating', reason: 'Deleted', message: 'the desktop is shutting down' }, []);
+    }
+    const podName = childName(session);
+    const pod = this.o.caches.pods.get(`${namespace}/${podName}`);
+    if (pod) {
+      if (!pod.metadata?.deletionTimestamp) await this.deletePod(namespace, podName);
+      // The pod's DELETED event brings us back here.
+      return {};
+    }
+    await this.write('finalizer', () =>
+      this.o.client.mergePatch(sessionPath(namespace, name), {
+        metadata: { finalizers: (session.metadata.finalizers ?? []).filter((f) => f !== FINALIZER), resourceVersion: session.metadata.resourceVersion },
+      }),
+    );
+    this.o.log.info({ session: `${namespace}/${name}` }, 'session terminated');
+    return {};
+  }
+
+  /** Children of ours whose session no longer exists (garbage collection normally gets there first). */
+  private async deleteOrphans(namespace: string, name: string): Promise<void> {
+    const { caches } = this.o;
+    const kinds: [{ list(): KubeObject[] }, string, string][] = [
+      [caches.pods, 'v1', 'Pod'],
+      [caches.ingressRoutes, 'traefik.io/v1alpha1', 'IngressRoute'],
+      [caches.middlewares, 'traefik.io/v1alpha1', 'Middleware'],
+      [caches.services, 'v1', 'Service'],
+      [caches.networkPolicies, 'networking.k8s.io/v1', 'NetworkPolicy'],
+      [caches.secrets, 'v1', 'Secret'],
+    ];
+    for (const [cache, apiVersion, kind] of kinds) {
+      for (const obj of cache.list()) {
+        const m = obj.metadata as { namespace?: string; name?: string; labels?: Record<string, string>; deletionTimestamp?: string } | undefined;
+        if (m?.namespace !== namespace || m.labels?.[LABEL_SESSION] !== name || m.deletionTimestamp) continue;
+        await this.write('delete-orphan', () => this.o.client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name: m.name } }))).catch(ignoreNotFound);
+        this.o.log.info({ session: `${namespace}/${name}`, kind }, 'deleted an orphaned object');
+      }
+    }
+  }
+
+  private async deleteSession(session: VDISession): Promise<void> {
+    const { namespace, name } = session.metadata as { namespace: string; name: string };
+    await this.write('delete-session', () => this.o.client.delete(sessionPath(namespace, name))).catch(ignoreNotFound);
+  }
+
+  private async deletePod(namespace: string, name: string): Promise<void> {
+    const pod = this.o.caches.pods.get(`${namespace}/${name}`);
+    if (!pod || pod.metadata?.deletionTimestamp) return;
+    await this.write('delete-pod', () => this.o.client.delete(`/api/v1/namespaces/${namespace}/pods/${name}`)).catch(ignoreNotFound);
+  }
+
+  private async createIfAbsent(obj: { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } }): Promise<unknown> {
+    try {
+      return await this.write(obj.kind, () => this.o.client.create(objectPath(obj, false), obj));
+    } catch (err) {
+      // Created by an earlier run whose cache had not caught up yet: exactly the state we want.
+      if (isConflict(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Server-side apply when the cached object is missing or differs; returns true when in place. */
+  private async applyIfDrifted(
+    obj: { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } },
+    cache: { get(key: string): unknown },
+  ): Promise<boolean> {
+    const cached = cache.get(`${obj.metadata.namespace}/${obj.metadata.name}`);
+    const { apiVersion: _a, kind: _k, ...desired } = obj;
+    if (cached && containsDesired(cached, desired)) return true;
+    await this.write(obj.kind, () => this.o.client.apply(objectPath(obj), obj, MANAGER));
+    return true;
+  }
+
+  private async writeStatus(session: VDISession, next: VDISessionStatus, conditions: Condition[]): Promise<void> {
+    const prev = session.status ?? {};
+    const generation = session.metadata.generation ?? 0;
+    const status: VDISessionStatus = {
+      ...next,
+      observedGeneration: generation,
+      conditions: mergeConditions(prev.conditions ?? [], conditions, this.now()),
+    };
+    if (statusEqual(prev, status)) return;
+    const { namespace, name } = session.metadata as { namespace: string; name: string };
+    // Fields absent from the new status are removed (null in a merge patch), so a stale reason never lingers.
+    const patch: Record<string, unknown> = {};
+    for (const k of new Set([...Object.keys(prev), ...Object.keys(status)])) patch[k] = (status as Record<string, unknown>)[k] ?? null;
+    await this.write('status', () => this.o.client.mergePatch(`${sessionPath(namespace, name)}/status`, { status: patch }));
+    if (prev.phase !== status.phase) {
+      this.o.log.info({ session: `${namespace}/${name}`, phase: status.phase, reason: status.reason }, 'session phase changed');
+      void this.recordEvent(session, status.phase!, status.reason ?? status.phase!, status.message ?? `phase ${status.phase}`);
+    }
+  }
+
+  /** An events.k8s.io/v1 Event on the session; best effort. */
+  private async recordEvent(session: VDISession, phase: SessionPhase, reason: string, note: string): Promise<void> {
+    const { namespace, name, uid } = session.metadata as { namespace: string; name: string; uid: string };
+    const warning = phase === 'Failed';
+    try {
+      await this.write('event', () =>
+        this.o.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, {
+          apiVersion: 'events.k8s.io/v1',
+          kind: 'Event',
+          metadata: { generateName: `${name}.`, namespace },
+          eventTime: this.now().toISOString().replace(/Z$/, '000Z'),
+          reportingController: `${API_VERSION.split('/')[0]}/${MANAGER}`,
+          reportingInstance: this.o.identity,
+          action: phase,
+          reason: reason.slice(0, 128),
+          note: note.slice(0, 1024),
+          type: warning ? 'Warning' : 'Normal',
+          regarding: { apiVersion: API_VERSION, kind: 'VDISession', name, namespace, uid },
+        }),
+      );
+    } catch (err) {
+      this.o.log.debug({ session: `${namespace}/${name}`, error: errorText(err) }, 'could not record an event');
+    }
+  }
+
+  private async write<T>(kind: string, fn: () => Promise<T>): Promise<T> {
+    this.countWrite(kind);
+    return await fn();
+  }
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (!isNotFound(err)) throw err;
+}
+
+/** A log-safe description of an error: Kubernetes status and reason, never headers or bodies. */
+export function errorText(err: unknown): string {
+  if (err instanceof KubeError) return `${err.status} ${err.reason}`;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,219 @@
+// A supervised list+watch cache of one resource, shared by the reconciler and the API.
+//
+// @kubernetes/client-node's informer stops for good on any error but 410 and stalls silently on a half-open
+// connection. This one never gives up: it relists on 410 Gone, backs off on errors, treats a watch that
+// has been silent longer than `idleMs` (bookmarks included) as dead, ends each watch after a few minutes on
+// the server's side, and replays the whole cache to listeners every `resyncMs`.
+import { EventEmitter } from 'node:events';
+import { KubeError, type KubeClient, type WatchEvent } from '../src/kube/client.ts';
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+}
+
+export type InformerEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'RESYNC';
+
+export interface InformerOptions {
+  /** Collection path, e.g. /apis/vdi.kasm.io/v1alpha1/vdisessions (all namespaces). */
+  path: string;
+  name?: string;
+  labelSelector?: string;
+  resyncMs?: number;
+  idleMs?: number;
+  pageSize?: number;
+  maxBackoffMs?: number;
+}
+
+export interface InformerStats {
+  lists: number;
+  watches: number;
+  errors: number;
+  gone: number;
+  lastEventAt: number;
+  resourceVersion: string;
+}
+
+export function objectKey(obj: KubeObject): string {
+  const m = obj.metadata ?? {};
+  return m.namespace ? `${m.namespace}/${m.name}` : (m.name ?? '');
+}
+
+class GoneError extends Error {}
+
+export class Informer<T extends KubeObject> {
+  readonly name: string;
+  readonly stats: InformerStats = { lists: 0, watches: 0, errors: 0, gone: 0, lastEventAt: 0, resourceVersion: '' };
+  private readonly store = new Map<string, T>();
+  private readonly emitter = new EventEmitter();
+  private readonly client: KubeClient;
+  private readonly opts: Required<Omit<InformerOptions, 'labelSelector' | 'name'>> & Pick<InformerOptions, 'labelSelector'>;
+  private abort = new AbortController();
+  private synced = false;
+  private syncWaiters: (() => void)[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private onError: (err: unknown) => void = () => {};
+
+  constructor(client: KubeClient, options: InformerOptions) {
+    this.client = client;
+    this.name = options.name ?? options.path;
+    this.opts = {
+      path: options.path,
+      labelSelector: options.labelSelector,
+      resyncMs: options.resyncMs ?? 10 * 60_000,
+      idleMs: options.idleMs ?? 120_000,
+      pageSize: options.pageSize ?? 500,
+      maxBackoffMs: options.maxBackoffMs ?? 30_000,
+    };
+    this.emitter.setMaxListeners(0);
+  }
+
+  /** Listens to every change; `old` is the previous cached object for MODIFIED and RESYNC. */
+  on(listener: (type: InformerEventType, obj: T, old?: T) => void): () => void {
+    this.emitter.on('event', listener);
+    return () => this.emitter.off('event', listener);
+  }
+
+  /** Receives each error the informer recovers from (for logs and metrics). */
+  onRecoveredError(handler: (err: unknown) => void): void {
+    this.onError = handler;
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  async waitForSync(): Promise<void> {
+    if (this.synced) return;
+    await new Promise<void>((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.abort = new AbortController();
+    this.running = this.loop();
+    this.resyncTimer = setInterval(() => {
+      for (const obj of this.store.values()) this.emitter.emit('event', 'RESYNC', obj, obj);
+    }, this.opts.resyncMs);
+    this.resyncTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    clearInterval(this.resyncTimer);
+    await this.running;
+    this.running = undefined;
+  }
+
+  private async loop(): Promise<void> {
+    let resourceVersion = '';
+    let backoff = 250;
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      try {
+        if (!resourceVersion) resourceVersion = await this.relist();
+        this.stats.watches++;
+        await this.client.watch<T>(
+          this.opts.path,
+          {
+            resourceVersion,
+            allowWatchBookmarks: true,
+            labelSelector: this.opts.labelSelector,
+            // The server ends each watch after a few minutes; spreading the ends avoids relist storms.
+            timeoutSeconds: 240 + Math.floor(Math.random() * 120),
+          },
+          (event: WatchEvent<T>) => {
+            this.stats.lastEventAt = Date.now();
+            if (event.type === 'ERROR') {
+              const status = event.object as unknown as { code?: number; message?: string };
+              if (status.code === 410) throw new GoneError(status.message);
+              throw new KubeError(status.code ?? 500, 'WatchError', status.message ?? 'watch error');
+            }
+            const rv = event.object.metadata?.resourceVersion;
+            if (rv) resourceVersion = rv;
+            if (event.type !== 'BOOKMARK') this.apply(event.type, event.object);
+          },
+          signal,
+          this.opts.idleMs,
+        );
+        backoff = 250;
+      } catch (err) {
+        if (signal.aborted) break;
+        if (err instanceof GoneError || (err instanceof KubeError && err.status === 410)) {
+          // Our resourceVersion was compacted away: the only correct recovery is a fresh list.
+          this.stats.gone++;
+          resourceVersion = '';
+          continue;
+        }
+        this.stats.errors++;
+        this.onError(err);
+        await sleep(backoff + Math.random() * backoff, signal);
+        backoff = Math.min(backoff * 2, this.opts.maxBackoffMs);
+      }
+    }
+  }
+
+  /** Lists everything (paginated), replaces the cache and emits the differences. */
+  private async relist(): Promise<string> {
+    this.stats.lists++;
+    const fresh = new Map<string, T>();
+    let cont: string | undefined;
+    let resourceVersion: string;
+    do {
+      const page = await this.client.list<T>(this.opts.path, {
+        labelSelector: this.opts.labelSelector,
+        limit: this.opts.pageSize,
+        continue: cont,
+      });
+      for (const item of page.items) fresh.set(objectKey(item), item);
+      cont = page.metadata.continue || undefined;
+      resourceVersion = page.metadata.resourceVersion;
+    } while (cont);
+    for (const [key, old] of this.store) if (!fresh.has(key)) this.apply('DELETED', old);
+    for (const obj of fresh.values()) this.apply(this.store.has(objectKey(obj)) ? 'MODIFIED' : 'ADDED', obj);
+    this.stats.resourceVersion = resourceVersion;
+    if (!this.synced) {
+      this.synced = true;
+      for (const resolve of this.syncWaiters.splice(0)) resolve();
+    }
+    return resourceVersion;
+  }
+
+  private apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T): void {
+    const key = objectKey(obj);
+    const old = this.store.get(key);
+    if (type === 'DELETED') {
+      if (!old) return;
+      this.store.delete(key);
+      this.emitter.emit('event', 'DELETED', obj, old);
+      return;
+    }
+    if (old?.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
+    this.store.set(key, obj);
+    this.emitter.emit('event', old ? 'MODIFIED' : 'ADDED', obj, old);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}

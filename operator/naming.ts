@@ -1,0 +1,88 @@
+// Deterministic names and label values derived from a session, so that every reconcile computes the same
+// children and finds the ones it made before. Whenever a name had to be shortened or cleaned up, a hash of the
+// original keeps two different inputs from landing on the same name.
+import { createHash } from 'node:crypto';
+import type { ReconcilerConfig } from './config.ts';
+import type { VDISession } from './v1alpha1.ts';
+
+const MAX_LABEL = 63;
+const HASH_LENGTH = 10;
+const LABEL_VALUE = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/;
+
+export function hashHex(text: string, length = HASH_LENGTH): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, length);
+}
+
+/** Lowercase, every run of characters other than [a-z0-9] becomes one `-`, no leading or trailing `-`. */
+export function slug(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+}
+
+/** The session's name and namespace; objects from the cluster always have both. */
+export function sessionKey(session: VDISession): { name: string; namespace: string } {
+  const { name, namespace } = session.metadata;
+  if (!name || !namespace) throw new Error('VDISession without metadata.name or metadata.namespace');
+  return { name, namespace };
+}
+
+/**
+ * Name of an object the session owns: `vdi-<name>[-<suffix>]`, a DNS-1035 label (Service names must be).
+ * Session names may be longer and may contain dots: then a cleaned prefix plus a hash of the name is used.
+ */
+export function childName(session: VDISession, suffix?: string): string {
+  const { name } = sessionKey(session);
+  const tail = suffix ? `-${suffix}` : '';
+  const base = `vdi-${slug(name)}`;
+  if (slug(name) === name && base.length + tail.length <= MAX_LABEL) return base + tail;
+  const room = MAX_LABEL - tail.length - HASH_LENGTH - 1;
+  return `${base.slice(0, room).replace(/-+$/, '')}-${hashHex(name)}${tail}`;
+}
+
+/**
+ * The one home PVC of a user for a template, `home-<slug(user)>-<template>-<hash>`. The hash is always there:
+ * slugs collide (`Bob` / `bob`, `a@b.c` / `a.b.c`) and so do joins (`a-b` + `c` / `a` + `b-c`), and a
+ * collision here would mount one user's home into another user's desktop.
+ */
+export function pvcName(user: string, template: string): string {
+  const base = `home-${slug(user)}-${slug(template)}`.slice(0, MAX_LABEL - HASH_LENGTH - 1).replace(/-+$/, '');
+  return `${base}-${hashHex(`${user}\n${template}`)}`;
+}
+
+/**
+ * `text` as a label value (at most 63 of [A-Za-z0-9._-], alphanumeric at both ends): unchanged when it
+ * already is one, else the allowed characters (others become `_`) plus a hash of the original, e.g.
+ * `alice@example.com` → `alice_example.com-<hash>`. Labels are for selecting and display; anything that
+ * decides access compares the full value (spec.user), never the label.
+ */
+export function labelValue(text: string): string {
+  if (LABEL_VALUE.test(text)) return text;
+  const clean = text
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .slice(0, MAX_LABEL - HASH_LENGTH - 1)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  return clean ? `${clean}-${hashHex(text)}` : hashHex(text);
+}
+
+export function userLabelValue(user: string): string {
+  return labelValue(user);
+}
+
+/** Value of the `vdi.kasm.io/session` and `app.kubernetes.io/instance` labels (session names may exceed 63). */
+export function sessionLabelValue(session: VDISession): string {
+  return labelValue(sessionKey(session).name);
+}
+
+/**
+ * The session's host from config.hostPattern. Falls back to `s-<16 hex of sha256(namespace/name)>.<domain>`
+ * when a label would exceed 63 characters or a dotted session name would add labels (a wildcard
+ * certificate covers one level only).
+ */
+export function sessionHost(session: VDISession, config: ReconcilerConfig): string {
+  const { name, namespace } = sessionKey(session);
+  const host = config.hostPattern
+    .replaceAll('{name}', name)
+    .replaceAll('{namespace}', namespace)
+    .replaceAll('{domain}', config.domain);
+  if (!name.includes('.') && host.split('.').every((label) => label.length <= MAX_LABEL)) return host;
+  return `s-${hashHex(`${namespace}/${name}`, 16)}.${config.domain}`;
+}

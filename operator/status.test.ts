@@ -1,0 +1,181 @@
+import type { V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { defaultReconcilerConfig } from './config.ts';
+import { expiresAt, mergeConditions, sessionStatusFromPod, statusEqual } from './status.ts';
+import type { Condition, VDISession, VDISessionStatus } from './v1alpha1.ts';
+
+const config = defaultReconcilerConfig();
+const now = new Date('2025-03-01T10:00:00Z');
+const session: VDISession = {
+  apiVersion: 'vdi.kasm.io/v1alpha1',
+  kind: 'VDISession',
+  metadata: { name: 'desk', namespace: 'team-a', uid: 'uid-1', generation: 4 },
+  spec: { user: 'alice@example.com', template: 'ubuntu' },
+};
+const GPU_MESSAGE = '0/3 nodes are available: 2 Insufficient nvidia.com/gpu, 1 node(s) had untolerated taint. preemption: 0/3 nodes are available.';
+
+function pod(options: {
+  phase?: string;
+  nodeName?: string;
+  conditions?: V1PodCondition[];
+  containers?: V1ContainerStatus[];
+  status?: Partial<NonNullable<V1Pod['status']>>;
+} = {}): V1Pod {
+  return {
+    metadata: { name: 'vdi-desk', namespace: 'team-a' },
+    spec: { containers: [{ name: 'desktop' }], ...(options.nodeName && { nodeName: options.nodeName }) },
+    status: {
+      phase: options.phase ?? 'Pending',
+      conditions: options.conditions ?? [],
+      containerStatuses: options.containers ?? [],
+      ...options.status,
+    },
+  };
+}
+const scheduledTrue: V1PodCondition = { type: 'PodScheduled', status: 'True' };
+const readyTrue: V1PodCondition = { type: 'Ready', status: 'True' };
+function waiting(reason: string, message?: string): V1ContainerStatus {
+  return { name: 'desktop', image: 'img', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, message } } };
+}
+const running: V1ContainerStatus = { name: 'desktop', image: 'img', imageID: '', ready: true, restartCount: 0, state: { running: {} } };
+
+function status(p: V1Pod | undefined, routeReady = false) {
+  return sessionStatusFromPod(session, p, routeReady, now, config);
+}
+function condition(conditions: Condition[], type: string): Condition | undefined {
+  return conditions.find((c) => c.type === type);
+}
+
+describe('sessionStatusFromPod', () => {
+  it('is Pending/Creating before the pod exists', () => {
+    expect(status(undefined)).toMatchObject({ phase: 'Pending', reason: 'Creating', podName: undefined, nodeName: undefined });
+  });
+
+  it('WaitingForGPU with the scheduler message when GPU slices run out', () => {
+    const p = pod({ conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: GPU_MESSAGE }] });
+    expect(status(p)).toMatchObject({ phase: 'Pending', reason: 'WaitingForGPU', message: GPU_MESSAGE });
+    expect(condition(status(p).conditions, 'Scheduled')).toMatchObject({ status: 'False', reason: 'WaitingForGPU', message: GPU_MESSAGE });
+  });
+
+  it('is Unschedulable with the scheduler message for other shortages', () => {
+    const message = '0/3 nodes are available: 3 Insufficient memory.';
+    const p = pod({ conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] });
+    expect(status(p)).toMatchObject({ phase: 'Pending', reason: 'Unschedulable', message });
+  });
+
+  it('watches the configured GPU resource name', () => {
+    const shared = defaultReconcilerConfig({ gpuResourceName: 'nvidia.com/gpu.shared' });
+    const message = '0/1 nodes are available: 1 Insufficient nvidia.com/gpu.shared.';
+    const p = pod({ conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] });
+    expect(sessionStatusFromPod(session, p, false, now, shared).reason).toBe('WaitingForGPU');
+  });
+
+  it('is Starting with the container waiting reason once scheduled', () => {
+    const p = pod({ nodeName: 'gpu-1', conditions: [scheduledTrue], containers: [waiting('ContainerCreating')] });
+    expect(status(p)).toMatchObject({ phase: 'Starting', reason: 'ContainerCreating', podName: 'vdi-desk', nodeName: 'gpu-1' });
+    expect(condition(status(p).conditions, 'Scheduled')?.status).toBe('True');
+  });
+
+  it('is Starting while the container runs but is not ready yet', () => {
+    const p = pod({ phase: 'Running', nodeName: 'gpu-1', conditions: [scheduledTrue], containers: [{ ...running, ready: false }] });
+    expect(status(p)).toMatchObject({ phase: 'Starting', reason: 'WaitingForReadiness' });
+  });
+
+  it.each(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CrashLoopBackOff', 'CreateContainerConfigError'])(
+    '%s fails fast with the container message',
+    (reason) => {
+      const p = pod({ nodeName: 'gpu-1', conditions: [scheduledTrue], containers: [waiting(reason, 'Back-off pulling image "nope:1"')] });
+      expect(status(p)).toMatchObject({ phase: 'Failed', reason, message: expect.stringContaining('Back-off pulling image "nope:1"') });
+    },
+  );
+
+  it('fails when the pod itself failed', () => {
+    const p = pod({ phase: 'Failed', nodeName: 'gpu-1', status: { reason: 'Evicted', message: 'The node was low on resource: memory.' } });
+    expect(status(p)).toMatchObject({ phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.' });
+  });
+
+  it('is Running only when the pod is Ready and the route is in place', () => {
+    const p = pod({ phase: 'Running', nodeName: 'gpu-1', conditions: [scheduledTrue, readyTrue], containers: [running] });
+    expect(status(p, true)).toMatchObject({ phase: 'Running' });
+    expect(status(p, false)).toMatchObject({ phase: 'Starting', reason: 'Routing' });
+  });
+
+  it('reports Scheduled, Ready and Routed conditions at the session generation', () => {
+    const p = pod({ phase: 'Running', nodeName: 'gpu-1', conditions: [scheduledTrue, readyTrue], containers: [running] });
+    const { conditions } = status(p, true);
+    expect(conditions.map((c) => [c.type, c.status])).toEqual([['Scheduled', 'True'], ['Ready', 'True'], ['Routed', 'True']]);
+    for (const c of conditions) {
+      expect(c.observedGeneration).toBe(4);
+      expect(c.lastTransitionTime).toBe(now.toISOString());
+    }
+    expect(condition(status(undefined).conditions, 'Ready')).toMatchObject({ status: 'False', reason: 'Creating' });
+    expect(condition(status(undefined).conditions, 'Routed')?.status).toBe('False');
+  });
+});
+
+describe('mergeConditions', () => {
+  const earlier = '2025-03-01T09:00:00Z';
+  const old: Condition[] = [
+    { type: 'Scheduled', status: 'True', reason: 'Scheduled', message: 'a', lastTransitionTime: earlier },
+    { type: 'Ready', status: 'False', reason: 'ContainerCreating', message: '', lastTransitionTime: earlier },
+    { type: 'Expired', status: 'False', reason: 'Active', message: '', lastTransitionTime: earlier },
+  ];
+
+  it('keeps lastTransitionTime when the status did not change, and moves it when it did', () => {
+    const next: Condition[] = [
+      { type: 'Scheduled', status: 'True', reason: 'Scheduled', message: 'b', lastTransitionTime: 'x' },
+      { type: 'Ready', status: 'True', reason: 'PodReady', message: '', lastTransitionTime: 'x' },
+    ];
+    const merged = mergeConditions(old, next, now);
+    expect(merged.find((c) => c.type === 'Scheduled')).toMatchObject({ message: 'b', lastTransitionTime: earlier });
+    expect(merged.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', lastTransitionTime: now.toISOString() });
+  });
+
+  it('keeps conditions of other types and appends new ones', () => {
+    const merged = mergeConditions(old, [{ type: 'Routed', status: 'True', reason: 'RouteReady', message: '', lastTransitionTime: 'x' }], now);
+    expect(merged.map((c) => c.type)).toEqual(['Scheduled', 'Ready', 'Expired', 'Routed']);
+    expect(merged.at(-1)?.lastTransitionTime).toBe(now.toISOString());
+  });
+
+  it('starts from nothing', () => {
+    expect(mergeConditions(undefined, [old[0]!], now)[0]?.lastTransitionTime).toBe(now.toISOString());
+  });
+});
+
+describe('statusEqual', () => {
+  const base: VDISessionStatus = {
+    phase: 'Running',
+    reason: 'Ready',
+    podName: 'vdi-desk',
+    conditions: [
+      { type: 'Ready', status: 'True', reason: 'PodReady', message: '', lastTransitionTime: 't' },
+      { type: 'Routed', status: 'True', reason: 'RouteReady', message: '', lastTransitionTime: 't' },
+    ],
+  };
+
+  it('treats a recomputed, unchanged status as equal so no write happens', () => {
+    const same: VDISessionStatus = {
+      conditions: [...(base.conditions ?? [])].reverse(),
+      podName: 'vdi-desk',
+      reason: 'Ready',
+      phase: 'Running',
+      nodeName: undefined,
+    };
+    expect(statusEqual(base, same)).toBe(true);
+    expect(statusEqual(undefined, {})).toBe(true);
+  });
+
+  it('notices any real change', () => {
+    expect(statusEqual(base, { ...base, phase: 'Starting' })).toBe(false);
+    expect(statusEqual(base, { ...base, nodeName: 'gpu-1' })).toBe(false);
+    const moved = base.conditions!.map((c) => (c.type === 'Ready' ? { ...c, lastTransitionTime: 'u' } : c));
+    expect(statusEqual(base, { ...base, conditions: moved })).toBe(false);
+  });
+});
+
+describe('expiresAt', () => {
+  it('adds the timeout to the start time', () => {
+    expect(expiresAt('2025-03-01T10:00:00Z', 8 * 3_600_000)).toBe('2025-03-01T18:00:00.000Z');
+    expect(expiresAt(now, 90 * 60_000)).toBe('2025-03-01T11:30:00.000Z');
+  });
+});

@@ -1,0 +1,166 @@
+// Pure status rules: what a session's phase and conditions are, given its pod and route. The reconciler
+// adds what only it knows (Terminating, Expired, url, startTime, expiresAt).
+import type { V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
+import type { ReconcilerConfig } from './config.ts';
+import type { Condition, SessionPhase, VDISession, VDISessionStatus } from './v1alpha1.ts';
+
+export interface PodDerivedStatus {
+  phase: SessionPhase;
+  reason: string;
+  message: string;
+  podName: string | undefined;
+  nodeName: string | undefined;
+  /** Scheduled, Ready and Routed, stamped with `now`: pass them through mergeConditions before writing. */
+  conditions: Condition[];
+}
+
+/** Waiting reasons that will not resolve by waiting: report them at once instead of sitting in Starting. */
+const FATAL_WAITING_REASONS = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'CrashLoopBackOff',
+  'CreateContainerConfigError',
+]);
+
+interface Verdict {
+  phase: SessionPhase;
+  reason: string;
+  message: string;
+}
+
+export function sessionStatusFromPod(
+  session: VDISession,
+  pod: V1Pod | undefined,
+  routeReady: boolean,
+  now: Date,
+  config: ReconcilerConfig,
+): PodDerivedStatus {
+  const verdict = judgePod(pod, routeReady, config);
+  const scheduledCondition = podCondition(pod, 'PodScheduled');
+  const scheduled = scheduledCondition?.status === 'True' || Boolean(pod?.spec?.nodeName);
+  const ready = podCondition(pod, 'Ready')?.status === 'True';
+
+  const at = now.toISOString();
+  const generation = session.metadata.generation;
+  const condition = (type: string, ok: boolean, reason: string, message: string): Condition => ({
+    type,
+    status: ok ? 'True' : 'False',
+    reason,
+    message,
+    lastTransitionTime: at,
+    ...(generation !== undefined && { observedGeneration: generation }),
+  });
+
+  return {
+    ...verdict,
+    podName: pod?.metadata?.name,
+    nodeName: pod?.spec?.nodeName,
+    conditions: [
+      scheduled
+        ? condition('Scheduled', true, 'Scheduled', `scheduled on ${pod?.spec?.nodeName ?? 'a node'}`)
+        : condition('Scheduled', false, verdict.phase === 'Pending' ? verdict.reason : 'NotScheduled', verdict.message),
+      ready
+        ? condition('Ready', true, 'PodReady', 'the desktop accepts connections')
+        : condition('Ready', false, verdict.reason, verdict.message),
+      routeReady
+        ? condition('Routed', true, 'RouteReady', 'the route to the desktop is in place')
+        : condition('Routed', false, 'RouteNotReady', 'the route to the desktop is not in place yet'),
+    ],
+  };
+}
+
+function judgePod(pod: V1Pod | undefined, routeReady: boolean, config: ReconcilerConfig): Verdict {
+  if (!pod) return { phase: 'Pending', reason: 'Creating', message: 'creating the desktop pod' };
+
+  const podPhase = pod.status?.phase;
+  if (podPhase === 'Failed' || podPhase === 'Succeeded') {
+    return {
+      phase: 'Failed',
+      reason: pod.status?.reason ?? 'PodFailed',
+      message: pod.status?.message ?? `the desktop pod ${podPhase === 'Failed' ? 'failed' : 'exited'}`,
+    };
+  }
+  if (pod.metadata?.deletionTimestamp) {
+    return { phase: 'Pending', reason: 'PodTerminating', message: 'the desktop pod is being deleted' };
+  }
+
+  const statuses: V1ContainerStatus[] = [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+  ];
+  const fatal = statuses.find((status) => FATAL_WAITING_REASONS.has(status.state?.waiting?.reason ?? ''));
+  if (fatal?.state?.waiting?.reason) {
+    const { reason, message } = fatal.state.waiting;
+    return { phase: 'Failed', reason, message: `container ${fatal.name}: ${message ?? reason}` };
+  }
+
+  const scheduled = podCondition(pod, 'PodScheduled');
+  if (scheduled?.status !== 'True' && !pod.spec?.nodeName) {
+    if (scheduled?.status !== 'False') {
+      return { phase: 'Pending', reason: 'Scheduling', message: 'waiting for the scheduler' };
+    }
+    const message = scheduled.message ?? 'no node can run the desktop';
+    // The common case on a shared cluster: every GPU slice is taken. Say so plainly.
+    const reason = message.includes(`Insufficient ${config.gpuResourceName}`) ? 'WaitingForGPU' : 'Unschedulable';
+    return { phase: 'Pending', reason, message };
+  }
+
+  if (podCondition(pod, 'Ready')?.status === 'True') {
+    return routeReady
+      ? { phase: 'Running', reason: 'Ready', message: 'the desktop is ready' }
+      : { phase: 'Starting', reason: 'Routing', message: 'the desktop is ready; waiting for its route' };
+  }
+  const waiting = statuses.find((status) => status.state?.waiting)?.state?.waiting;
+  if (waiting) {
+    return { phase: 'Starting', reason: waiting.reason ?? 'ContainerCreating', message: waiting.message ?? '' };
+  }
+  if (statuses.some((status) => status.state?.running)) {
+    return { phase: 'Starting', reason: 'WaitingForReadiness', message: 'the desktop is starting' };
+  }
+  return { phase: 'Starting', reason: 'ContainerCreating', message: 'creating the desktop container' };
+}
+
+function podCondition(pod: V1Pod | undefined, type: string): V1PodCondition | undefined {
+  return pod?.status?.conditions?.find((condition) => condition.type === type);
+}
+
+/**
+ * `next` applied over `old` (by type; other types are kept, in their place): lastTransitionTime stays when
+ * the status did not change, and is `now` when it did, as metav1.Condition requires.
+ */
+export function mergeConditions(old: Condition[] | undefined, next: Condition[], now: Date): Condition[] {
+  const merged = [...(old ?? [])];
+  for (const condition of next) {
+    const index = merged.findIndex((existing) => existing.type === condition.type);
+    const previous = index >= 0 ? merged[index] : undefined;
+    const lastTransitionTime =
+      previous && previous.status === condition.status ? previous.lastTransitionTime : now.toISOString();
+    const updated = { ...condition, lastTransitionTime };
+    if (index >= 0) merged[index] = updated;
+    else merged.push(updated);
+  }
+  return merged;
+}
+
+/** True when writing `b` over `a` would change nothing (absent and undefined fields and condition order aside). */
+export function statusEqual(a: VDISessionStatus | undefined, b: VDISessionStatus | undefined): boolean {
+  return canonical(a ?? {}) === canonical(b ?? {});
+}
+
+function canonical(status: VDISessionStatus): string {
+  const conditions = status.conditions?.length
+    ? [...status.conditions].sort((x, y) => x.type.localeCompare(y.type))
+    : undefined;
+  return JSON.stringify({ ...status, conditions }, (_key, value: unknown) =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => x.localeCompare(y)))
+      : value,
+  );
+}
+
+/** When a session started at `startTime` with a timeout of `timeoutMs` expires, as an RFC 3339 timestamp. */
+export function expiresAt(startTime: string | Date, timeoutMs: number): string {
+  const start = typeof startTime === 'string' ? Date.parse(startTime) : startTime.getTime();
+  return new Date(start + timeoutMs).toISOString();
+}

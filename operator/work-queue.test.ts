@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { WorkQueue, retryDelayMs } from './work-queue.ts';
+
+const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+
+describe('WorkQueue', () => {
+  it('never runs two reconciles of the same key at once, and runs once more for an add during a run', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let runs = 0;
+    let release!: () => void;
+    const q = new WorkQueue(async () => {
+      runs++;
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      if (runs === 1) await new Promise<void>((r) => (release = r));
+      inFlight--;
+    });
+    q.add('ns/a');
+    await tick();
+    q.add('ns/a');
+    q.add('ns/a');
+    await tick();
+    expect(maxInFlight).toBe(1);
+    release();
+    await q.idle();
+    expect(runs).toBe(2);
+    expect(maxInFlight).toBe(1);
+  });
+
+  it('deduplicates keys that are waiting', async () => {
+    const seen: string[] = [];
+    const q = new WorkQueue(async (k) => void seen.push(k), { concurrency: 1 });
+    q.add('x');
+    q.add('y');
+    q.add('y');
+    q.add('y');
+    await q.idle();
+    expect(seen).toEqual(['x', 'y']);
+  });
+
+  it('bounds concurrency', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const q = new WorkQueue(
+      async () => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await tick(5);
+        inFlight--;
+      },
+      { concurrency: 3 },
+    );
+    for (let i = 0; i < 20; i++) q.add(`k${i}`);
+    await q.idle();
+    expect(maxInFlight).toBe(3);
+  });
+
+  it('retries a failing key until it succeeds, reporting each attempt', async () => {
+    const attempts: number[] = [];
+    let runs = 0;
+    const q = new WorkQueue(
+      async () => {
+        if (++runs < 4) throw new Error('boom');
+      },
+      { baseDelayMs: 5, onError: (_k, _e, attempt) => attempts.push(attempt) },
+    );
+    q.add('k');
+    while (runs < 4) await tick(5);
+    expect(attempts).toEqual([1, 2, 3]);
+  });
+
+  it('backs off exponentially up to the cap', () => {
+    expect([1, 2, 3, 4, 10].map((a) => retryDelayMs(a, 200, 5_000))).toEqual([200, 400, 800, 1600, 5000]);
+  });
+
+  it('requeues after the delay a reconcile asks for', async () => {
+    const times: number[] = [];
+    const q = new WorkQueue(async () => {
+      times.push(Date.now());
+      return times.length === 1 ? { requeueAfterMs: 60 } : {};
+    });
+    q.add('k');
+    while (times.length < 2) await tick(10);
+    // A timer, not an immediate re-run: the second run cannot come before the asked delay.
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(59);
+  });
+});

@@ -1,0 +1,127 @@
+// A work queue in the manner of controller-runtime's: one in-flight item per key, keys deduplicated while
+// waiting, bounded concurrency, exponential back-off on failure, and delayed re-queues (for expiry times).
+
+export interface ReconcileResult {
+  /** Reconcile this key again after so many milliseconds (e.g. at the session's expiry). */
+  requeueAfterMs?: number;
+}
+
+export interface WorkQueueOptions {
+  concurrency?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  onError?: (key: string, err: unknown, attempt: number) => void;
+  onDone?: (key: string, ms: number, ok: boolean) => void;
+}
+
+/** Exponential back-off: base, 2×base, 4×base … capped at max (jitter is added by the caller). */
+export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.min(baseMs * 2 ** (attempt - 1), maxMs);
+}
+
+export class WorkQueue {
+  private readonly worker: (key: string) => Promise<ReconcileResult | void>;
+  private readonly opts: Required<Omit<WorkQueueOptions, 'onError' | 'onDone'>> & Pick<WorkQueueOptions, 'onError' | 'onDone'>;
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly processing = new Set<string>();
+  /** Keys added again while being processed: run once more when the current run ends. */
+  private readonly dirty = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private active = 0;
+  private stopped = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(worker: (key: string) => Promise<ReconcileResult | void>, options: WorkQueueOptions = {}) {
+    this.worker = worker;
+    this.opts = {
+      concurrency: options.concurrency ?? 8,
+      baseDelayMs: options.baseDelayMs ?? 200,
+      maxDelayMs: options.maxDelayMs ?? 60_000,
+      onError: options.onError,
+      onDone: options.onDone,
+    };
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  add(key: string): void {
+    if (this.stopped) return;
+    if (this.processing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.pump();
+  }
+
+  /** Adds the key after a delay; an earlier pending delay for the same key wins. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.stopped) return;
+    if (delayMs <= 0) return this.add(key);
+    const at = Date.now() + delayMs;
+    const existing = this.timers.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    // setTimeout overflows above 2^31-1 ms (about 24.8 days): re-arm in steps.
+    const step = Math.min(delayMs, 2 ** 31 - 1);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      if (Date.now() >= at) this.add(key);
+      else this.addAfter(key, at - Date.now());
+    }, step);
+    timer.unref();
+    this.timers.set(key, { at, timer });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    this.queue.length = 0;
+    this.queued.clear();
+  }
+
+  /** Resolves when nothing is queued or running (used by tests and benchmarks). */
+  async idle(): Promise<void> {
+    if (this.active === 0 && this.queue.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    while (this.active < this.opts.concurrency && this.queue.length) {
+      const key = this.queue.shift()!;
+      this.queued.delete(key);
+      this.processing.add(key);
+      this.active++;
+      void this.run(key);
+    }
+    if (this.active === 0 && this.queue.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private async run(key: string): Promise<void> {
+    const started = performance.now();
+    try {
+      const result = await this.worker(key);
+      this.failures.delete(key);
+      this.opts.onDone?.(key, performance.now() - started, true);
+      if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+    } catch (err) {
+      const attempt = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, attempt);
+      this.opts.onError?.(key, err, attempt);
+      this.opts.onDone?.(key, performance.now() - started, false);
+      this.addAfter(key, retryDelayMs(attempt, this.opts.baseDelayMs, this.opts.maxDelayMs) * (0.8 + Math.random() * 0.4));
+    } finally {
+      this.processing.delete(key);
+      this.active--;
+      if (this.dirty.delete(key)) this.add(key);
+      this.pump();
+    }
+  }
+}

@@ -1,0 +1,18 @@
+// What every resolver receives: the caller's verified identity and the request's services and loaders.
+import type DataLoader from 'dataloader';
+import type { Identity } from '../auth/identity.ts';
+import type { VDISession, VDITemplate } from '../operator/v1alpha1.ts';
+import type { ApiServices } from '../src/api/services.ts';
+
+export interface Context {
+  identity: Identity;
+  services: ApiServices;
+  loaders: {
+    template: DataLoader<string, VDITemplate | undefined>;
+  };
+}
+
+export interface SessionEventModel {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  session: VDISession;
+}

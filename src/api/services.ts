@@ -1,0 +1,283 @@
+// The domain behind the GraphQL resolvers. Reads come from the shared informer cache and are authorised
+// per user with SubjectAccessReviews; writes are made as the user (impersonation), so Kubernetes RBAC,
+// quotas and admission decide, exactly as they would for the same user's kubectl.
+import { randomBytes } from 'node:crypto';
+import type { V1ResourceQuota } from '@kubernetes/client-node';
+import type { AccessQuestion, Authorizer } from '../../auth/authorizer.ts';
+import type { Identity } from '../../auth/identity.ts';
+import type { Caches } from '../../operator/caches.ts';
+import type { ReconcilerConfig } from '../../operator/config.ts';
+import { formatDuration, parseDuration } from '../../operator/duration.ts';
+import { resolveSession } from '../../operator/resolve.ts';
+import {
+  API_VERSION,
+  GROUP,
+  SESSION_KIND,
+  SESSION_PLURAL,
+  TEMPLATE_PLURAL,
+  type SessionPhase,
+  type VDISession,
+  type VDITemplate,
+} from '../../operator/v1alpha1.ts';
+import { badInput, forbidden, fromKubeError, notFound, quotaExceeded } from '../errors.ts';
+import type { Impersonation, KubeClient } from '../kube/client.ts';
+import { QUOTA_NAME, SESSION_COUNT_RESOURCE, type UserNamespaces } from './user-namespaces.ts';
+
+const DNS_NAME = /^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$/;
+
+export interface CreateSessionInput {
+  template: string;
+  name?: string | null;
+  user?: string | null;
+  resources?: { gpu?: number | null; memory?: string | null; cpu?: string | null } | null;
+  persistence?: { enabled: boolean; size?: string | null } | null;
+  timeout?: string | null;
+}
+
+export interface ListOptions {
+  user?: string | null;
+  allUsers?: boolean | null;
+  phase?: SessionPhase | null;
+}
+
+export interface QuotaUsage {
+  used: number;
+  limit: number | null;
+}
+
+export interface GpuNodeCapacity {
+  name: string;
+  product: string | null;
+  ready: boolean;
+  slicesTotal: number;
+  slicesUsed: number;
+  slicesFree: number;
+}
+
+const sessionsResource = (namespace?: string, verb: AccessQuestion['verb'] = 'list'): AccessQuestion => ({
+  verb,
+  group: GROUP,
+  resource: SESSION_PLURAL,
+  namespace,
+});
+
+export function impersonate(identity: Identity): Impersonation {
+  return { username: identity.username, groups: identity.groups };
+}
+
+/** Strips what Kubernetes adds on the way (managedFields) so clients get a clean object. */
+function clean(session: VDISession): VDISession {
+  const { metadata } = session;
+  const { managedFields: _m, ...rest } = metadata as typeof metadata & { managedFields?: unknown };
+  return { ...session, metadata: rest };
+}
+
+export class ApiServices {
+  readonly client: KubeClient;
+  readonly caches: Caches;
+  readonly authorizer: Authorizer;
+  readonly namespaces: UserNamespaces;
+  readonly reconcilerConfig: ReconcilerConfig;
+
+  constructor(deps: { client: KubeClient; caches: Caches; authorizer: Authorizer; namespaces: UserNamespaces; reconcilerConfig: ReconcilerConfig }) {
+    this.client = deps.client;
+    this.caches = deps.caches;
+    this.authorizer = deps.authorizer;
+    this.namespaces = deps.namespaces;
+    this.reconcilerConfig = deps.reconcilerConfig;
+  }
+
+  // ---- templates ----
+
+  async templates(identity: Identity): Promise<VDITemplate[]> {
+    await this.require(identity, { verb: 'list', group: GROUP, resource: TEMPLATE_PLURAL });
+    return this.caches.templates.list().sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+  }
+
+  async template(identity: Identity, name: string): Promise<VDITemplate | null> {
+    await this.require(identity, { verb: 'get', group: GROUP, resource: TEMPLATE_PLURAL, name });
+    return this.caches.templates.get(name) ?? null;
+  }
+
+  // ---- sessions ----
+
+  /**
+   * The namespace whose sessions the caller asks for: their own, or (when allowed by RBAC) the named
+   * user's. `undefined` means every namespace (allUsers).
+   */
+  private async scope(identity: Identity, user: string | null | undefined, allUsers: boolean | null | undefined, verb: AccessQuestion['verb']): Promise<string | undefined> {
+    if (allUsers) {
+      await this.require(identity, sessionsResource(undefined, verb));
+      return undefined;
+    }
+    const namespace = this.namespaces.namespaceOf(user ?? identity.name);
+    if (user && user !== identity.name) await this.require(identity, sessionsResource(namespace, verb));
+    return namespace;
+  }
+
+  async sessions(identity: Identity, opts: ListOptions): Promise<VDISession[]> {
+    const namespace = await this.scope(identity, opts.user, opts.allUsers, 'list');
+    // Your own namespace: allowed once provisioned; before that (no RoleBinding yet) it is simply empty.
+    if (namespace !== undefined && !(await this.authorizer.can(identity, sessionsResource(namespace)))) return [];
+    const items = this.caches.sessions.list().filter((s) => {
+      if (namespace !== undefined && s.metadata.namespace !== namespace) return false;
+      return !opts.phase || (s.status?.phase ?? 'Pending') === opts.phase;
+    });
+    return items.sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '')).map(clean);
+  }
+
+  async session(identity: Identity, name: string, user?: string | null): Promise<VDISession | null> {
+    const namespace = this.namespaces.namespaceOf(user ?? identity.name);
+    if (!(await this.authorizer.can(identity, { ...sessionsResource(namespace, 'get'), name }))) {
+      if (user && user !== identity.name) throw forbidden();
+      return null;
+    }
+    const s = this.caches.sessions.get(`${namespace}/${name}`);
+    return s ? clean(s) : null;
+  }
+
+  async createSession(identity: Identity, input: CreateSessionInput): Promise<VDISession> {
+    const user = input.user ?? identity.name;
+    if (user !== identity.name && !identity.isAdmin) throw forbidden('only admins may create sessions for other users');
+    const template = this.caches.templates.get(input.template);
+    if (!template) throw badInput(`template "${input.template}" does not exist`, 'template');
+    const name = input.name ?? `${input.template.slice(0, 40).replace(/-+$/, '')}-${randomBytes(3).toString('hex')}`;
+    if (!DNS_NAME.test(name)) throw badInput('name must be lowercase letters, digits and dashes (at most 53 characters)', 'name');
+    const spec: VDISession['spec'] = { user, template: input.template };
+    if (input.resources) {
+      const r = input.resources;
+      spec.resources = {
+        ...(r.gpu != null && { gpu: r.gpu }),
+        ...(r.memory != null && { memory: r.memory }),
+        ...(r.cpu != null && { cpu: r.cpu }),
+      };
+    }
+    if (input.persistence) spec.persistence = { enabled: input.persistence.enabled, ...(input.persistence.size != null && { size: input.persistence.size }) };
+    if (input.timeout != null) spec.timeout = input.timeout;
+    const namespace = this.namespaces.namespaceOf(user);
+    const session: VDISession = { apiVersion: API_VERSION, kind: SESSION_KIND, metadata: { name, namespace }, spec };
+
+    // The reconciler's own rules, run before anything is written: a request it would fail is refused now.
+    const resolution = resolveSession(session, template, this.reconcilerConfig);
+    if (!resolution.ok) throw badInput(resolution.message, resolution.reason === 'ExceedsTemplateLimits' ? 'resources' : undefined);
+    await this.checkGpuQuota(namespace, resolution.effective.gpu);
+
+    await this.namespaces.ensure({ name: user });
+    try {
+      const created = await this.client.create<VDISession>(`/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}`, session, impersonate(identity));
+      return clean(created);
+    } catch (err) {
+      throw fromKubeError(err, `session "${name}"`);
+    }
+  }
+
+  async terminateSession(identity: Identity, name: string, user?: string | null): Promise<VDISession> {
+    const namespace = this.namespaces.namespaceOf(user ?? identity.name);
+    const path = `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}`;
+    try {
+      // DELETE answers with the object (finalizer pending: Terminating) or a Status once it is gone.
+      const res = await this.client.delete<VDISession | { kind: 'Status' }>(path, impersonate(identity));
+      const session = res && 'spec' in res ? res : this.caches.sessions.get(`${namespace}/${name}`);
+      if (!session) throw notFound(`session "${name}"`);
+      return clean({ ...session, status: { ...session.status, phase: 'Terminating' } });
+    } catch (err) {
+      throw fromKubeError(err, `session "${name}"`);
+    }
+  }
+
+  /** New timeout = the session's age now + `by` (default: the template's default timeout), within the maximum. */
+  async extendSession(identity: Identity, name: string, user: string | null | undefined, by: string | null | undefined): Promise<VDISession> {
+    const namespace = this.namespaces.namespaceOf(user ?? identity.name);
+    const current = this.caches.sessions.get(`${namespace}/${name}`);
+    if (!current || !(await this.authorizer.can(identity, { ...sessionsResource(namespace, 'get'), name }))) throw notFound(`session "${name}"`);
+    const template = this.caches.templates.get(current.spec.template);
+    const byMs = parseDuration(by ?? template?.spec.defaultTimeout ?? this.reconcilerConfig.defaultSessionTimeout);
+    if (!byMs) throw badInput('by must be a duration such as 1h or 30m', 'by');
+    const started = Date.parse(current.status?.startTime ?? current.metadata.creationTimestamp ?? new Date().toISOString());
+    const maxMs = template?.spec.maxTimeout ? parseDuration(template.spec.maxTimeout) : undefined;
+    let timeoutMs = Math.ceil((Date.now() - started + byMs) / 1000) * 1000;
+    if (maxMs !== undefined) {
+      const currentMs = parseDuration(current.spec.timeout ?? '') ?? 0;
+      if (currentMs >= maxMs) throw badInput(`the session is already at the template's maximum of ${template!.spec.maxTimeout}`, 'by');
+      timeoutMs = Math.min(timeoutMs, maxMs);
+    }
+    try {
+      const patched = await this.client.mergePatch<VDISession>(
+        `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}`,
+        { spec: { timeout: formatDuration(timeoutMs) } },
+        impersonate(identity),
+      );
+      return clean(patched);
+    } catch (err) {
+      throw fromKubeError(err, `session "${name}"`);
+    }
+  }
+
+  // ---- quota and capacity ----
+
+  /** Sessions and GPU slices used in a user's namespace, beside the ResourceQuota's limits (null: unlimited). */
+  async quota(namespace: string): Promise<{ sessions: QuotaUsage; gpus: QuotaUsage }> {
+    let hard: Record<string, string> = {};
+    try {
+      const quota = await this.client.get<V1ResourceQuota>(`/api/v1/namespaces/${namespace}/resourcequotas/${QUOTA_NAME}`);
+      hard = quota.status?.hard ?? quota.spec?.hard ?? {};
+    } catch {
+      // Not provisioned yet: nothing used, limits unknown.
+    }
+    const mine = this.caches.sessions.list().filter((s) => s.metadata.namespace === namespace);
+    const limit = (k: string) => (hard[k] !== undefined ? Number(hard[k]) : null);
+    return {
+      sessions: { used: mine.length, limit: limit(SESSION_COUNT_RESOURCE) },
+      gpus: { used: gpuSlicesInUse(mine), limit: limit(`requests.${this.reconcilerConfig.gpuResourceName}`) },
+    };
+  }
+
+  /** Refuses up front a session whose GPU slices the user's quota cannot hold (its pod would be refused later). */
+  private async checkGpuQuota(namespace: string, gpu: number): Promise<void> {
+    if (gpu === 0) return;
+    const { gpus } = await this.quota(namespace);
+    if (gpus.limit !== null && gpus.used + gpu > gpus.limit) {
+      throw quotaExceeded(`this needs ${gpu} GPU slice(s); the quota allows ${gpus.limit} and ${gpus.used} are in use`);
+    }
+  }
+
+  capacity(): { totalSlices: number; usedSlices: number; freeSlices: number; nodes: GpuNodeCapacity[] } {
+    const resource = this.reconcilerConfig.gpuResourceName;
+    const used = new Map<string, number>();
+    for (const pod of this.caches.pods.list()) {
+      const node = pod.spec?.nodeName;
+      if (!node || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+      const slices = (pod.spec?.containers ?? []).reduce((n, c) => n + Number(c.resources?.limits?.[resource] ?? 0), 0);
+      used.set(node, (used.get(node) ?? 0) + slices);
+    }
+    const nodes: GpuNodeCapacity[] = [];
+    for (const node of this.caches.nodes.list()) {
+      const total = Number(node.status?.allocatable?.[resource] ?? 0);
+      if (!total) continue;
+      const slicesUsed = Math.min(used.get(node.metadata!.name!) ?? 0, total);
+      nodes.push({
+        name: node.metadata!.name!,
+        product: node.metadata?.labels?.['nvidia.com/gpu.product'] ?? null,
+        ready: node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+        slicesTotal: total,
+        slicesUsed,
+        slicesFree: total - slicesUsed,
+      });
+    }
+    nodes.sort((a, b) => a.name.localeCompare(b.name));
+    const totalSlices = nodes.reduce((n, x) => n + x.slicesTotal, 0);
+    const usedSlices = nodes.reduce((n, x) => n + x.slicesUsed, 0);
+    return { totalSlices, usedSlices, freeSlices: totalSlices - usedSlices, nodes };
+  }
+
+  private async require(identity: Identity, q: AccessQuestion): Promise<void> {
+    if (!(await this.authorizer.can(identity, q))) throw forbidden();
+  }
+}
+
+/** GPU slices held by sessions that still have (or will get) a pod. */
+function gpuSlicesInUse(sessions: VDISession[]): number {
+  return sessions
+    .filter((s) => !s.metadata.deletionTimestamp && s.status?.phase !== 'Failed' && s.status?.phase !== 'Expired')
+    .reduce((n, s) => n + (s.spec.resources?.gpu ?? 1), 0);
+}

@@ -1,0 +1,235 @@
+// A small Kubernetes REST client on node:https, used for every call the service makes.
+//
+// Why not only @kubernetes/client-node's generated APIs: impersonating a user with several groups needs one
+// `Impersonate-Group` header line per group, and the library's fetch path merges repeated headers into one
+// comma-joined value (kubernetes-client/javascript#2474), which the apiserver reads as a single group. Watches
+// also need supervision the library's informer lacks. KubeConfig loading and the object types still come from
+// client-node.
+import https from 'node:https';
+import http from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export interface Impersonation {
+  username: string;
+  groups: string[];
+}
+
+export interface RequestOptions {
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  as?: Impersonation;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/** The apiserver's `Status` for a failed call; `message` is Kubernetes' text and must not reach end users. */
+export class KubeError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  readonly details: unknown;
+  constructor(status: number, reason: string, message: string, details?: unknown) {
+    super(message);
+    this.name = 'KubeError';
+    this.status = status;
+    this.reason = reason;
+    this.details = details;
+  }
+}
+
+/** The apiserver could not be reached at all (connection refused, reset, timed out). */
+export class KubeUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`apiserver unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'KubeUnavailableError';
+  }
+}
+
+export const APPLY_PATCH = 'application/apply-patch+yaml';
+export const MERGE_PATCH = 'application/merge-patch+json';
+export const JSON_PATCH = 'application/json-patch+json';
+
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+/** Counts requests by verb; the benchmarks report API writes per session from it. */
+export interface RequestCounter {
+  count(method: string, path: string, status: number): void;
+}
+
+export class KubeClient {
+  readonly server: URL;
+  private readonly kubeConfig: KubeConfig;
+  private readonly agent: https.Agent | http.Agent;
+  private tlsOptions: https.RequestOptions | undefined;
+  private tlsOptionsAt = 0;
+  counter: RequestCounter | undefined;
+
+  constructor(kubeConfig: KubeConfig) {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.kubeConfig = kubeConfig;
+    this.server = new URL(cluster.server);
+    const agentOptions = { keepAlive: true, maxSockets: 64, maxFreeSockets: 16 };
+    this.agent = this.server.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+  }
+
+  /** Credentials from the kubeconfig (token, client certificate, CA), refreshed every minute so rotated tokens work. */
+  private async credentials(): Promise<https.RequestOptions> {
+    if (!this.tlsOptions || Date.now() - this.tlsOptionsAt > 60_000) {
+      const opts: https.RequestOptions = { headers: {} };
+      await this.kubeConfig.applyToHTTPSOptions(opts);
+      this.tlsOptions = opts;
+      this.tlsOptionsAt = Date.now();
+    }
+    return this.tlsOptions;
+  }
+
+  private async open(opts: RequestOptions, accept: string): Promise<http.IncomingMessage> {
+    const creds = await this.credentials();
+    const url = new URL(opts.path, this.server);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: http.OutgoingHttpHeaders = { ...(creds.headers as http.OutgoingHttpHeaders), Accept: accept };
+    let payload: Buffer | undefined;
+    if (opts.body !== undefined) {
+      payload = Buffer.from(typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body));
+      headers['Content-Type'] = opts.contentType ?? 'application/json';
+      headers['Content-Length'] = payload.length;
+    }
+    if (opts.as) {
+      headers['Impersonate-User'] = opts.as.username;
+      // An array makes node write one header line per group: the apiserver needs them separate.
+      if (opts.as.groups.length) headers['Impersonate-Group'] = opts.as.groups;
+    }
+    const lib = url.protocol === 'https:' ? https : http;
+    return await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = lib.request(
+        url,
+        {
+          method: opts.method ?? 'GET',
+          headers,
+          agent: this.agent,
+          ca: creds.ca,
+          cert: creds.cert,
+          key: creds.key,
+          rejectUnauthorized: creds.rejectUnauthorized,
+          signal: opts.signal,
+          timeout: opts.timeoutMs ?? 30_000,
+        },
+        resolve,
+      );
+      req.on('timeout', () => req.destroy(new Error('request timed out')));
+      req.on('error', (err) => reject(opts.signal?.aborted ? err : new KubeUnavailableError(err)));
+      req.end(payload);
+    });
+  }
+
+  async request<T = unknown>(opts: RequestOptions): Promise<T> {
+    const res = await this.open(opts, 'application/json');
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+    } catch (err) {
+      throw new KubeUnavailableError(err);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    const status = res.statusCode ?? 0;
+    this.counter?.count(opts.method ?? 'GET', opts.path, status);
+    if (status >= 200 && status < 300) {
+      const json = String(res.headers['content-type'] ?? '').includes('json');
+      return (json && text ? JSON.parse(text) : text || undefined) as T;
+    }
+    let parsed: { reason?: string; message?: string; details?: unknown } = {};
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not a Status object (a proxy in the way): keep the status code only
+    }
+    throw new KubeError(status, parsed.reason ?? String(status), parsed.message ?? `HTTP ${status}`, parsed.details);
+  }
+
+  /**
+   * Opens a watch and calls onEvent for each event until the server ends the stream, the signal aborts, or
+   * nothing (not even a bookmark) arrives for idleMs: a half-open connection then fails instead of stalling.
+   */
+  async watch<T>(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    onEvent: (event: WatchEvent<T>) => void,
+    signal: AbortSignal,
+    idleMs: number,
+  ): Promise<void> {
+    const res = await this.open({ path, query: { ...query, watch: true }, signal, timeoutMs: idleMs }, 'application/json');
+    if (res.statusCode !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      let parsed: { reason?: string; message?: string } = {};
+      try {
+        parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        // keep the status code only
+      }
+      throw new KubeError(res.statusCode ?? 0, parsed.reason ?? '', parsed.message ?? `HTTP ${res.statusCode}`);
+    }
+    // The socket timeout set through `timeout` fires after idleMs without data.
+    res.socket.setTimeout(idleMs, () => res.destroy(new Error(`watch idle for ${idleMs} ms`)));
+    let buffer = '';
+    let callbackError: unknown;
+    try {
+      for await (const chunk of res) {
+        buffer += (chunk as Buffer).toString('utf8');
+        let newline: number;
+        while ((newline = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, newline);
+          buffer = buffer.slice(newline + 1);
+          if (!line.trim()) continue;
+          try {
+            onEvent(JSON.parse(line) as WatchEvent<T>);
+          } catch (err) {
+            callbackError = err;
+            throw err;
+          }
+        }
+      }
+    } catch (err) {
+      if (callbackError) throw callbackError;
+      if (signal.aborted) return;
+      throw new KubeUnavailableError(err);
+    } finally {
+      res.socket?.setTimeout(0);
+    }
+  }
+
+  // Convenience verbs.
+  get<T>(path: string, as?: Impersonation): Promise<T> {
+    return this.request<T>({ path, as });
+  }
+  list<T>(path: string, query?: RequestOptions['query'], as?: Impersonation): Promise<{ metadata: { resourceVersion: string; continue?: string }; items: T[] }> {
+    return this.request({ path, query, as });
+  }
+  create<T>(path: string, body: unknown, as?: Impersonation, dryRun = false): Promise<T> {
+    return this.request<T>({ method: 'POST', path, body, as, query: dryRun ? { dryRun: 'All' } : undefined });
+  }
+  delete<T>(path: string, as?: Impersonation, body?: unknown): Promise<T> {
+    return this.request<T>({ method: 'DELETE', path, as, body });
+  }
+  mergePatch<T>(path: string, body: unknown, as?: Impersonation): Promise<T> {
+    return this.request<T>({ method: 'PATCH', path, body, as, contentType: MERGE_PATCH });
+  }
+  /** Server-side apply under one field manager; `force` takes ownership of fields another manager set. */
+  apply<T>(path: string, body: unknown, fieldManager: string, force = true): Promise<T> {
+    return this.request<T>({ method: 'PATCH', path, body, contentType: APPLY_PATCH, query: { fieldManager, force } });
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof KubeError && err.status === 404;
+}
+
+export function isConflict(err: unknown): boolean {
+  return err instanceof KubeError && err.status === 409;
+}

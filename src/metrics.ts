@@ -1,0 +1,83 @@
+// Prometheus metrics: API operations, WebSocket load, informer health, reconciles and apiserver requests.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Caches, CacheName } from '../operator/caches.ts';
+import type { ControllerMetrics } from '../operator/controller.ts';
+import type { RequestCounter } from './kube/client.ts';
+
+export interface Metrics {
+  registry: Registry;
+  operations: Histogram<'operation' | 'type' | 'outcome'>;
+  wsConnections: Gauge;
+  subscriptions: Gauge;
+  reconciler: ControllerMetrics;
+  kubeRequests: RequestCounter;
+  watchInformers(caches: Caches, names: CacheName[]): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'vdi_' });
+  const operations = new Histogram({
+    name: 'vdi_graphql_operation_duration_seconds',
+    help: 'GraphQL operations by name, type and outcome',
+    labelNames: ['operation', 'type', 'outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const wsConnections = new Gauge({ name: 'vdi_websocket_connections', help: 'Open graphql-ws connections', registers: [registry] });
+  const subscriptions = new Gauge({ name: 'vdi_subscriptions', help: 'Active GraphQL subscriptions', registers: [registry] });
+  const reconciles = new Histogram({
+    name: 'vdi_reconcile_duration_seconds',
+    help: 'Session reconciles by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const kubeRequests = new Counter({
+    name: 'vdi_kube_requests_total',
+    help: 'Requests to the Kubernetes API by verb and status code',
+    labelNames: ['verb', 'code'] as const,
+    registers: [registry],
+  });
+  return {
+    registry,
+    operations,
+    wsConnections,
+    subscriptions,
+    reconciler: { reconcile: (ok, seconds) => reconciles.observe({ outcome: ok ? 'success' : 'error' }, seconds) },
+    kubeRequests: { count: (verb, _path, code) => kubeRequests.inc({ verb, code: String(code) }) },
+    watchInformers(caches, names) {
+      const label = ['informer'] as const;
+      new Gauge({
+        name: 'vdi_informer_seconds_since_last_event',
+        help: 'Informer lag: seconds since the watch last delivered an event or bookmark',
+        labelNames: label,
+        registers: [registry],
+        collect() {
+          for (const n of names) {
+            const at = caches[n].stats.lastEventAt;
+            this.set({ informer: n }, at ? (Date.now() - at) / 1000 : -1);
+          }
+        },
+      });
+      new Gauge({
+        name: 'vdi_informer_objects',
+        help: 'Objects in each informer cache',
+        labelNames: label,
+        registers: [registry],
+        collect() {
+          for (const n of names) this.set({ informer: n }, caches[n].size);
+        },
+      });
+      new Gauge({
+        name: 'vdi_informer_relists',
+        help: 'Full relists per informer (410 Gone and restarts)',
+        labelNames: label,
+        registers: [registry],
+        collect() {
+          for (const n of names) this.set({ informer: n }, caches[n].stats.lists);
+        },
+      });
+    },
+  };
+}

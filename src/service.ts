@@ -1,0 +1,142 @@
+// Wiring: one process runs the reconciler (under leader election), the API, or both, over one set of shared
+// informer caches.
+import http from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+import express from 'express';
+import { API_CACHES, RECONCILER_CACHES, createCaches, startCaches, stopCaches, type CacheName, type Caches } from '../operator/caches.ts';
+import { defaultReconcilerConfig, type ReconcilerConfig } from '../operator/config.ts';
+import { SessionController } from '../operator/controller.ts';
+import { LeaderElector } from '../operator/leader-election.ts';
+import type { Config } from './config.ts';
+import { KubeClient } from './kube/client.ts';
+import type { Logger } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+
+export interface Service {
+  url: string;
+  port: number;
+  server: http.Server;
+  client: KubeClient;
+  caches: Caches;
+  metrics: Metrics;
+  /** The controller while this replica leads (for tests and benchmarks). */
+  controller(): SessionController | undefined;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  config: Config;
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /** Extra routes mounted before the API (the local mode's helpers). */
+  extend?: (app: express.Express) => void;
+}
+
+export function reconcilerConfigFrom(config: Config): ReconcilerConfig {
+  const d = config.desktops;
+  return defaultReconcilerConfig({
+    domain: d.domain,
+    hostPattern: d.hostPattern,
+    urlScheme: d.urlScheme as 'https' | 'http',
+    tls: d.tlsSecretName || d.tlsCertResolver ? { secretName: d.tlsSecretName, certResolver: d.tlsCertResolver } : undefined,
+    ingressMode: d.ingressMode,
+    ingressClassName: d.ingressClassName,
+    traefikEntryPoints: d.entryPoints,
+    authEndpoint: `${d.internalUrl}/auth/forward`,
+    turnRestBaseUrl: `${d.internalUrl}/turn`,
+    storageClassName: d.storageClassName,
+    runtimeClassName: d.runtimeClassName,
+    gpuResourceName: d.gpuResourceName,
+    ingressControllerNamespace: d.ingressControllerNamespace,
+    defaultSessionTimeout: d.defaultSessionTimeout,
+  });
+}
+
+export async function startService(opts: ServiceOptions): Promise<Service> {
+  const { config, log } = opts;
+  const client = new KubeClient(opts.kubeConfig);
+  const metrics = createMetrics();
+  client.counter = metrics.kubeRequests;
+  const caches = createCaches(client);
+  for (const [name, informer] of Object.entries(caches)) {
+    informer.onRecoveredError((err: unknown) => log.warn({ informer: name, error: err instanceof Error ? err.message : String(err) }, 'watch failed, retrying'));
+  }
+  const runReconciler = config.mode !== 'api';
+  const runApi = config.mode !== 'reconciler';
+  const wanted: CacheName[] = [...(runApi ? API_CACHES : []), ...(runReconciler ? RECONCILER_CACHES : [])];
+  if (config.desktops.ingressMode === 'ingress' && runReconciler) wanted.push('ingresses');
+  const cachesReady = startCaches(caches, wanted);
+  metrics.watchInformers(caches, wanted);
+
+  let controller: SessionController | undefined;
+  let elector: LeaderElector | undefined;
+  const reconcilerConfig = reconcilerConfigFrom(config);
+  if (runReconciler) {
+    elector = new LeaderElector(client, {
+      namespace: config.namespace,
+      name: 'vdi-operator-leader',
+      identity: config.identity,
+      leaseDurationMs: config.leaseDurationMs,
+      renewDeadlineMs: config.renewDeadlineMs,
+      retryPeriodMs: config.retryPeriodMs,
+      log: (msg, fields) => log.info(fields ?? {}, msg),
+      onStartedLeading: () => {
+        void cachesReady.then(() => {
+          if (!elector?.isLeader || controller) return;
+          controller = new SessionController({
+            client,
+            caches,
+            config: reconcilerConfig,
+            log,
+            identity: config.identity,
+            concurrency: config.reconcileConcurrency,
+            metrics: metrics.reconciler,
+          });
+          controller.start();
+        });
+      },
+      onStoppedLeading: () => {
+        controller?.stop();
+        controller = undefined;
+      },
+    });
+    elector.start();
+  }
+
+  const app = express();
+  app.disable('x-powered-by');
+  let ready = false;
+  void cachesReady.then(() => (ready = true));
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/readyz', (_req, res) => void res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'waiting for informers to sync' }));
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', metrics.registry.contentType);
+    res.send(await metrics.registry.metrics());
+  });
+  opts.extend?.(app);
+
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  const port = (server.address() as { port: number }).port;
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  log.info({ port, mode: config.mode }, 'vdi-operator listening');
+
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    server,
+    client,
+    caches,
+    metrics,
+    controller: () => controller,
+    isLeader: () => elector?.isLeader ?? false,
+    async stop() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      controller?.stop();
+      await elector?.stop();
+      await stopCaches(caches);
+    },
+  };
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes control-plane binaries (and the tools the tests drive) from the Go module
+# proxy, once, into a cache outside the repository keyed by version. Nothing is downloaded prebuilt.
+#
+#   test/cluster/build-binaries.sh [component...]   components: kube etcd kwok traefik helm (default: kube etcd kwok)
+#
+# Prints the assets directory on its last line. Honours KUBEBUILDER_ASSETS: a binary already there is used.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.37.2}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.13}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
+CACHE_ROOT=${VDI_ASSETS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vdi-operator}
+ASSETS="$CACHE_ROOT/assets"
+mkdir -p "$ASSETS"
+
+log() { printf '[build-binaries] %s\n' "$*" >&2; }
+have() { # a binary counts as present when it is in KUBEBUILDER_ASSETS or in the cache under its versioned name
+  [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/$1" ]] || [[ -x "$ASSETS/$1-$2" ]]
+}
+
+wrapper_dir() { local d="$CACHE_ROOT/build/$1"; mkdir -p "$d"; echo "$d"; }
+
+build_kube() {
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl) missing=()
+  for b in "${bins[@]}"; do have "$b" "$K8S_VERSION" || missing+=("$b"); done
+  ((${#missing[@]})) || return 0
+  log "building ${missing[*]} $K8S_VERSION from k8s.io/kubernetes (about 8 minutes cold)"
+  local dir mod minor
+  dir=$(wrapper_dir "kubernetes-$K8S_VERSION")
+  mod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+  minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  {
+    echo "module vdi-operator.local/kube-binaries"
+    echo "go 1.26"
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    # Every staging module the upstream go.mod points at ./staging is replaced by its published v0.x.y.
+    grep -E '^\s+k8s\.io/[a-z0-9-]+ => \./staging/' "$mod" | awk -v v="v0.${K8S_VERSION#v1.}" '{print "replace " $1 " => " $1 " " v}'
+  } >"$dir/go.mod"
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  (cd "$dir" && go mod tidy)
+  local ld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  mkdir -p "$dir/bin"
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -tags selinux,notest -ldflags "$ld" -o bin/ \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  for b in "${bins[@]}"; do mv -f "$dir/bin/$b" "$ASSETS/$b-$K8S_VERSION"; done
+}
+
+build_etcd() {
+  have etcd "$ETCD_VERSION" && return 0
+  log "building etcd $ETCD_VERSION"
+  local dir; dir=$(wrapper_dir "etcd-$ETCD_VERSION")
+  printf 'module vdi-operator.local/etcd\ngo 1.26\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$dir/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$dir/tools.go"
+  (cd "$dir" && go mod tidy && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ASSETS/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3)
+}
+
+build_kwok() {
+  have kwok "$KWOK_VERSION" || {
+    log "building kwok $KWOK_VERSION"
+    local dir; dir=$(wrapper_dir "kwok-$KWOK_VERSION")
+    (cd "$dir" && GOBIN="$dir" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" && mv -f "$dir/kwok" "$ASSETS/kwok-$KWOK_VERSION")
+  }
+  # kwok's stage files live in its module; copy the ones the harness passes explicitly next to the binary.
+  local stages="$ASSETS/kwok-stages-$KWOK_VERSION"
+  if [[ ! -f "$stages/pod-delete.yaml" ]]; then
+    local src; src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    mkdir -p "$stages"
+    cp "$src/kustomize/stage/node/fast/node-initialize.yaml" "$src/kustomize/stage/node/heartbeat-with-lease/"*.yaml \
+      "$src/kustomize/stage/pod/fast/"*.yaml "$stages/"
+    chmod -R u+w "$stages"
+  fi
+}
+
+build_traefik() {
+  have traefik "$TRAEFIK_VERSION" && return 0
+  log "building traefik $TRAEFIK_VERSION (about 5 minutes cold)"
+  local dir mod; dir=$(wrapper_dir "traefik-$TRAEFIK_VERSION")
+  mod=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+  {
+    printf 'module vdi-operator.local/traefik\ngo 1.26\nrequire github.com/traefik/traefik/v3 %s\n' "$TRAEFIK_VERSION"
+    # Copy the upstream module-version replace lines and exclude lines (not the ones pointing at folders).
+    grep -E '^replace .* => [^.][^ ]* v[0-9]' "$mod" || true
+    awk '/^replace \($/{f=1;next} f&&/^\)/{f=0} f&&$0 ~ /=> [^.][^ ]* v[0-9]/{print "replace " $0}' "$mod"
+    grep -E '^exclude ' "$mod" || true
+    awk '/^exclude \($/{f=1;next} f&&/^\)/{f=0} f{print "exclude " $0}' "$mod"
+  } >"$dir/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/traefik/traefik/v3/cmd/traefik"\n' >"$dir/tools.go"
+  (cd "$dir" && go mod tidy && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ASSETS/traefik-$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik)
+}
+
+build_helm() {
+  have helm "$HELM_VERSION" && return 0
+  log "building helm $HELM_VERSION"
+  local dir; dir=$(wrapper_dir "helm-$HELM_VERSION")
+  (cd "$dir" && GOBIN="$dir" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" && mv -f "$dir/helm" "$ASSETS/helm-$HELM_VERSION")
+}
+
+command -v go >/dev/null || { log "Go is required to build the control plane (https://go.dev)"; exit 1; }
+components=("$@"); ((${#components[@]})) || components=(kube etcd kwok)
+for c in "${components[@]}"; do "build_$c"; done
+echo "$ASSETS"

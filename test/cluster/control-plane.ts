@@ -1,0 +1,466 @@
+// Starts a real Kubernetes control plane on loopback, the way envtest does for Go operators: etcd,
+// kube-apiserver (RBAC on, token and service-account auth), kube-controller-manager (garbage collection,
+// namespaces, quotas), kube-scheduler (extended resources) and kwok (simulated GPU nodes and pod lifecycle).
+// Used by the integration tests, the benchmarks and `npm start` when no cluster is configured.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, openSync } from 'node:fs';
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { KubeClient } from '../../src/kube/client.ts';
+
+const execFileP = promisify(execFile);
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export const K8S_VERSION = process.env.K8S_VERSION ?? 'v1.37.2';
+export const ETCD_VERSION = process.env.ETCD_VERSION ?? 'v3.6.13';
+export const KWOK_VERSION = process.env.KWOK_VERSION ?? 'v0.8.0';
+export const ADMIN_USER = 'vdi-admin-harness';
+
+export interface SimulatedNode {
+  name: string;
+  gpus: number;
+  labels?: Record<string, string>;
+  cpu?: string;
+  memory?: string;
+}
+
+/** Two 8-slice time-sliced GPU nodes and one CPU-only node, labelled the way the NVIDIA GPU operator does. */
+export const DEFAULT_NODES: SimulatedNode[] = [
+  { name: 'gpu-node-1', gpus: 8 },
+  { name: 'gpu-node-2', gpus: 8 },
+  { name: 'cpu-node-1', gpus: 0 },
+];
+
+export interface ControlPlaneOptions {
+  nodes?: SimulatedNode[];
+  /** Extra CRD files or folders to install beside deploy/crds and the Traefik CRDs. */
+  extraCrds?: string[];
+  /** Pod IP range handed out by kwok. */
+  podCidr?: string;
+  /** Address the apiserver advertises (a non-loopback one is needed when Services must route, see REFERENCE). */
+  advertiseAddress?: string;
+  /** Extra kwok stage files (e.g. failure stages for tests). */
+  extraStages?: string[];
+  /** Stop the cluster on SIGINT/SIGTERM and re-raise the signal (off when the caller handles signals). */
+  handleSignals?: boolean;
+  log?: (line: string) => void;
+}
+
+interface Component {
+  name: string;
+  args: string[];
+  proc?: ChildProcess;
+  logFile: string;
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Finds (or builds once, into the versioned cache) the binaries; honours KUBEBUILDER_ASSETS. */
+export async function ensureBinaries(log: (line: string) => void = () => {}): Promise<Record<string, string>> {
+  const script = path.join(repoRoot, 'test/cluster/build-binaries.sh');
+  log('checking the control-plane binaries (a cold build takes about 11 minutes)');
+  const { stdout } = await execFileP('bash', [script, 'kube', 'etcd', 'kwok'], {
+    env: process.env,
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 60 * 60 * 1000,
+  });
+  const assets = stdout.trim().split('\n').pop()!;
+  const pick = (name: string, version: string) => {
+    const fromEnv = process.env.KUBEBUILDER_ASSETS && path.join(process.env.KUBEBUILDER_ASSETS, name);
+    return fromEnv && existsSync(fromEnv) ? fromEnv : path.join(assets, `${name}-${version}`);
+  };
+  return {
+    etcd: pick('etcd', ETCD_VERSION),
+    'kube-apiserver': pick('kube-apiserver', K8S_VERSION),
+    'kube-controller-manager': pick('kube-controller-manager', K8S_VERSION),
+    'kube-scheduler': pick('kube-scheduler', K8S_VERSION),
+    kubectl: pick('kubectl', K8S_VERSION),
+    kwok: pick('kwok', KWOK_VERSION),
+    stages: path.join(assets, `kwok-stages-${KWOK_VERSION}`),
+  };
+}
+
+export class ControlPlane {
+  readonly dir: string;
+  readonly bins: Record<string, string>;
+  readonly options: ControlPlaneOptions;
+  readonly adminToken = randomBytes(24).toString('hex');
+  apiserverUrl = '';
+  kubeconfigPath = '';
+  etcdUrl = '';
+  private components = new Map<string, Component>();
+  private stopping = false;
+  private readonly log: (line: string) => void;
+
+  private constructor(dir: string, bins: Record<string, string>, options: ControlPlaneOptions) {
+    this.dir = dir;
+    this.bins = bins;
+    this.options = options;
+    this.log = options.log ?? (() => {});
+  }
+
+  static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+    const bins = await ensureBinaries(options.log);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'vdi-cp-'));
+    const cp = new ControlPlane(dir, bins, options);
+    const stopOnSignal = (signal: NodeJS.Signals) => {
+      void cp.stop().finally(() => process.kill(process.pid, signal));
+    };
+    if (options.handleSignals !== false) {
+      process.once('SIGINT', stopOnSignal);
+      process.once('SIGTERM', stopOnSignal);
+    }
+    process.once('exit', () => cp.killAll());
+    try {
+      await cp.boot();
+    } catch (err) {
+      await cp.stop();
+      throw err;
+    }
+    return cp;
+  }
+
+  private async boot(): Promise<void> {
+    const started = Date.now();
+    const d = this.dir;
+    const certDir = path.join(d, 'certs');
+    await mkdir(certDir, { recursive: true });
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    await writeFile(path.join(d, 'sa.key'), privateKey.export({ type: 'pkcs1', format: 'pem' }));
+    await writeFile(path.join(d, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    await writeFile(path.join(d, 'tokens.csv'), `${this.adminToken},${ADMIN_USER},${ADMIN_USER},"system:masters"\n`);
+
+    const [etcdPort, peerPort, apiPort, kcmPort, schedPort, kwokPort] = await Promise.all(
+      Array.from({ length: 6 }, () => freePort()),
+    );
+    this.etcdUrl = `http://127.0.0.1:${etcdPort}`;
+    this.apiserverUrl = `https://127.0.0.1:${apiPort}`;
+
+    this.define('etcd', [
+      '--name=default',
+      `--data-dir=${path.join(d, 'etcd')}`,
+      `--listen-client-urls=${this.etcdUrl}`,
+      `--advertise-client-urls=${this.etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ]);
+    await this.run('etcd');
+    await this.waitFor('etcd', async () => (await fetch(`${this.etcdUrl}/health`)).ok);
+
+    this.define('kube-apiserver', [
+      `--etcd-servers=${this.etcdUrl}`,
+      `--cert-dir=${certDir}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      ...(this.options.advertiseAddress ? [`--advertise-address=${this.options.advertiseAddress}`] : []),
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--allow-privileged=true',
+      '--authorization-mode=RBAC',
+      '--disable-admission-plugins=ServiceAccount',
+      `--token-auth-file=${path.join(d, 'tokens.csv')}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${path.join(d, 'sa.pub')}`,
+      `--service-account-signing-key-file=${path.join(d, 'sa.key')}`,
+      '--endpoint-reconciler-type=none',
+      '--profiling=false',
+      '--v=1',
+    ]);
+    await this.run('kube-apiserver');
+    await this.writeKubeconfig();
+    const client = this.client();
+    await this.waitFor('kube-apiserver', async () => {
+      await client.request({ path: '/readyz' });
+      return true;
+    });
+
+    this.define('kube-controller-manager', [
+      `--kubeconfig=${this.kubeconfigPath}`,
+      `--authentication-kubeconfig=${this.kubeconfigPath}`,
+      `--authorization-kubeconfig=${this.kubeconfigPath}`,
+      "--controllers=*",
+      '--leader-elect=false',
+      `--service-account-private-key-file=${path.join(d, 'sa.key')}`,
+      `--root-ca-file=${path.join(certDir, 'apiserver.crt')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${kcmPort}`,
+      // Quota usage and GC react quickly in tests.
+      '--concurrent-gc-syncs=10',
+      '--resource-quota-sync-period=10s',
+      '--v=1',
+    ]);
+    this.define('kube-scheduler', [
+      `--kubeconfig=${this.kubeconfigPath}`,
+      `--authentication-kubeconfig=${this.kubeconfigPath}`,
+      `--authorization-kubeconfig=${this.kubeconfigPath}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${schedPort}`,
+      '--v=1',
+    ]);
+    const stageFiles = (await readdir(this.bins.stages!)).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').map((f) => path.join(this.bins.stages!, f));
+    this.define('kwok', [
+      `--kubeconfig=${this.kubeconfigPath}`,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      `--cidr=${this.options.podCidr ?? '10.244.0.1/16'}`,
+      '--node-ip=10.96.0.1',
+      `--server-address=127.0.0.1:${kwokPort}`,
+      ...[...stageFiles, ...(this.options.extraStages ?? [])].map((f) => `--config=${f}`),
+    ]);
+    await Promise.all(['kube-controller-manager', 'kube-scheduler', 'kwok'].map((n) => this.run(n)));
+
+    await this.installCrds(client);
+    await this.createNodes(client, this.options.nodes ?? DEFAULT_NODES);
+    this.log(`control plane ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${this.apiserverUrl} (kubeconfig ${this.kubeconfigPath})`);
+  }
+
+  private define(name: string, args: string[]): void {
+    this.components.set(name, { name, args, logFile: path.join(this.dir, `${name}.log`) });
+  }
+
+  private async run(name: string): Promise<void> {
+    const c = this.components.get(name)!;
+    const fd = openSync(c.logFile, 'a');
+    const proc = spawn(this.bins[name]!, c.args, { stdio: ['ignore', fd, fd] });
+    c.proc = proc;
+    proc.on('exit', (code, signal) => {
+      if (!this.stopping && signal !== 'SIGTERM') this.log(`${name} exited (code ${code}, signal ${signal})`);
+    });
+  }
+
+  /** Waits for a component to become healthy; on failure prints the tail of its log. */
+  private async waitFor(name: string, probe: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastErr: unknown;
+    while (Date.now() < deadline) {
+      const proc = this.components.get(name)?.proc;
+      if (proc && (proc.exitCode !== null || proc.signalCode !== null)) break;
+      try {
+        if (await probe()) return;
+      } catch (err) {
+        lastErr = err;
+      }
+      await sleep(100);
+    }
+    throw new Error(`${name} did not become ready (${String(lastErr)}); last log lines:\n${await this.logTail(name)}`);
+  }
+
+  async logTail(name: string, lines = 30): Promise<string> {
+    try {
+      return (await readFile(this.components.get(name)!.logFile, 'utf8')).split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  private async writeKubeconfig(): Promise<void> {
+    this.kubeconfigPath = path.join(this.dir, 'kubeconfig');
+    const ca = path.join(this.dir, 'certs', 'apiserver.crt');
+    await writeFile(
+      this.kubeconfigPath,
+      `apiVersion: v1
+kind: Config
+clusters:
+- name: vdi-local
+  cluster:
+    server: ${this.apiserverUrl}
+    certificate-authority: ${ca}
+users:
+- name: ${ADMIN_USER}
+  user:
+    token: ${this.adminToken}
+contexts:
+- name: vdi-local
+  context: {cluster: vdi-local, user: ${ADMIN_USER}}
+current-context: vdi-local
+`,
+      { mode: 0o600 },
+    );
+  }
+
+  kubeConfig(): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromFile(this.kubeconfigPath);
+    return kc;
+  }
+
+  client(): KubeClient {
+    return new KubeClient(this.kubeConfig());
+  }
+
+  private async installCrds(client: KubeClient): Promise<void> {
+    const sources = [path.join(repoRoot, 'deploy/crds'), path.join(repoRoot, '../shared/crds/traefik'), ...(this.options.extraCrds ?? [])];
+    const names: string[] = [];
+    for (const src of sources) {
+      if (!existsSync(src)) {
+        this.log(`CRD source ${src} not found, skipped`);
+        continue;
+      }
+      const files = src.endsWith('.yaml') ? [src] : (await readdir(src)).filter((f) => f.endsWith('.yaml')).map((f) => path.join(src, f));
+      for (const file of files) {
+        for (const doc of parseYamlDocuments(await readFile(file, 'utf8'))) {
+          if (doc?.kind !== 'CustomResourceDefinition') continue;
+          await client.apply(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${doc.metadata.name}`, doc, 'vdi-harness');
+          names.push(doc.metadata.name);
+        }
+      }
+    }
+    await this.waitFor('kube-apiserver', async () => {
+      for (const name of names) {
+        const crd = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(
+          `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`,
+        );
+        if (!crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return false;
+      }
+      return true;
+    });
+  }
+
+  /** Server-side applies every document of the YAML files in `dirOrFile` (skipping kinds in `skipKinds`). */
+  async applyManifests(dirOrFile: string, skipKinds: string[] = []): Promise<number> {
+    const client = this.client();
+    const files = dirOrFile.endsWith('.yaml') ? [dirOrFile] : (await readdir(dirOrFile)).filter((f) => f.endsWith('.yaml')).sort().map((f) => path.join(dirOrFile, f));
+    let applied = 0;
+    for (const file of files) {
+      for (const doc of parseYamlDocuments(await readFile(file, 'utf8'))) {
+        if (!doc?.kind || skipKinds.includes(doc.kind)) continue;
+        await client.apply(resourcePath(doc), doc, 'vdi-harness');
+        applied++;
+      }
+    }
+    return applied;
+  }
+
+  async createNodes(client: KubeClient, nodes: SimulatedNode[]): Promise<void> {
+    for (const n of nodes) {
+      const gpuLabels: Record<string, string> = n.gpus
+        ? {
+            'nvidia.com/gpu.present': 'true',
+            'nvidia.com/gpu.count': '1',
+            'nvidia.com/gpu.replicas': String(n.gpus),
+            'nvidia.com/gpu.sharing-strategy': 'time-slicing',
+            'nvidia.com/gpu.product': 'NVIDIA-A10-SHARED',
+          }
+        : {};
+      const capacity: Record<string, string> = { cpu: n.cpu ?? '64', memory: n.memory ?? '512Gi', pods: '110' };
+      if (n.gpus) capacity['nvidia.com/gpu'] = String(n.gpus);
+      await client.apply(
+        `/api/v1/nodes/${n.name}`,
+        {
+          apiVersion: 'v1',
+          kind: 'Node',
+          metadata: {
+            name: n.name,
+            annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+            labels: { 'kubernetes.io/hostname': n.name, 'kubernetes.io/os': 'linux', type: 'kwok', ...gpuLabels, ...n.labels },
+          },
+          status: { capacity, allocatable: capacity },
+        },
+        'vdi-harness',
+      );
+    }
+    // kwok marks the nodes Ready; the scheduler only uses Ready nodes.
+    await this.waitFor('kwok', async () => {
+      const list = await client.list<{ metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }>('/api/v1/nodes');
+      const ready = list.items.filter((node) => node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      return ready.length >= nodes.length;
+    });
+  }
+
+  /** Stops and restarts the apiserver (same port, same etcd): watches break and must recover. */
+  async restartApiserver(downMs = 0): Promise<void> {
+    await this.kill('kube-apiserver');
+    if (downMs) await sleep(downMs);
+    await this.run('kube-apiserver');
+    const client = this.client();
+    await this.waitFor('kube-apiserver', async () => {
+      await client.request({ path: '/readyz' });
+      return true;
+    });
+  }
+
+  /** Compacts etcd at its current revision so watches resuming from older resourceVersions get 410 Gone. */
+  async compactEtcd(): Promise<number> {
+    const status = (await (await fetch(`${this.etcdUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' })).json()) as {
+      header: { revision: string };
+    };
+    const revision = Number(status.header.revision);
+    const res = await fetch(`${this.etcdUrl}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision, physical: true }) });
+    if (!res.ok) throw new Error(`etcd compaction failed: ${res.status} ${await res.text()}`);
+    return revision;
+  }
+
+  /** Resident memory of each component in MiB (from /proc). */
+  async memoryMiB(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const [name, c] of this.components) {
+      if (!c.proc?.pid) continue;
+      try {
+        const status = await readFile(`/proc/${c.proc.pid}/status`, 'utf8');
+        const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+        out[name] = Math.round(kb / 1024);
+      } catch {
+        // process gone
+      }
+    }
+    return out;
+  }
+
+  private async kill(name: string): Promise<void> {
+    const proc = this.components.get(name)?.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private killAll(): void {
+    for (const c of this.components.values()) if (c.proc && c.proc.exitCode === null) c.proc.kill('SIGKILL');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']) await this.kill(name);
+    if (!process.env.VDI_KEEP_CLUSTER_DIR) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The REST path of a manifest's object (the kinds this project ships: regular plurals). */
+export function resourcePath(doc: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): string {
+  const lower = doc.kind.toLowerCase();
+  const plural = lower.endsWith('y') ? `${lower.slice(0, -1)}ies` : lower.endsWith('s') ? `${lower}es` : `${lower}s`;
+  const base = doc.apiVersion.includes('/') ? `/apis/${doc.apiVersion}` : `/api/${doc.apiVersion}`;
+  const ns = doc.metadata.namespace ? `/namespaces/${doc.metadata.namespace}` : '';
+  return `${base}${ns}/${plural}/${doc.metadata.name}`;
+}
+
+/** Plain YAML parsing (client-node's loadAllYaml renames `x-kubernetes-*` keys, which breaks CRDs). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function parseYamlDocuments(text: string): any[] {
+  return parseAllDocuments(text).map((d) => d.toJS()).filter((d) => d);
+}

@@ -1,0 +1,37 @@
+// One real control plane per test run, shared by the integration test files (each test uses its own namespace).
+import type { TestProject } from 'vitest/node';
+import { ControlPlane } from '../cluster/control-plane.ts';
+
+export interface ClusterInfo {
+  kubeconfig: string;
+  kubectl: string;
+  apiserverUrl: string;
+  etcdUrl: string;
+  adminToken: string;
+  caFile: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    cluster: ClusterInfo;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const started = Date.now();
+  const cp = await ControlPlane.start({ log: (line) => console.log(`[cluster] ${line}`) });
+  await cp.applyManifests('deploy/rbac');
+  console.log(`[cluster] shared control plane up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  project.provide('cluster', {
+    kubeconfig: cp.kubeconfigPath,
+    kubectl: cp.bins.kubectl!,
+    apiserverUrl: cp.apiserverUrl,
+    etcdUrl: cp.etcdUrl,
+    adminToken: cp.adminToken,
+    caFile: `${cp.dir}/certs/apiserver.crt`,
+  });
+  return async () => {
+    console.log('[cluster] memory (MiB):', JSON.stringify(await cp.memoryMiB()));
+    await cp.stop();
+  };
+}
