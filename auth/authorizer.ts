@@ -22,15 +22,18 @@ interface CacheEntry {
   at: number;
 }
 
-export function createAuthorizer(client: KubeClient, opts: { ttlMs?: number; maxEntries?: number } = {}): Authorizer {
+export function createAuthorizer(client: KubeClient, opts: { ttlMs?: number; deniedTtlMs?: number; maxEntries?: number } = {}): Authorizer {
   const ttlMs = opts.ttlMs ?? 10_000;
+  // A denial is kept only briefly: a user's first session creates the RoleBinding that changes the answer.
+  const deniedTtlMs = opts.deniedTtlMs ?? 1_000;
   const maxEntries = opts.maxEntries ?? 50_000;
   const cache = new Map<string, CacheEntry>();
   return {
     async can(identity, q) {
       const key = JSON.stringify([identity.username, identity.groups, q.verb, q.group, q.resource, q.namespace ?? '', q.name ?? '']);
       const hit = cache.get(key);
-      if (hit && Date.now() - hit.at < ttlMs) return await hit.allowed;
+      if (hit && Date.now() - hit.at < deniedTtlMs) return await hit.allowed;
+      if (hit && Date.now() - hit.at < ttlMs && (await hit.allowed)) return true;
       const allowed = client
         .create<{ status?: { allowed?: boolean } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
           apiVersion: 'authorization.k8s.io/v1',

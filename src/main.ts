@@ -5,9 +5,13 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { loadConfig, type Config } from './config.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger, type Logger } from './log.ts';
 import { startService } from './service.ts';
+
+interface LocalStackModule {
+  startLocalStack(config: Config, log: Logger): Promise<{ config: Config; kubeConfig: KubeConfig; stop: () => Promise<void> }>;
+}
 
 function clusterConfigured(): boolean {
   if (process.env.KUBECONFIG) return true;
@@ -26,8 +30,13 @@ async function main(): Promise<void> {
     kubeConfig.loadFromDefault();
     log.info({ cluster: kubeConfig.getCurrentCluster()?.server }, 'using the configured cluster');
   } else {
-    // Test-support modules are loaded only here: the production image never takes this path.
-    const { startLocalStack } = await import('./local/stack.ts');
+    if (config.production) {
+      throw new ConfigError('no cluster configured (KUBECONFIG, ~/.kube/config or in-cluster credentials); the embedded local control plane is for development only');
+    }
+    // Test-support modules are loaded only here. The specifier is a variable so that the production build
+    // (tsconfig.build.json, the image) leaves them out; the image never takes this path.
+    const localStackModule = './local/stack.ts';
+    const { startLocalStack } = (await import(localStackModule)) as LocalStackModule;
     const local = await startLocalStack(config, log);
     config = local.config;
     kubeConfig = local.kubeConfig;

@@ -11,6 +11,11 @@ import type { Config } from './config.ts';
 import { KubeClient } from './kube/client.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { createAuthorizer } from '../auth/authorizer.ts';
+import { createTokenVerifier } from '../auth/token-verifier.ts';
+import { startApi, type Api } from './api/server.ts';
+import { ApiServices } from './api/services.ts';
+import { UserNamespaces } from './api/user-namespaces.ts';
 
 export interface Service {
   url: string;
@@ -117,6 +122,33 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   opts.extend?.(app);
 
   const server = http.createServer(app);
+  let api: Api | undefined;
+  if (runApi) {
+    if (!config.oidc.issuerUrl) throw new Error('OIDC_ISSUER_URL is not set: the API cannot authenticate anyone');
+    const verifier = createTokenVerifier({
+      issuer: config.oidc.issuerUrl,
+      audience: config.oidc.audience,
+      algorithms: config.oidc.algorithms,
+      clockToleranceSeconds: config.oidc.clockToleranceSeconds,
+      jwksUri: config.oidc.jwksUri,
+      allowInsecureRequests: config.oidc.allowInsecureIssuer,
+      identity: {
+        usernameClaim: config.oidc.usernameClaim,
+        groupsClaim: config.oidc.groupsClaim,
+        usernamePrefix: config.oidc.usernamePrefix,
+        groupsPrefix: config.oidc.groupsPrefix,
+        adminGroup: config.oidc.adminGroup,
+      },
+    });
+    const services = new ApiServices({
+      client,
+      caches,
+      authorizer: createAuthorizer(client),
+      namespaces: new UserNamespaces(client, config),
+      reconcilerConfig,
+    });
+    api = await startApi({ app, server, config, services, verifier, metrics, log });
+  }
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const port = (server.address() as { port: number }).port;
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
@@ -132,8 +164,9 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     controller: () => controller,
     isLeader: () => elector?.isLeader ?? false,
     async stop() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
+      // Apollo's drain plugin closes the HTTP server gracefully and the WebSocket server with it.
+      if (api) await api.stop();
+      else await new Promise<void>((resolve) => server.close(() => resolve()));
       controller?.stop();
       await elector?.stop();
       await stopCaches(caches);

@@ -21,6 +21,8 @@ import {
 } from '../../operator/v1alpha1.ts';
 import { badInput, forbidden, fromKubeError, notFound, quotaExceeded } from '../errors.ts';
 import type { Impersonation, KubeClient } from '../kube/client.ts';
+import type { SessionEventModel } from '../../resolvers/context.ts';
+import { SessionEventHub } from './session-events.ts';
 import { QUOTA_NAME, SESSION_COUNT_RESOURCE, type UserNamespaces } from './user-namespaces.ts';
 
 const DNS_NAME = /^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$/;
@@ -78,8 +80,10 @@ export class ApiServices {
   readonly authorizer: Authorizer;
   readonly namespaces: UserNamespaces;
   readonly reconcilerConfig: ReconcilerConfig;
+  readonly events: SessionEventHub;
 
   constructor(deps: { client: KubeClient; caches: Caches; authorizer: Authorizer; namespaces: UserNamespaces; reconcilerConfig: ReconcilerConfig }) {
+    this.events = new SessionEventHub(deps.caches.sessions);
     this.client = deps.client;
     this.caches = deps.caches;
     this.authorizer = deps.authorizer;
@@ -211,6 +215,17 @@ export class ApiServices {
     } catch (err) {
       throw fromKubeError(err, `session "${name}"`);
     }
+  }
+
+  /** Session events for a subscription, authorised as the subscriber (at start and again while it runs). */
+  async subscribeSessions(identity: Identity, opts: { user?: string | null; allUsers?: boolean | null; name?: string | null }): Promise<AsyncIterableIterator<SessionEventModel>> {
+    const namespace = await this.scope(identity, opts.user, opts.allUsers, 'watch');
+    const question = sessionsResource(namespace, 'watch');
+    return this.events.subscribe({
+      namespace,
+      name: opts.name ?? undefined,
+      authorize: () => this.authorizer.can(identity, question),
+    });
   }
 
   // ---- quota and capacity ----

@@ -24,8 +24,10 @@ export async function startLocalStack(config: Config, log: Logger): Promise<Loca
   await client.apply(`/api/v1/namespaces/${config.namespace}`, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: config.namespace } }, 'vdi-local');
   for (const dir of ['deploy/rbac', 'deploy/examples']) await cp.applyManifests(path.join(repoRoot, dir), ['VDISession']);
   const port = config.port || 8080;
+  // oidc-provider issues audience-bound tokens only for resource indicators that are absolute URIs.
+  const audience = 'urn:vdi-operator:api';
   const issuer = await startOidcIssuer({
-    audience: config.oidc.audience,
+    audience,
     users: { 'alice@example.com': { groups: ['vdi-users'] }, 'bob@example.com': { groups: ['vdi-users'] }, 'admin@example.com': { groups: ['vdi-admins'] } },
     redirectUris: [`http://127.0.0.1:${port}/callback`, `http://localhost:${port}/callback`],
   });
@@ -44,7 +46,7 @@ export async function startLocalStack(config: Config, log: Logger): Promise<Loca
     config: {
       ...config,
       host: '127.0.0.1',
-      oidc: { ...config.oidc, issuerUrl: issuer.issuer, allowInsecureIssuer: true },
+      oidc: { ...config.oidc, issuerUrl: issuer.issuer, audience, allowInsecureIssuer: true },
       desktops: { ...config.desktops, urlScheme: 'http', internalUrl: `http://127.0.0.1:${port}` },
     },
     kubeConfig: cp.kubeConfig(),

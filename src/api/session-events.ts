@@ -1,0 +1,126 @@
+// Subscriptions fed by the one shared VDISession informer: a client subscribing never opens a watch of its
+// own. Subscribers are indexed by namespace so an event costs only its audience; every event (DELETED
+// included) is delivered only while the subscriber is still authorised to see that namespace; and a
+// subscriber that cannot keep up is ended with an error instead of losing events silently.
+import type { Informer, InformerEventType } from '../../operator/informer.ts';
+import type { VDISession } from '../../operator/v1alpha1.ts';
+import type { SessionEventModel } from '../../resolvers/context.ts';
+import { ApiError } from '../errors.ts';
+
+export interface SubscriptionScope {
+  /** Only sessions in this namespace (undefined: every namespace). */
+  namespace?: string;
+  /** Only the session with this name. */
+  name?: string;
+  /** Re-checked whenever the last decision is older than reauthorizeMs. */
+  authorize: () => Promise<boolean>;
+}
+
+interface Subscriber {
+  scope: SubscriptionScope;
+  queue: SessionEventModel[];
+  wake: (() => void) | undefined;
+  failed: Error | undefined;
+  done: boolean;
+  authorizedAt: number;
+}
+
+export class SessionEventHub {
+  private readonly byNamespace = new Map<string, Set<Subscriber>>();
+  private readonly everywhere = new Set<Subscriber>();
+  private readonly informer: Informer<VDISession>;
+  private readonly maxQueue: number;
+  private readonly reauthorizeMs: number;
+  private count = 0;
+
+  constructor(informer: Informer<VDISession>, opts: { maxQueue?: number; reauthorizeMs?: number } = {}) {
+    this.informer = informer;
+    this.maxQueue = opts.maxQueue ?? 1000;
+    this.reauthorizeMs = opts.reauthorizeMs ?? 10_000;
+    informer.on((type, session) => this.publish(type, session));
+  }
+
+  get subscribers(): number {
+    return this.count;
+  }
+
+  private publish(type: InformerEventType, session: VDISession): void {
+    if (type === 'RESYNC') return;
+    const event: SessionEventModel = { type, session };
+    const ns = session.metadata.namespace ?? '';
+    const local = this.byNamespace.get(ns);
+    if (local) for (const sub of local) this.deliver(sub, event);
+    for (const sub of this.everywhere) this.deliver(sub, event);
+  }
+
+  private deliver(sub: Subscriber, event: SessionEventModel): void {
+    if (sub.done || sub.failed) return;
+    if (sub.scope.name && sub.scope.name !== event.session.metadata.name) return;
+    if (sub.queue.length >= this.maxQueue) {
+      sub.failed = new ApiError('UNAVAILABLE', 'the subscription fell too far behind; subscribe again to get the current state');
+    } else {
+      sub.queue.push(event);
+    }
+    const wake = sub.wake;
+    sub.wake = undefined;
+    wake?.();
+  }
+
+  /** An async iterator of events, starting with the current state of every matching session as ADDED. */
+  subscribe(scope: SubscriptionScope): AsyncIterableIterator<SessionEventModel> {
+    const sub: Subscriber = { scope, queue: [], wake: undefined, failed: undefined, done: false, authorizedAt: Date.now() };
+    const set = scope.namespace === undefined ? this.everywhere : this.byNamespace.get(scope.namespace) ?? new Set<Subscriber>();
+    if (scope.namespace !== undefined) this.byNamespace.set(scope.namespace, set);
+    // Registered before the snapshot is taken: nothing that happens in between is missed.
+    set.add(sub);
+    this.count++;
+    for (const session of this.informer.list()) {
+      if (scope.namespace !== undefined && session.metadata.namespace !== scope.namespace) continue;
+      if (scope.name && session.metadata.name !== scope.name) continue;
+      sub.queue.push({ type: 'ADDED', session });
+    }
+    const remove = () => {
+      if (sub.done) return;
+      sub.done = true;
+      set.delete(sub);
+      if (scope.namespace !== undefined && set.size === 0) this.byNamespace.delete(scope.namespace);
+      this.count--;
+      sub.wake?.();
+    };
+    const reauthorizeMs = this.reauthorizeMs;
+    const iterator: AsyncIterableIterator<SessionEventModel> = {
+      async next(): Promise<IteratorResult<SessionEventModel>> {
+        for (;;) {
+          if (sub.done) return { value: undefined, done: true };
+          if (sub.queue.length) {
+            if (Date.now() - sub.authorizedAt > reauthorizeMs) {
+              if (!(await scope.authorize())) {
+                remove();
+                throw new ApiError('FORBIDDEN', 'you may no longer see these sessions');
+              }
+              sub.authorizedAt = Date.now();
+            }
+            return { value: sub.queue.shift()!, done: false };
+          }
+          if (sub.failed) {
+            remove();
+            throw sub.failed;
+          }
+          await new Promise<void>((resolve) => (sub.wake = resolve));
+        }
+      },
+      async return(): Promise<IteratorResult<SessionEventModel>> {
+        remove();
+        return { value: undefined, done: true };
+      },
+      async throw(err?: unknown): Promise<IteratorResult<SessionEventModel>> {
+        remove();
+        throw err;
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+}
