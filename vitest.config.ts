@@ -1,8 +1,14 @@
+import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
+
+const require = createRequire(import.meta.url);
 
 // Two projects: fast unit tests beside the code, and integration tests that share one real control plane
 // (started once by test/integration/global-setup.ts) and run one file at a time on this 2-core machine.
 export default defineConfig({
+  // graphql ships CommonJS and ESM builds; Node loads the CommonJS one for every package, so the tests must
+  // too, or schemas made by one copy fail instanceof checks in the other ("from another module or realm").
+  resolve: { alias: [{ find: /^graphql$/, replacement: require.resolve('graphql') }] },
   test: {
     reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
     projects: [

@@ -15,6 +15,8 @@ export interface AccessQuestion {
 
 export interface Authorizer {
   can(identity: Identity, q: AccessQuestion): Promise<boolean>;
+  /** Drops cached decisions about a user (after their permissions changed, e.g. a new RoleBinding). */
+  forget(username: string): void;
 }
 
 interface CacheEntry {
@@ -29,6 +31,10 @@ export function createAuthorizer(client: KubeClient, opts: { ttlMs?: number; den
   const maxEntries = opts.maxEntries ?? 50_000;
   const cache = new Map<string, CacheEntry>();
   return {
+    forget(username) {
+      const prefix = JSON.stringify([username]).slice(0, -1);
+      for (const key of cache.keys()) if (key.startsWith(prefix)) cache.delete(key);
+    },
     async can(identity, q) {
       const key = JSON.stringify([identity.username, identity.groups, q.verb, q.group, q.resource, q.namespace ?? '', q.name ?? '']);
       const hit = cache.get(key);

@@ -20,6 +20,7 @@ import {
   type ExecutionArgs,
   type GraphQLFormattedError,
   type GraphQLSchema,
+  type ValidationContext,
 } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -96,12 +97,14 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   const { app, server, config, services, verifier, metrics, log } = opts;
   const schema = loadSchema();
   const limiter = new RateLimiter(config.api.rateLimitPerMinute);
+  // Rejections are reported as validation errors rather than thrown: a throw would close a whole WebSocket.
+  const report = { propagateOnRejection: false, onReject: [(ctx: ValidationContext | null, err: GraphQLError) => ctx?.reportError(err)] };
   const armor = new ApolloArmor({
-    maxDepth: { n: config.api.maxDepth, propagateOnRejection: false },
-    costLimit: { maxCost: config.api.maxCost, propagateOnRejection: false },
-    maxAliases: { n: config.api.maxAliases, propagateOnRejection: false },
-    maxDirectives: { n: 20, propagateOnRejection: false },
-    maxTokens: { n: config.api.maxTokens, propagateOnRejection: false },
+    maxDepth: { n: config.api.maxDepth, ...report },
+    costLimit: { maxCost: config.api.maxCost, ...report },
+    maxAliases: { n: config.api.maxAliases, ...report },
+    maxDirectives: { n: 20, ...report },
+    maxTokens: { n: config.api.maxTokens, ...report },
     blockFieldSuggestion: { enabled: config.production },
   });
   const protection = armor.protect();
@@ -191,10 +194,13 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         try {
           document = parse(payload.query, { maxTokens: config.api.maxTokens });
         } catch (err) {
-          return [err instanceof GraphQLError ? err : new GraphQLError('syntax error')];
+          const message = err instanceof GraphQLError ? err.message : 'syntax error';
+          return [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
         }
         const errors = validate(schema, document, [...specifiedRules, ...protection.validationRules, ...extraRules]);
-        if (errors.length) return errors;
+        if (errors.length) {
+          return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        }
         let contextValue: Context;
         try {
           contextValue = contextFor(extra.identity);

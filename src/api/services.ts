@@ -19,7 +19,7 @@ import {
   type VDISession,
   type VDITemplate,
 } from '../../operator/v1alpha1.ts';
-import { badInput, forbidden, fromKubeError, notFound, quotaExceeded } from '../errors.ts';
+import { badInput, conflict, forbidden, fromKubeError, notFound, quotaExceeded } from '../errors.ts';
 import type { Impersonation, KubeClient } from '../kube/client.ts';
 import type { SessionEventModel } from '../../resolvers/context.ts';
 import { SessionEventHub } from './session-events.ts';
@@ -159,6 +159,7 @@ export class ApiServices {
     if (input.persistence) spec.persistence = { enabled: input.persistence.enabled, ...(input.persistence.size != null && { size: input.persistence.size }) };
     if (input.timeout != null) spec.timeout = input.timeout;
     const namespace = this.namespaces.namespaceOf(user);
+    if (this.caches.sessions.get(`${namespace}/${name}`)) throw conflict(`a session named "${name}" already exists`);
     const session: VDISession = { apiVersion: API_VERSION, kind: SESSION_KIND, metadata: { name, namespace }, spec };
 
     // The reconciler's own rules, run before anything is written: a request it would fail is refused now.
@@ -166,7 +167,7 @@ export class ApiServices {
     if (!resolution.ok) throw badInput(resolution.message, resolution.reason === 'ExceedsTemplateLimits' ? 'resources' : undefined);
     await this.checkGpuQuota(namespace, resolution.effective.gpu);
 
-    await this.namespaces.ensure({ name: user });
+    if (await this.namespaces.ensure({ name: user })) this.authorizer.forget(`${this.namespaces.usernamePrefix}${user}`);
     try {
       const created = await this.client.create<VDISession>(`/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}`, session, impersonate(identity));
       return clean(created);

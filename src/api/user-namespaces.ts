@@ -15,7 +15,7 @@ export class UserNamespaces {
   private readonly client: KubeClient;
   private readonly config: Config['users'];
   private readonly gpuResource: string;
-  private readonly usernamePrefix: string;
+  readonly usernamePrefix: string;
   private readonly ensured = new Map<string, Promise<string>>();
 
   constructor(client: KubeClient, config: Config) {
@@ -30,14 +30,21 @@ export class UserNamespaces {
     return userNamespace(name, this.config.namespacePrefix);
   }
 
-  /** Creates (once per process and user) the namespace, its RoleBinding and its ResourceQuota. */
-  ensure(user: Pick<Identity, 'name'>): Promise<string> {
+  /**
+   * Creates (once per process and user) the namespace, its RoleBinding and its ResourceQuota. Resolves to
+   * true when this call provisioned it (the user's permissions may just have changed), false when done before.
+   */
+  async ensure(user: Pick<Identity, 'name'>): Promise<boolean> {
     const existing = this.ensured.get(user.name);
-    if (existing) return existing;
+    if (existing) {
+      await existing;
+      return false;
+    }
     const pending = this.provision(user.name);
     this.ensured.set(user.name, pending);
     pending.catch(() => this.ensured.delete(user.name));
-    return pending;
+    await pending;
+    return true;
   }
 
   private async provision(name: string): Promise<string> {
