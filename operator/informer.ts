@@ -63,7 +63,8 @@ export class Informer<T extends KubeObject> {
       path: options.path,
       labelSelector: options.labelSelector,
       resyncMs: options.resyncMs ?? 10 * 60_000,
-      idleMs: options.idleMs ?? 120_000,
+      // Longer than the longest server-side watch timeout below: a healthy watch is never silent that long.
+      idleMs: options.idleMs ?? 150_000,
       pageSize: options.pageSize ?? 500,
       maxBackoffMs: options.maxBackoffMs ?? 30_000,
     };
@@ -133,8 +134,9 @@ export class Informer<T extends KubeObject> {
             resourceVersion,
             allowWatchBookmarks: true,
             labelSelector: this.opts.labelSelector,
-            // The server ends each watch after a few minutes; spreading the ends avoids relist storms.
-            timeoutSeconds: 240 + Math.floor(Math.random() * 120),
+            // The server ends each watch after 1-2 minutes (we then resume from the last resourceVersion, no
+            // relist); spreading the ends avoids bursts, and bounding them lets idleMs spot a dead connection.
+            timeoutSeconds: 60 + Math.floor(Math.random() * 60),
           },
           (event: WatchEvent<T>) => {
             this.stats.lastEventAt = Date.now();
@@ -193,6 +195,16 @@ export class Informer<T extends KubeObject> {
     return resourceVersion;
   }
 
+  /**
+   * An object this process has just written, as the apiserver returned it: cached (and emitted) at once, so
+   * that work done before the watch delivers the same version does not act on the older one and write again.
+   * The watch's copy of that version, and any older one still in flight, are then ignored.
+   */
+  remember(obj: T): void {
+    if (!obj?.metadata?.name || !obj.metadata.resourceVersion) return;
+    if (this.running) this.apply('MODIFIED', obj);
+  }
+
   private apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T): void {
     const key = objectKey(obj);
     const old = this.store.get(key);
@@ -203,9 +215,19 @@ export class Informer<T extends KubeObject> {
       return;
     }
     if (old?.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
+    if (isOlder(obj.metadata?.resourceVersion, old?.metadata?.resourceVersion)) return;
     this.store.set(key, obj);
     this.emitter.emit('event', old ? 'MODIFIED' : 'ADDED', obj, old);
   }
+}
+
+/**
+ * True when resourceVersion `a` is known to precede `b`. Resource versions are opaque, but etcd-backed
+ * apiservers hand out decimal revisions; only those are compared, anything else counts as not older.
+ */
+export function isOlder(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) < BigInt(b);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

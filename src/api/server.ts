@@ -33,6 +33,7 @@ import { ApiError, rateLimited, unauthenticated } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { sharedSubscribe } from './shared-execution.ts';
 import type { ApiServices } from './services.ts';
 
 const schemaDir = path.resolve(import.meta.dirname, '../../schema');
@@ -144,6 +145,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   const wsCleanup = useServer<Record<string, unknown> | undefined, Extra>(
     {
       schema,
+      subscribe: sharedSubscribe,
       connectionInitWaitTimeout: 10_000,
       onConnect: async (ctx) => {
         const payload = ctx.connectionParams ?? {};

@@ -1,0 +1,88 @@
+// Shared pieces of the benchmarks: a real control plane (or the one in KUBECONFIG), the service in-process,
+// a real OIDC issuer, and small statistics helpers. Every benchmark prints its figures as plain text.
+import { pino } from 'pino';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ControlPlane } from '../test/cluster/control-plane.ts';
+import { startOidcIssuer, type OidcIssuer } from '../test/support/oidc-issuer.ts';
+import { loadConfig } from '../src/config.ts';
+import { startService, type Service } from '../src/service.ts';
+import { KubeClient } from '../src/kube/client.ts';
+
+export const AUDIENCE = 'urn:vdi-operator:bench';
+
+export interface BenchStack {
+  cp: ControlPlane;
+  client: KubeClient;
+  kubeConfig: KubeConfig;
+  issuer: OidcIssuer;
+  service: Service;
+  stop(): Promise<void>;
+}
+
+export async function startBenchStack(env: Record<string, string> = {}, cpOptions: Parameters<typeof ControlPlane.start>[0] = {}): Promise<BenchStack> {
+  const cp = await ControlPlane.start({ volumes: 0, ...cpOptions });
+  await cp.applyManifests('deploy/rbac');
+  const client = cp.client();
+  await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'vdi-system' } });
+  const issuer = await startOidcIssuer({ audience: AUDIENCE, accessTokenTTLSeconds: 3600 });
+  const config = loadConfig(
+    {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      OIDC_ISSUER_URL: issuer.issuer,
+      OIDC_AUDIENCE: AUDIENCE,
+      OIDC_ALLOW_INSECURE_ISSUER: 'true',
+      VDI_URL_SCHEME: 'http',
+      VDI_API_RATE_LIMIT_PER_MINUTE: '100000000',
+      ...env,
+    },
+    [],
+  );
+  const service = await startService({ config, kubeConfig: cp.kubeConfig(), log: pino({ level: 'warn' }) });
+  return {
+    cp,
+    client,
+    kubeConfig: cp.kubeConfig(),
+    issuer,
+    service,
+    async stop() {
+      await service.stop();
+      await issuer.close();
+      await cp.stop();
+    },
+  };
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export function summarize(samples: number[]): { n: number; p50: number; p95: number; p99: number; max: number; mean: number } {
+  const s = [...samples].sort((a, b) => a - b);
+  return { n: s.length, p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s[s.length - 1] ?? NaN, mean: s.reduce((a, b) => a + b, 0) / (s.length || 1) };
+}
+
+export const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
+
+/** Runs `fn` `total` times with `concurrency` in flight; returns each call's latency (ms) and the wall time. */
+export async function load(total: number, concurrency: number, fn: () => Promise<void>): Promise<{ latencies: number[]; wallMs: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next++;
+        const t = performance.now();
+        await fn();
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return { latencies, wallMs: performance.now() - started };
+}
+
+export function rssMiB(): number {
+  return process.memoryUsage().rss / 1024 / 1024;
+}

@@ -1,0 +1,73 @@
+// Subscription fan-out without per-subscriber work: graphql-ws would execute the selection set once per
+// subscriber per event. Our subscription results depend only on the event and the operation (each
+// subscriber was authorised for the event before it reaches this point), so the result of executing one
+// operation on one event is computed once and shared by every subscriber with the same operation text and
+// variables.
+import {
+  GraphQLError,
+  createSourceEventStream,
+  execute,
+  print,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+} from 'graphql';
+
+const printed = new WeakMap<DocumentNode, string>();
+/** Per event object: operation key → its (promised) result. Entries die with the event. */
+const results = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
+
+function operationKey(args: ExecutionArgs): string {
+  let text = printed.get(args.document);
+  if (text === undefined) {
+    text = print(args.document);
+    printed.set(args.document, text);
+  }
+  return `${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}\u0000${text}`;
+}
+
+export async function sharedSubscribe(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+  const stream = await createSourceEventStream(args);
+  if (!(Symbol.asyncIterator in Object(stream))) return stream as ExecutionResult;
+  const source = stream as AsyncIterableIterator<unknown>;
+  const key = operationKey(args);
+  let ended = false;
+  const mapped: AsyncIterableIterator<ExecutionResult> = {
+    async next() {
+      if (ended) return { value: undefined, done: true };
+      let item: IteratorResult<unknown>;
+      try {
+        item = await source.next();
+      } catch (err) {
+        // A stream that ends in error (authorisation revoked, subscriber too slow) ends this subscription
+        // with that error as its last result, instead of tearing down the whole WebSocket.
+        ended = true;
+        const error = err instanceof GraphQLError ? err : new GraphQLError('internal error', { originalError: err as Error });
+        return { value: { errors: [error] }, done: false };
+      }
+      if (item.done) return { value: undefined, done: true };
+      const event = item.value;
+      if (typeof event !== 'object' || event === null) return { value: await execute({ ...args, rootValue: event }), done: false };
+      let perEvent = results.get(event);
+      if (!perEvent) results.set(event, (perEvent = new Map()));
+      let result = perEvent.get(key);
+      if (!result) {
+        result = execute({ ...args, rootValue: event });
+        perEvent.set(key, result);
+      }
+      return { value: await result, done: false };
+    },
+    async return() {
+      await source.return?.();
+      return { value: undefined, done: true };
+    },
+    async throw(err?: unknown) {
+      await source.return?.();
+      throw err;
+    },
+    [Symbol.asyncIterator]() {
+      return mapped;
+    },
+  };
+  return mapped;
+}
