@@ -1,12 +1,12 @@
 // Shared pieces of the benchmarks: a real control plane (or the one in KUBECONFIG), the service in-process,
 // a real OIDC issuer, and small statistics helpers. Every benchmark prints its figures as plain text.
 import { pino } from 'pino';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane } from '../test/cluster/control-plane.ts';
 import { startOidcIssuer, type OidcIssuer } from '../test/support/oidc-issuer.ts';
 import { loadConfig } from '../src/config.ts';
 import { startService, type Service } from '../src/service.ts';
-import { KubeClient } from '../src/kube/client.ts';
+import type { KubeClient } from '../src/kube/client.ts';
 
 export const AUDIENCE = 'urn:vdi-operator:bench';
 
