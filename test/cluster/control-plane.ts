@@ -29,6 +29,8 @@ export interface SimulatedNode {
   labels?: Record<string, string>;
   cpu?: string;
   memory?: string;
+  /** Pod capacity (110, the kubelet default, unless a benchmark needs more). */
+  pods?: number;
 }
 
 /** Two 8-slice time-sliced GPU nodes and one CPU-only node, labelled the way the NVIDIA GPU operator does. */
@@ -395,7 +397,7 @@ current-context: vdi-local
             'nvidia.com/gpu.product': 'NVIDIA-A10-SHARED',
           }
         : {};
-      const capacity: Record<string, string> = { cpu: n.cpu ?? '64', memory: n.memory ?? '512Gi', pods: '110' };
+      const capacity: Record<string, string> = { cpu: n.cpu ?? '64', memory: n.memory ?? '512Gi', pods: String(n.pods ?? 110) };
       if (n.gpus) capacity['nvidia.com/gpu'] = String(n.gpus);
       await client.apply(
         `/api/v1/nodes/${n.name}`,

@@ -1,0 +1,156 @@
+// The reconciler under a create storm on the simulated cluster: N sessions created at once (enough GPU
+// slices for all), time until all are Running, per-session create→Running p50/p99, API writes per session,
+// CPU and peak memory of the process. The baseline is measured first in the same run: the same number of bare
+// one-slice pods through kube-scheduler and kwok, so the ratio shows what the reconciler adds. Then memory is
+// measured again with --large sessions in the caches.
+//
+//   npm run bench:reconciler -- [--sessions 200] [--large 2000]
+import { parseArgs } from 'node:util';
+import type { V1Pod } from '@kubernetes/client-node';
+import { Informer } from '../operator/informer.ts';
+import type { VDISession } from '../operator/v1alpha1.ts';
+import { fmt, startBenchStack, summarize } from './support.ts';
+
+const { values } = parseArgs({ options: { sessions: { type: 'string', default: '200' }, large: { type: 'string', default: '2000' } } });
+const N = Number(values.sessions);
+const LARGE = Number(values.large);
+const gpuNodes = Math.ceil(N / 100);
+const cpuNodes = Math.ceil(LARGE / 500) + 1;
+const stack = await startBenchStack(
+  { VDI_MODE: 'reconciler', VDI_RECONCILE_CONCURRENCY: '16' },
+  {
+    volumes: 0,
+    nodes: [
+      ...Array.from({ length: gpuNodes }, (_, i) => ({ name: `gpu-${i}`, gpus: 100, pods: 200 })),
+      ...Array.from({ length: cpuNodes }, (_, i) => ({ name: `cpu-${i}`, gpus: 0, pods: 600, cpu: '2000', memory: '20000Gi' })),
+    ],
+  },
+);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+const mib = (b: number) => `${(b / 1048576).toFixed(0)} MiB`;
+try {
+  const { client } = stack;
+  const mkns = (name: string) => client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  await mkns('bench-pods');
+  await mkns('bench-sessions');
+  await client.apply(
+    '/apis/vdi.kasm.io/v1alpha1/vditemplates/bench-desktop',
+    {
+      apiVersion: 'vdi.kasm.io/v1alpha1',
+      kind: 'VDITemplate',
+      metadata: { name: 'bench-desktop' },
+      spec: { image: 'desktop:bench', displayName: 'Bench', resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '1Gi', defaultCPU: '1' }, persistence: { defaultEnabled: false } },
+    },
+    'bench',
+  );
+
+  // Baseline: bare pods, create → Running as seen through a watch.
+  const pods = new Informer<V1Pod>(client, { path: '/api/v1/namespaces/bench-pods/pods' });
+  pods.start();
+  await pods.waitForSync();
+  const podCreated = new Map<string, number>();
+  const podRunning = new Map<string, number>();
+  pods.on((_t, p) => {
+    if (p.status?.phase === 'Running' && !podRunning.has(p.metadata!.name!)) podRunning.set(p.metadata!.name!, performance.now());
+  });
+  const baseStart = performance.now();
+  await Promise.all(
+    Array.from({ length: N }, async (_, i) => {
+      podCreated.set(`p-${i}`, performance.now());
+      await client.create('/api/v1/namespaces/bench-pods/pods', {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `p-${i}` },
+        spec: { containers: [{ name: 'desktop', image: 'desktop:bench', resources: { limits: { 'nvidia.com/gpu': '1', memory: '1Gi', cpu: '1' } } }] },
+      });
+    }),
+  );
+  while (podRunning.size < N) await sleep(20);
+  const baseAll = performance.now() - baseStart;
+  const base = summarize([...podRunning].map(([name, t]) => t - podCreated.get(name)!));
+  await client.request({ method: 'DELETE', path: '/api/v1/namespaces/bench-pods/pods', query: { gracePeriodSeconds: 0 } });
+  while (pods.size > 0) await sleep(50);
+  await pods.stop();
+
+  // Sessions.
+  const controllerWrites = () => [...(stack.service.controller()?.writes ?? new Map()).entries()];
+  while (!stack.service.controller()) await sleep(20);
+  const sessions = new Informer<VDISession>(client, { path: '/apis/vdi.kasm.io/v1alpha1/namespaces/bench-sessions/vdisessions' });
+  sessions.start();
+  await sessions.waitForSync();
+  const created = new Map<string, number>();
+  const running = new Map<string, number>();
+  sessions.on((_t, s) => {
+    if (s.status?.phase === 'Running' && !running.has(s.metadata.name!)) running.set(s.metadata.name!, performance.now());
+  });
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  gc();
+  const rssBefore = process.memoryUsage().rss;
+  const cpuBefore = process.cpuUsage();
+  const writesBefore = new Map(controllerWrites());
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: N }, async (_, i) => {
+      created.set(`s-${i}`, performance.now());
+      await client.create('/apis/vdi.kasm.io/v1alpha1/namespaces/bench-sessions/vdisessions', {
+        apiVersion: 'vdi.kasm.io/v1alpha1',
+        kind: 'VDISession',
+        metadata: { name: `s-${i}` },
+        spec: { user: `user-${i}@example.com`, template: 'bench-desktop' },
+      });
+    }),
+  );
+  while (running.size < N) await sleep(20);
+  const all = performance.now() - start;
+  await stack.service.controller()!.queue.idle();
+  const cpu = process.cpuUsage(cpuBefore);
+  clearInterval(sampler);
+  const lat = summarize([...running].map(([name, t]) => t - created.get(name)!));
+  const writes = controllerWrites().map(([kind, n]) => [kind, n - (writesBefore.get(kind) ?? 0)] as const).filter(([, n]) => n > 0);
+  const objectWrites = writes.filter(([k]) => k !== 'event').reduce((a, [, n]) => a + n, 0);
+  const eventWrites = writes.filter(([k]) => k === 'event').reduce((a, [, n]) => a + n, 0);
+
+  console.log(`reconciler: ${N} sessions created at once on ${gpuNodes} GPU nodes (kwok)`);
+  console.log(`  baseline bare pods: all Running after ${(baseAll / 1000).toFixed(2)} s; create→Running p50 ${fmt(base.p50)}  p99 ${fmt(base.p99)}`);
+  console.log(`  sessions:           all Running after ${(all / 1000).toFixed(2)} s; create→Running p50 ${fmt(lat.p50)}  p99 ${fmt(lat.p99)}`);
+  console.log(`  added by the reconciler: p50 ${fmt(lat.p50 - base.p50)}  p99 ${fmt(lat.p99 - base.p99)}  (ratio p50 ${(lat.p50 / base.p50).toFixed(2)}x, p99 ${(lat.p99 / base.p99).toFixed(2)}x)`);
+  console.log(`  API writes per session: ${(objectWrites / N).toFixed(2)} to objects + ${(eventWrites / N).toFixed(2)} Events  (${writes.map(([k, n]) => `${k} ${n}`).join(', ')})`);
+  console.log(`  process CPU: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${((cpu.user + cpu.system) / 1000 / N).toFixed(1)} ms per session); peak RSS ${mib(peakRss)}; RSS before ${mib(rssBefore)}`);
+  gc();
+  const rssAtN = process.memoryUsage().rss;
+  const heapAtN = process.memoryUsage().heapUsed;
+
+  if (LARGE > N) {
+    // Memory with many more sessions in the caches (CPU-only desktops on big simulated nodes).
+    await client.apply(
+      '/apis/vdi.kasm.io/v1alpha1/vditemplates/bench-cpu',
+      { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDITemplate', metadata: { name: 'bench-cpu' }, spec: { image: 'desktop:bench', displayName: 'Bench CPU', resources: { defaultGPU: 0, maxGPU: 0, defaultMemory: '1Gi', defaultCPU: '1' }, persistence: { defaultEnabled: false } } },
+      'bench',
+    );
+    for (let i = N; i < LARGE; i += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, LARGE - i) }, (_, j) =>
+          client.create('/apis/vdi.kasm.io/v1alpha1/namespaces/bench-sessions/vdisessions', {
+            apiVersion: 'vdi.kasm.io/v1alpha1',
+            kind: 'VDISession',
+            metadata: { name: `s-${i + j}` },
+            spec: { user: `user-${i + j}@example.com`, template: 'bench-cpu' },
+          }),
+        ),
+      );
+    }
+    while (running.size < LARGE) await sleep(100);
+    await stack.service.controller()!.queue.idle();
+    await sleep(1000);
+    gc();
+    const rssLarge = process.memoryUsage().rss;
+    const heapLarge = process.memoryUsage().heapUsed;
+    console.log(`  memory with ${N} sessions: RSS ${mib(rssAtN)}, heap ${mib(heapAtN)}; with ${LARGE}: RSS ${mib(rssLarge)}, heap ${mib(heapLarge)}`);
+    console.log(`  growth: ${((heapLarge - heapAtN) / (LARGE - N) / 1024).toFixed(1)} KB heap per additional session (session + pod + secret + service + routes + policy in the caches)`);
+  }
+  await sessions.stop();
+} finally {
+  await stack.stop();
+}
