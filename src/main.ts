@@ -45,6 +45,7 @@ async function main(): Promise<void> {
 
   const service = await startService({ config, kubeConfig, log });
   stops.unshift(service.stop);
+  await service.synced;
   printHowToReach(config, service.url, log);
 
   let stopping = false;

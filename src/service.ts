@@ -26,6 +26,8 @@ export interface Service {
   metrics: Metrics;
   /** The controller while this replica leads (for tests and benchmarks). */
   controller(): SessionController | undefined;
+  /** Resolves once the informer caches have synced (what /readyz reports). */
+  synced: Promise<void>;
   isLeader(): boolean;
   stop(): Promise<void>;
 }
@@ -162,6 +164,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     caches,
     metrics,
     controller: () => controller,
+    synced: cachesReady,
     isLeader: () => elector?.isLeader ?? false,
     async stop() {
       // Apollo's drain plugin closes the HTTP server gracefully and the WebSocket server with it.
