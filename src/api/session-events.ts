@@ -93,7 +93,7 @@ export class SessionEventHub {
         for (;;) {
           if (sub.done) return { value: undefined, done: true };
           if (sub.queue.length) {
-            if (Date.now() - sub.authorizedAt > reauthorizeMs) {
+            if (Date.now() - sub.authorizedAt >= reauthorizeMs) {
               if (!(await scope.authorize())) {
                 remove();
                 throw new ApiError('FORBIDDEN', 'you may no longer see these sessions');

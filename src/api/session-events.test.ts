@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import type { Informer, InformerEventType } from '../../operator/informer.ts';
+import type { VDISession } from '../../operator/v1alpha1.ts';
+import { SessionEventHub } from './session-events.ts';
+
+/** A stand-in for the shared informer: a list and a listener, which is all the hub uses. */
+function cache(initial: VDISession[]) {
+  const items = new Map(initial.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+  let listener: ((type: InformerEventType, s: VDISession) => void) | undefined;
+  const informer = {
+    list: () => [...items.values()],
+    on: (l: typeof listener) => {
+      listener = l;
+      return () => {};
+    },
+  } as unknown as Informer<VDISession>;
+  return {
+    informer,
+    emit(type: InformerEventType, s: VDISession) {
+      if (type === 'DELETED') items.delete(`${s.metadata.namespace}/${s.metadata.name}`);
+      else items.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
+      listener!(type, s);
+    },
+  };
+}
+
+const session = (namespace: string, name: string, phase = 'Pending'): VDISession =>
+  ({ apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession', metadata: { namespace, name }, spec: { user: 'u', template: 't' }, status: { phase } }) as VDISession;
+
+const allowed = async () => true;
+
+describe('SessionEventHub', () => {
+  it('starts with the current state as ADDED, then streams changes in order', async () => {
+    const c = cache([session('a', 'one'), session('b', 'other')]);
+    const hub = new SessionEventHub(c.informer);
+    const it = hub.subscribe({ namespace: 'a', authorize: allowed });
+    c.emit('MODIFIED', session('a', 'one', 'Running'));
+    c.emit('MODIFIED', session('b', 'other', 'Running'));
+    c.emit('DELETED', session('a', 'one', 'Running'));
+    const got = [(await it.next()).value, (await it.next()).value, (await it.next()).value];
+    expect(got.map((e) => `${e!.type} ${e!.session.metadata.name} ${e!.session.status?.phase}`)).toEqual(['ADDED one Pending', 'MODIFIED one Running', 'DELETED one Running']);
+  });
+
+  it('filters one session by name and ignores resyncs', async () => {
+    const c = cache([session('a', 'one'), session('a', 'two')]);
+    const hub = new SessionEventHub(c.informer);
+    const it = hub.subscribe({ namespace: 'a', name: 'two', authorize: allowed });
+    c.emit('RESYNC', session('a', 'two'));
+    c.emit('MODIFIED', session('a', 'one', 'Running'));
+    c.emit('MODIFIED', session('a', 'two', 'Starting'));
+    expect((await it.next()).value!.type).toBe('ADDED');
+    const next = (await it.next()).value!;
+    expect([next.type, next.session.metadata.name, next.session.status?.phase]).toEqual(['MODIFIED', 'two', 'Starting']);
+  });
+
+  it('ends a subscriber that falls too far behind with an error instead of dropping events', async () => {
+    const c = cache([]);
+    const hub = new SessionEventHub(c.informer, { maxQueue: 3 });
+    const it = hub.subscribe({ authorize: allowed });
+    for (let i = 0; i < 5; i++) c.emit('ADDED', session('a', `s${i}`));
+    const names: string[] = [];
+    await expect(
+      (async () => {
+        for (;;) names.push((await it.next()).value!.session.metadata.name!);
+      })(),
+    ).rejects.toMatchObject({ extensions: { code: 'UNAVAILABLE' } });
+    expect(names).toEqual(['s0', 's1', 's2']);
+    expect(hub.subscribers).toBe(0);
+  });
+
+  it('stops delivering, even DELETED events, once the subscriber is no longer authorised', async () => {
+    const c = cache([]);
+    let allow = true;
+    const hub = new SessionEventHub(c.informer, { reauthorizeMs: 0 });
+    const it = hub.subscribe({ namespace: 'a', authorize: async () => allow });
+    c.emit('ADDED', session('a', 'one'));
+    expect((await it.next()).value!.type).toBe('ADDED');
+    allow = false;
+    c.emit('DELETED', session('a', 'one'));
+    await expect(it.next()).rejects.toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+    expect(hub.subscribers).toBe(0);
+  });
+
+  it('forgets a subscriber that returns', async () => {
+    const c = cache([]);
+    const hub = new SessionEventHub(c.informer);
+    const it = hub.subscribe({ namespace: 'a', authorize: allowed });
+    expect(hub.subscribers).toBe(1);
+    await it.return!();
+    expect(hub.subscribers).toBe(0);
+    expect((await it.next()).done).toBe(true);
+  });
+});
