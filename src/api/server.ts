@@ -255,6 +255,8 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
     schema,
     introspection: !config.production,
     csrfPrevention: true,
+    // main.ts handles SIGTERM/SIGINT and stops everything in order; Apollo's own handler would race it.
+    stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
     plugins: [
