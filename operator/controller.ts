@@ -1,6 +1,7 @@
 // The session reconciler: level-triggered and idempotent. reconcile(key) reads the world from the shared
 // caches, computes the desired children with the pure builders, writes only what differs, and writes a
 // status that says what is really happening. Nothing it needs lives in memory only: a restart converges.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeError, isConflict, isNotFound, type KubeClient } from '../src/kube/client.ts';
@@ -15,7 +16,7 @@ import {
 } from './builders.ts';
 import type { Caches } from './caches.ts';
 import type { ReconcilerConfig } from './config.ts';
-import type { InformerEventType, KubeObject } from './informer.ts';
+import type { Informer, InformerEventType, KubeObject } from './informer.ts';
 import { childName, pvcName } from './naming.ts';
 import { resolveSession } from './resolve.ts';
 import { mergeConditions, sessionStatusFromPod, statusEqual } from './status.ts';
@@ -87,6 +88,10 @@ export function containsDesired(actual: unknown, desired: unknown): boolean {
 }
 
 const TERMINAL_POD_PHASES = new Set(['Succeeded', 'Failed']);
+/** How long a new session's first status write waits for the scheduler's verdict on its pod. */
+const AWAIT_SCHEDULER_MS = 2_000;
+
+type Writable = { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } };
 
 export class SessionController {
   readonly queue: WorkQueue;
@@ -95,11 +100,15 @@ export class SessionController {
   private readonly now: () => Date;
   /** Counts API writes by kind, for the benchmarks. */
   readonly writes = new Map<string, number>();
+  /** API writes (Events excluded) per session key, while the session exists; see sessionWrites(). */
+  private readonly writesBySession = new Map<string, number>();
+  /** The key whose reconcile is running, so each write is charged to its session. */
+  private readonly reconciling = new AsyncLocalStorage<string>();
 
   constructor(options: SessionControllerOptions) {
     this.o = options;
     this.now = options.now ?? (() => new Date());
-    this.queue = new WorkQueue((key) => this.reconcile(key), {
+    this.queue = new WorkQueue((key) => this.reconciling.run(key, () => this.reconcile(key)), {
       concurrency: options.concurrency ?? 16,
       onError: (key, err, attempt) =>
         options.log.warn({ session: key, attempt, error: errorText(err) }, 'reconcile failed, will retry'),
@@ -138,6 +147,13 @@ export class SessionController {
 
   private countWrite(kind: string): void {
     this.writes.set(kind, (this.writes.get(kind) ?? 0) + 1);
+    const key = this.reconciling.getStore();
+    if (key && kind !== 'event') this.writesBySession.set(key, (this.writesBySession.get(key) ?? 0) + 1);
+  }
+
+  /** API writes made for one session (`namespace/name`) so far, Events excluded: the write budget's measure. */
+  sessionWrites(key: string): number {
+    return this.writesBySession.get(key) ?? 0;
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -145,16 +161,18 @@ export class SessionController {
     const session = this.o.caches.sessions.get(key);
     if (!session) {
       await this.deleteOrphans(namespace, name);
+      this.writesBySession.delete(key);
       return {};
     }
     if (session.metadata.deletionTimestamp) return await this.finalize(session);
     if (!session.metadata.finalizers?.includes(FINALIZER)) {
-      await this.write('finalizer', () =>
-        this.o.client.mergePatch(sessionPath(namespace, name), {
+      const updated = await this.write('finalizer', () =>
+        this.o.client.mergePatch<VDISession>(sessionPath(namespace, name), {
           metadata: { finalizers: [...(session.metadata.finalizers ?? []), FINALIZER], resourceVersion: session.metadata.resourceVersion },
         }),
       );
-      // The update comes back through the watch and reconciles again with the finalizer in place.
+      // Cached at once: the update's event reconciles again, with the finalizer in place.
+      this.o.caches.sessions.remember(updated);
       return {};
     }
     const status = session.status ?? {};
@@ -210,6 +228,12 @@ export class SessionController {
     }
 
     const observed = sessionStatusFromPod(session, pod, routed, now, this.o.config);
+    const podAgeMs = pod?.metadata?.creationTimestamp ? now.getTime() - Date.parse(String(pod.metadata.creationTimestamp)) : Infinity;
+    if (!status.phase && observed.phase === 'Pending' && observed.reason === 'Scheduling' && podAgeMs < AWAIT_SCHEDULER_MS) {
+      // A new session whose pod the scheduler has not judged yet: its verdict (bound or unschedulable) follows
+      // at once and brings us back with news worth a status write. Should it not, say Pending then.
+      return { requeueAfterMs: AWAIT_SCHEDULER_MS - Math.max(0, podAgeMs) };
+    }
     const next: VDISessionStatus = { phase: observed.phase, reason: observed.reason, message: observed.message, podName: observed.podName, nodeName: observed.nodeName };
     if (!pod && status.startTime) {
       // The desktop ran and its pod is gone (evicted, deleted by hand): the session is over, not restarted,
@@ -284,12 +308,32 @@ export class SessionController {
   private async deletePod(namespace: string, name: string): Promise<void> {
     const pod = this.o.caches.pods.get(`${namespace}/${name}`);
     if (!pod || pod.metadata?.deletionTimestamp) return;
-    await this.write('delete-pod', () => this.o.client.delete(`/api/v1/namespaces/${namespace}/pods/${name}`)).catch(ignoreNotFound);
+    const deleted = await this.write('delete-pod', () => this.o.client.delete<V1Pod>(`/api/v1/namespaces/${namespace}/pods/${name}`)).catch(ignoreNotFound);
+    // A graceful delete answers with the pod, now carrying its deletionTimestamp: no second delete.
+    if (deleted?.kind === 'Pod') this.o.caches.pods.remember(deleted);
   }
 
-  private async createIfAbsent(obj: { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } }): Promise<unknown> {
+  /** The cache that holds objects of `kind` (for writing through what we just wrote). */
+  private cacheOf(kind: string): Informer<KubeObject> | undefined {
+    const { caches } = this.o;
+    const byKind: Record<string, Informer<KubeObject>> = {
+      Pod: caches.pods,
+      Secret: caches.secrets,
+      PersistentVolumeClaim: caches.pvcs,
+      Service: caches.services,
+      NetworkPolicy: caches.networkPolicies,
+      Middleware: caches.middlewares,
+      IngressRoute: caches.ingressRoutes,
+      Ingress: caches.ingresses,
+    } as unknown as Record<string, Informer<KubeObject>>;
+    return byKind[kind];
+  }
+
+  private async createIfAbsent(obj: Writable): Promise<unknown> {
     try {
-      return await this.write(obj.kind, () => this.o.client.create(objectPath(obj, false), obj));
+      const created = await this.write(obj.kind, () => this.o.client.create<KubeObject>(objectPath(obj, false), obj));
+      this.cacheOf(obj.kind)?.remember(created);
+      return created;
     } catch (err) {
       // Created by an earlier run whose cache had not caught up yet: exactly the state we want.
       if (isConflict(err)) return undefined;
@@ -298,14 +342,21 @@ export class SessionController {
   }
 
   /** Server-side apply when the cached object is missing or differs; returns true when in place. */
-  private async applyIfDrifted(
-    obj: { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } },
-    cache: { get(key: string): unknown },
-  ): Promise<boolean> {
+  private async applyIfDrifted(obj: Writable, cache: { get(key: string): unknown }): Promise<boolean> {
     const cached = cache.get(`${obj.metadata.namespace}/${obj.metadata.name}`);
     const { apiVersion: _a, kind: _k, ...desired } = obj;
     if (cached && containsDesired(cached, desired)) return true;
-    await this.write(obj.kind, () => this.o.client.apply(objectPath(obj), obj, MANAGER));
+    let applied = await this.write(obj.kind, () => this.o.client.apply<KubeObject>(objectPath(obj), obj, MANAGER)).catch((err: unknown) => {
+      if (err instanceof KubeError && err.status === 422) return undefined;
+      throw err;
+    });
+    if (!applied || !containsDesired(applied, desired)) {
+      // Someone else's edit owns a conflicting list entry (a Service port changed by hand keeps its entry,
+      // and apply adds ours beside it, or fails on the duplicate port name). A merge patch replaces lists
+      // whole, which puts back exactly what we want.
+      applied = await this.write(obj.kind, () => this.o.client.mergePatch<KubeObject>(objectPath(obj), obj, undefined, MANAGER));
+    }
+    this.cacheOf(obj.kind)?.remember(applied);
     return true;
   }
 
@@ -322,7 +373,8 @@ export class SessionController {
     // Fields absent from the new status are removed (null in a merge patch), so a stale reason never lingers.
     const patch: Record<string, unknown> = {};
     for (const k of new Set([...Object.keys(prev), ...Object.keys(status)])) patch[k] = (status as Record<string, unknown>)[k] ?? null;
-    await this.write('status', () => this.o.client.mergePatch(`${sessionPath(namespace, name)}/status`, { status: patch }));
+    const updated = await this.write('status', () => this.o.client.mergePatch<VDISession>(`${sessionPath(namespace, name)}/status`, { status: patch }));
+    this.o.caches.sessions.remember(updated);
     if (prev.phase !== status.phase) {
       this.o.log.info({ session: `${namespace}/${name}`, phase: status.phase, reason: status.reason }, 'session phase changed');
       void this.recordEvent(session, status.phase!, status.reason ?? status.phase!, status.message ?? `phase ${status.phase}`);
@@ -338,7 +390,8 @@ export class SessionController {
         this.o.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, {
           apiVersion: 'events.k8s.io/v1',
           kind: 'Event',
-          metadata: { generateName: `${name}.`, namespace },
+          // client-go's naming (generateName may not end in a dot): the session's name and a unique suffix.
+          metadata: { name: eventName(name), namespace },
           eventTime: this.now().toISOString().replace(/Z$/, '000Z'),
           reportingController: `${API_VERSION.split('/')[0]}/${MANAGER}`,
           reportingInstance: this.o.identity,
@@ -360,8 +413,14 @@ export class SessionController {
   }
 }
 
-function ignoreNotFound(err: unknown): void {
+function ignoreNotFound(err: unknown): undefined {
   if (!isNotFound(err)) throw err;
+  return undefined;
+}
+
+/** `<object>.<16 hex>`, at most 253 characters, as client-go names its Events. */
+export function eventName(objectName: string): string {
+  return `${objectName.slice(0, 253 - 17).replace(/[.-]+$/, '')}.${randomBytes(8).toString('hex')}`;
 }
 
 /** A log-safe description of an error: Kubernetes status and reason, never headers or bodies. */

@@ -126,7 +126,10 @@ export class Informer<T extends KubeObject> {
     const signal = this.abort.signal;
     while (!signal.aborted) {
       try {
-        if (!resourceVersion) resourceVersion = await this.relist();
+        if (!resourceVersion) {
+          resourceVersion = await this.relist();
+          backoff = 250;
+        }
         this.stats.watches++;
         await this.client.watch<T>(
           this.opts.path,
@@ -140,6 +143,9 @@ export class Informer<T extends KubeObject> {
           },
           (event: WatchEvent<T>) => {
             this.stats.lastEventAt = Date.now();
+            // The connection works: the next failure starts backing off from the bottom again, not from
+            // wherever an outage long ago left it.
+            backoff = 250;
             if (event.type === 'ERROR') {
               const status = event.object as unknown as { code?: number; message?: string };
               if (status.code === 410) throw new GoneError(status.message);

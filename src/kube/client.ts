@@ -217,8 +217,8 @@ export class KubeClient {
   delete<T>(path: string, as?: Impersonation, body?: unknown): Promise<T> {
     return this.request<T>({ method: 'DELETE', path, as, body });
   }
-  mergePatch<T>(path: string, body: unknown, as?: Impersonation): Promise<T> {
-    return this.request<T>({ method: 'PATCH', path, body, as, contentType: MERGE_PATCH });
+  mergePatch<T>(path: string, body: unknown, as?: Impersonation, fieldManager?: string): Promise<T> {
+    return this.request<T>({ method: 'PATCH', path, body, as, contentType: MERGE_PATCH, query: fieldManager ? { fieldManager } : undefined });
   }
   /** Server-side apply under one field manager; `force` takes ownership of fields another manager set. */
   apply<T>(path: string, body: unknown, fieldManager: string, force = true): Promise<T> {

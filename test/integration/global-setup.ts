@@ -1,6 +1,7 @@
 // One real control plane per test run, shared by the integration test files (each test uses its own namespace).
 import type { TestProject } from 'vitest/node';
 import { ControlPlane } from '../cluster/control-plane.ts';
+import { TEST_STAGES } from '../support/stages.ts';
 
 export interface ClusterInfo {
   kubeconfig: string;
@@ -19,7 +20,7 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
-  const cp = await ControlPlane.start({ log: (line) => console.log(`[cluster] ${line}`) });
+  const cp = await ControlPlane.start({ extraStages: TEST_STAGES, log: (line) => console.log(`[cluster] ${line}`) });
   await cp.applyManifests('deploy/rbac');
   console.log(`[cluster] shared control plane up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   project.provide('cluster', {

@@ -1,0 +1,87 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { KubeError, type KubeClient, type WatchEvent } from '../src/kube/client.ts';
+import { Informer, isOlder, type KubeObject } from './informer.ts';
+
+type Watch = (onEvent: (event: WatchEvent<KubeObject>) => void, signal: AbortSignal) => Promise<void>;
+
+/** A client whose list returns `items` and whose watches play the scripted behaviours in turn. */
+function fakeClient(items: KubeObject[], watches: Watch[]) {
+  const calls: { at: number; resourceVersion: unknown }[] = [];
+  const client = {
+    list: async () => ({ metadata: { resourceVersion: '10' }, items }),
+    watch: async (_path: string, query: Record<string, unknown>, onEvent: (e: WatchEvent<KubeObject>) => void, signal: AbortSignal) => {
+      calls.push({ at: Date.now(), resourceVersion: query.resourceVersion });
+      const next = watches.shift();
+      if (next) return await next(onEvent, signal);
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    },
+  } as unknown as KubeClient;
+  return { client, calls };
+}
+
+const pod = (name: string, rv: string): KubeObject => ({ metadata: { name, namespace: 'ns', resourceVersion: rv } });
+const fail: Watch = async () => {
+  throw new KubeError(500, 'InternalError', 'boom');
+};
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('Informer', () => {
+  it('starts backing off from the bottom again once a watch has delivered events', async () => {
+    vi.useFakeTimers();
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const delivering: Watch = async (onEvent) => {
+      onEvent({ type: 'MODIFIED', object: pod('a', '11') });
+      throw new KubeError(500, 'InternalError', 'connection lost');
+    };
+    const { client, calls } = fakeClient([pod('a', '10')], [fail, fail, fail, delivering]);
+    const informer = new Informer(client, { path: '/api/v1/pods' });
+    informer.start();
+    // Three failures back off 250, 500 and 1000 ms; the fourth watch works for a while and then breaks.
+    await vi.advanceTimersByTimeAsync(250 + 500 + 1000);
+    expect(calls).toHaveLength(4);
+    // After a working watch the retry comes after the base delay, not 2000 ms.
+    await vi.advanceTimersByTimeAsync(250);
+    expect(calls).toHaveLength(5);
+    expect(calls[4]!.resourceVersion).toBe('11');
+    vi.mocked(Math.random).mockRestore();
+    await informer.stop();
+  });
+
+  it('keeps an object it was told about through remember(), and ignores the older copy the watch brings later', async () => {
+    let deliver!: (event: WatchEvent<KubeObject>) => void;
+    const held: Watch = (onEvent, signal) => {
+      deliver = onEvent;
+      return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    };
+    const { client } = fakeClient([pod('a', '10')], [held]);
+    const informer = new Informer(client, { path: '/api/v1/pods' });
+    const seen: string[] = [];
+    informer.on((type, obj) => seen.push(`${type}:${obj.metadata?.resourceVersion}`));
+    informer.start();
+    await informer.waitForSync();
+    await vi.waitFor(() => expect(deliver).toBeTypeOf('function'));
+
+    informer.remember(pod('a', '13'));
+    expect(informer.get('ns/a')?.metadata?.resourceVersion).toBe('13');
+    deliver({ type: 'MODIFIED', object: pod('a', '12') });
+    deliver({ type: 'MODIFIED', object: pod('a', '13') });
+    expect(informer.get('ns/a')?.metadata?.resourceVersion).toBe('13');
+    deliver({ type: 'MODIFIED', object: pod('a', '14') });
+    expect(informer.get('ns/a')?.metadata?.resourceVersion).toBe('14');
+    expect(seen).toEqual(['ADDED:10', 'MODIFIED:13', 'MODIFIED:14']);
+    await informer.stop();
+  });
+});
+
+describe('isOlder', () => {
+  it('compares decimal resource versions numerically and treats anything else as not older', () => {
+    expect(isOlder('9', '10')).toBe(true);
+    expect(isOlder('10', '10')).toBe(false);
+    expect(isOlder('11', '10')).toBe(false);
+    expect(isOlder('abc', '10')).toBe(false);
+    expect(isOlder(undefined, '10')).toBe(false);
+  });
+});

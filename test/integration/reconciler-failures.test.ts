@@ -1,0 +1,92 @@
+// What the reconciler reports when a session cannot run: a failing image fails fast and frees its slice, a
+// missing template waits (and recovers when the template appears), a request over the template's limits fails
+// without a pod.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { SessionController } from '../../operator/controller.ts';
+import type { VDITemplate } from '../../operator/v1alpha1.ts';
+import type { Service } from '../../src/service.ts';
+import { adminClient, testNamespace } from '../support/cluster.ts';
+import {
+  createSession,
+  createTemplate,
+  deleteNamespace,
+  getOrUndefined,
+  gone,
+  leadingController,
+  sessionInPhase,
+  sessionWhere,
+  startReconciler,
+  templateManifest,
+} from '../support/reconciler.ts';
+
+const client = adminClient();
+let ns: string;
+let service: Service;
+let controller: SessionController;
+const templates: string[] = [];
+
+async function template(spec: Parameters<typeof createTemplate>[1]): Promise<VDITemplate> {
+  const created = await createTemplate(client, spec);
+  templates.push(created.metadata.name!);
+  return created;
+}
+
+beforeAll(async () => {
+  ns = await testNamespace(client, 'recfail');
+  service = await startReconciler({ namespace: ns });
+  controller = await leadingController(service);
+});
+
+afterAll(async () => {
+  await deleteNamespace(client, ns);
+  await service?.stop();
+  for (const name of templates) await client.delete(`/apis/vdi.kasm.io/v1alpha1/vditemplates/${name}`).catch(() => undefined);
+});
+
+const podPath = (name: string) => `/api/v1/namespaces/${ns}/pods/${name}`;
+
+describe('a desktop image that cannot be pulled', () => {
+  it('fails the session with ImagePullBackOff at once and deletes its pod, releasing the GPU slice', async () => {
+    const broken = await template({ image: 'ghcr.io/selkies-project/nvidia-egl-desktop:broken' });
+    await createSession(client, ns, 'broken', { template: broken.metadata.name! });
+    const failed = await sessionInPhase(client, ns, 'broken', 'Failed');
+    expect(failed.status?.reason).toMatch(/^(ImagePullBackOff|ErrImagePull)$/);
+    expect(failed.status?.message).toContain('container desktop');
+    expect(failed.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: failed.status?.reason });
+    await gone(client, podPath('vdi-broken'));
+    // Terminal: the reconciler does not start another pod.
+    await controller.queue.idle();
+    expect(await getOrUndefined<V1Pod>(client, podPath('vdi-broken'))).toBeUndefined();
+    expect((await sessionInPhase(client, ns, 'broken', 'Failed')).status?.reason).toBe(failed.status?.reason);
+  });
+});
+
+describe('a session naming a template that does not exist', () => {
+  it('waits in Pending with TemplateNotFound, then runs once the template is created', async () => {
+    const name = templateManifest().metadata.name!;
+    await createSession(client, ns, 'early', { template: name, resources: { gpu: 0 } });
+    const pending = await sessionWhere(client, ns, 'early', (s) => s.status?.reason === 'TemplateNotFound');
+    expect(pending.status?.phase).toBe('Pending');
+    expect(pending.status?.message).toContain(name);
+    expect(await getOrUndefined<V1Pod>(client, podPath('vdi-early'))).toBeUndefined();
+
+    await createTemplate(client, { resources: { defaultGPU: 0, maxGPU: 1 } }, name);
+    templates.push(name);
+    const running = await sessionInPhase(client, ns, 'early', 'Running');
+    expect(running.status?.reason).toBe('Ready');
+    expect(running.status?.podName).toBe('vdi-early');
+  });
+});
+
+describe('a session asking for more than its template allows', () => {
+  it('fails with ExceedsTemplateLimits and never gets a pod', async () => {
+    const small = await template({ resources: { defaultGPU: 1, maxGPU: 1, maxMemory: '4Gi' } });
+    await createSession(client, ns, 'greedy', { template: small.metadata.name!, resources: { gpu: 2 } });
+    const failed = await sessionInPhase(client, ns, 'greedy', 'Failed');
+    expect(failed.status?.reason).toBe('ExceedsTemplateLimits');
+    expect(failed.status?.message).toContain('maxGPU');
+    await controller.queue.idle();
+    expect(await getOrUndefined<V1Pod>(client, podPath('vdi-greedy'))).toBeUndefined();
+  });
+});
