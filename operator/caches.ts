@@ -33,8 +33,8 @@ export interface Caches {
 
 export type CacheName = keyof Caches;
 
-/** Which caches each part of the service needs; the API alone does not watch secrets or routes. */
-export const API_CACHES: CacheName[] = ['sessions', 'templates', 'nodes', 'pods'];
+/** Which caches each part of the service needs; the API reads session Secrets for forwardAuth and TURN, not routes. */
+export const API_CACHES: CacheName[] = ['sessions', 'templates', 'nodes', 'pods', 'secrets'];
 export const RECONCILER_CACHES: CacheName[] = [
   'sessions',
   'templates',

@@ -1,4 +1,5 @@
 // The service's configuration: environment variables with defaults, read and validated once at start-up.
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
 export type Mode = 'all' | 'api' | 'reconciler';
@@ -64,6 +65,35 @@ export interface Config {
     ingressControllerNamespace: string;
     defaultSessionTimeout: string;
   };
+  /** The browser's way in: portal login, the session cookie, desktop forwardAuth. */
+  access: {
+    /** The portal's public origin; `/login`, `/callback` and `/logout` live under it. */
+    publicUrl: string;
+    cookieName: string;
+    /** e.g. `.vdi.example.com`, so the cookie reaches the desktops' hosts too; unset: the portal host only. */
+    cookieDomain: string | undefined;
+    cookieSecure: boolean;
+    /** 32-byte keys (first encrypts, all decrypt, for rotation). Empty: browser login is off. */
+    cookieKeys: Uint8Array[];
+    /** How long a browser session lasts before a new login, refresh or not. */
+    sessionSeconds: number;
+    /** Hosts `return_to` may point at: exact names or `*.suffix` (one label). */
+    allowedReturnHosts: string[];
+    scopes: string;
+    /** RFC 8707 resource indicator asked for at login (the issuer then mints access tokens for the API). */
+    resource: string | undefined;
+    /** e.g. `consent`: some issuers issue refresh tokens (offline_access) only with it. */
+    prompt: string | undefined;
+  };
+  turn: {
+    /** coturn static-auth-secrets; the first signs, all are listed in coturn during a rotation. */
+    sharedSecrets: string[];
+    host: string | undefined;
+    port: number;
+    /** Adds `turns:` URLs when set. */
+    tlsPort: number | undefined;
+    credentialSeconds: number;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -96,6 +126,20 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
+/** A list from `NAME` (comma-separated) or from the file `NAME_FILE` (one per line), e.g. a mounted Secret. */
+function list(env: Env, name: string): string[] {
+  const file = opt(env, `${name}_FILE`);
+  const raw = file ? readFileSync(file, 'utf8').split('\n') : (opt(env, name) ?? '').split(',');
+  return raw.map((v) => v.trim()).filter(Boolean);
+}
+
+/** A cookie key: 32 bytes as base64, base64url or hex. */
+function cookieKey(text: string): Uint8Array {
+  const bytes = /^[0-9a-f]{64}$/i.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64url');
+  if (bytes.length !== 32) throw new ConfigError('VDI_COOKIE_KEYS entries must be 32 bytes (64 hex or 43 base64 characters)');
+  return new Uint8Array(bytes);
+}
+
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
   const v = str(env, name, fallback);
   if (!allowed.includes(v as T)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
@@ -112,6 +156,17 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
   if (algorithms.some((a) => a === 'none' || a.startsWith('HS'))) throw new ConfigError('OIDC_ALGORITHMS may not contain none or HS* algorithms');
   const issuerUrl = opt(env, 'OIDC_ISSUER_URL');
   if (production && !issuerUrl && mode !== 'reconciler') throw new ConfigError('OIDC_ISSUER_URL is required in production');
+  const domain = str(env, 'VDI_DOMAIN', 'vdi.localhost');
+  const publicUrl = str(env, 'VDI_PUBLIC_URL', `http://127.0.0.1:${port}`).replace(/\/+$/, '');
+  let publicHost: string;
+  try {
+    publicHost = new URL(publicUrl).host;
+  } catch {
+    throw new ConfigError(`VDI_PUBLIC_URL is not a URL: ${JSON.stringify(publicUrl)}`);
+  }
+  const turnSecrets = list(env, 'VDI_TURN_SHARED_SECRETS');
+  if (turnSecrets.some((s) => s.length < 16)) throw new ConfigError('VDI_TURN_SHARED_SECRETS entries must be at least 16 characters');
+  const tlsPort = opt(env, 'VDI_TURN_TLS_PORT');
   return {
     mode,
     production,
@@ -156,7 +211,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       bodyLimit: str(env, 'VDI_API_BODY_LIMIT', '100kb'),
     },
     desktops: {
-      domain: str(env, 'VDI_DOMAIN', 'vdi.localhost'),
+      domain,
       hostPattern: str(env, 'VDI_HOST_PATTERN', '{name}-{namespace}.{domain}'),
       urlScheme: oneOf(env, 'VDI_URL_SCHEME', ['https', 'http'] as const, 'https'),
       tlsSecretName: opt(env, 'VDI_TLS_SECRET'),
@@ -170,6 +225,25 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       gpuResourceName: str(env, 'VDI_GPU_RESOURCE', 'nvidia.com/gpu'),
       ingressControllerNamespace: str(env, 'VDI_INGRESS_NAMESPACE', 'kube-system'),
       defaultSessionTimeout: str(env, 'VDI_DEFAULT_TIMEOUT', '8h'),
+    },
+    access: {
+      publicUrl,
+      cookieName: str(env, 'VDI_COOKIE_NAME', 'vdi_session'),
+      cookieDomain: opt(env, 'VDI_COOKIE_DOMAIN'),
+      cookieSecure: bool(env, 'VDI_COOKIE_SECURE', true),
+      cookieKeys: list(env, 'VDI_COOKIE_KEYS').map(cookieKey),
+      sessionSeconds: int(env, 'VDI_LOGIN_SESSION_SECONDS', 8 * 3600, 60),
+      allowedReturnHosts: [publicHost, `*.${domain}`, ...list(env, 'VDI_ALLOWED_RETURN_HOSTS')],
+      scopes: str(env, 'VDI_LOGIN_SCOPES', 'openid email groups offline_access'),
+      resource: opt(env, 'VDI_LOGIN_RESOURCE'),
+      prompt: opt(env, 'VDI_LOGIN_PROMPT'),
+    },
+    turn: {
+      sharedSecrets: turnSecrets,
+      host: opt(env, 'VDI_TURN_HOST'),
+      port: int(env, 'VDI_TURN_PORT', 3478, 1),
+      tlsPort: tlsPort === undefined ? undefined : int(env, 'VDI_TURN_TLS_PORT', 5349, 1),
+      credentialSeconds: int(env, 'VDI_TURN_CREDENTIAL_SECONDS', 86_400, 60),
     },
   };
 }

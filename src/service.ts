@@ -15,6 +15,11 @@ import { createAuthorizer } from '../auth/authorizer.ts';
 import { createTokenVerifier } from '../auth/token-verifier.ts';
 import { startApi, type Api } from './api/server.ts';
 import { ApiServices } from './api/services.ts';
+import { dashboardRouter, findDashboardDir } from './dashboard-static.ts';
+import { BrowserSessions } from './api/browser-session.ts';
+import { ForwardAuth, forwardAuthRouter } from './api/forward-auth.ts';
+import { OidcClient, loginRouter } from './api/login.ts';
+import { turnRouter } from './api/turn.ts';
 import { UserNamespaces } from './api/user-namespaces.ts';
 
 export interface Service {
@@ -125,6 +130,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
 
   const server = http.createServer(app);
   let api: Api | undefined;
+  let forwardAuth: ForwardAuth | undefined;
   if (runApi) {
     if (!config.oidc.issuerUrl) throw new Error('OIDC_ISSUER_URL is not set: the API cannot authenticate anyone');
     const verifier = createTokenVerifier({
@@ -142,14 +148,34 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
         adminGroup: config.oidc.adminGroup,
       },
     });
+    const authorizer = createAuthorizer(client);
+    // The desktop access path (login, forwardAuth, TURN), mounted beside the API.
+    const oidcClient = new OidcClient(config);
+    const browserSessions = new BrowserSessions({
+      cookieName: config.access.cookieName,
+      cookieDomain: config.access.cookieDomain,
+      cookieSecure: config.access.cookieSecure,
+      keys: config.access.cookieKeys,
+      sessionSeconds: config.access.sessionSeconds,
+      verifier,
+      refresher: oidcClient.refresher(),
+    });
+    forwardAuth = new ForwardAuth({ caches, reconcilerConfig, sessions: browserSessions, verifier, authorizer, publicUrl: config.access.publicUrl, log });
+    app.use(forwardAuthRouter(forwardAuth, log));
+    app.use(turnRouter({ config, caches, log }));
+    app.use(loginRouter({ config, sessions: browserSessions, client: oidcClient, verifier, log }));
     const services = new ApiServices({
       client,
       caches,
-      authorizer: createAuthorizer(client),
+      authorizer,
       namespaces: new UserNamespaces(client, config),
       reconcilerConfig,
     });
-    api = await startApi({ app, server, config, services, verifier, metrics, log });
+    api = await startApi({ app, server, config, services, verifier, metrics, log, browserSessions });
+    // The dashboard, after every API route (npm run dashboard:build makes dashboard/dist).
+    const dashboardDir = findDashboardDir();
+    if (dashboardDir) app.use(dashboardRouter(dashboardDir));
+    else log.info('dashboard/dist not found: serving the API only (npm run dashboard:build)');
   }
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const port = (server.address() as { port: number }).port;
@@ -170,6 +196,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       // Apollo's drain plugin closes the HTTP server gracefully and the WebSocket server with it.
       if (api) await api.stop();
       else await new Promise<void>((resolve) => server.close(() => resolve()));
+      forwardAuth?.stop();
       controller?.stop();
       await elector?.stop();
       await stopCaches(caches);

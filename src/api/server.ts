@@ -35,6 +35,7 @@ import type { Metrics } from '../metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { sharedSubscribe } from './shared-execution.ts';
 import type { ApiServices } from './services.ts';
+import type { BrowserSessions } from './browser-session.ts';
 
 const schemaDir = path.resolve(import.meta.dirname, '../../schema');
 
@@ -54,6 +55,8 @@ export interface ApiOptions {
   verifier: TokenVerifier;
   metrics: Metrics;
   log: Logger;
+  /** Accepts the portal's session cookie when a request carries no bearer token. */
+  browserSessions?: BrowserSessions;
 }
 
 export interface Api {
@@ -95,7 +98,11 @@ function bearer(header: string | undefined): string | undefined {
 }
 
 export async function startApi(opts: ApiOptions): Promise<Api> {
-  const { app, server, config, services, verifier, metrics, log } = opts;
+  const { app, server, config, services, verifier, metrics, log, browserSessions } = opts;
+  // A cookie-carrying request's Origin (absent for non-browser clients) must be the portal's own. Not the
+  // desktops' hosts: they are same-site with the portal, so the cookie rides along, and serve pages their users control.
+  const portalOrigin = new URL(config.access.publicUrl).origin;
+  const originAllowed = (origin: string | undefined) => origin === undefined || origin === portalOrigin;
   const schema = loadSchema();
   const limiter = new RateLimiter(config.api.rateLimitPerMinute);
   // Rejections are reported as validation errors rather than thrown: a throw would close a whole WebSocket.
@@ -153,7 +160,16 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         const token = bearer(raw) ?? (typeof payload.token === 'string' ? payload.token : undefined);
         let identity: Identity;
         try {
-          identity = await authenticate(token);
+          const request = ctx.extra.request;
+          // Browsers send cookies on cross-site WebSocket upgrades (no CORS there): a cookie only counts from the portal's Origin.
+          if (!token && browserSessions?.cookieValue(request.headers.cookie)) {
+            if (!originAllowed(request.headers.origin)) throw unauthenticated();
+            const found = await browserSessions.authenticate(request.headers.cookie);
+            if (!found) throw unauthenticated();
+            identity = found.identity;
+          } else {
+            identity = await authenticate(token);
+          }
         } catch {
           ctx.extra.socket.close(4401, 'Unauthorized');
           return false;
@@ -273,7 +289,17 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
     '/graphql',
     express.json({ limit: config.api.bodyLimit }),
     expressMiddleware(apollo, {
-      context: async ({ req }) => contextFor(await authenticate(bearer(req.headers.authorization))),
+      context: async ({ req, res }) => {
+        const token = bearer(req.headers.authorization);
+        if (token || !browserSessions?.cookieValue(req.headers.cookie)) return contextFor(await authenticate(token));
+        // The session cookie. Apollo's csrfPrevention already refuses "simple" requests (form posts, plain
+        // GETs), which a foreign page could send with the cookie attached; any other Origin is refused too.
+        if (!originAllowed(req.headers.origin)) throw unauthenticated('the session cookie is not accepted from this origin');
+        const found = await browserSessions.authenticate(req.headers.cookie);
+        if (!found) throw unauthenticated('your session has expired: sign in again');
+        if (found.setCookie) res.append('Set-Cookie', found.setCookie);
+        return contextFor(found.identity);
+      },
     }),
   );
 

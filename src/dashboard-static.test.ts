@@ -1,0 +1,83 @@
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import type http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import express from 'express';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dashboardRouter, findDashboardDir } from './dashboard-static.ts';
+
+let dir: string;
+let server: http.Server;
+let base: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'dashboard-'));
+  await mkdir(path.join(dir, 'assets'));
+  await writeFile(path.join(dir, 'index.html'), '<!doctype html><title>app</title>');
+  await writeFile(path.join(dir, 'assets', 'index-abc123.js'), 'console.log(1)');
+  const app = express();
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.use(dashboardRouter(dir));
+  server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+
+afterAll(async () => {
+  server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const get = (p: string, accept = 'text/html') => fetch(`${base}${p}`, { headers: { accept } });
+
+describe('dashboardRouter', () => {
+  it('serves index.html at / and revalidates it every time', async () => {
+    const res = await get('/');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('<title>app</title>');
+    expect(res.headers.get('cache-control')).toBe('no-cache');
+  });
+
+  it('caches hashed assets for a year, immutably', async () => {
+    const res = await get('/assets/index-abc123.js', '*/*');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+  });
+
+  it('answers the app’s own routes with index.html', async () => {
+    for (const p of ['/sessions', '/resources', '/admin', '/admin/']) {
+      const res = await get(p);
+      expect(res.status, p).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-cache');
+      expect(await res.text()).toContain('<title>app</title>');
+    }
+  });
+
+  it('never shadows the service’s paths, missing assets or non-HTML requests', async () => {
+    for (const p of ['/graphql', '/graphql/x', '/login', '/callback', '/logout', '/auth/forward', '/turn/credentials', '/readyz', '/metrics', '/assets/missing.js']) {
+      expect((await get(p)).status, p).toBe(404);
+    }
+    expect((await get('/healthz')).status).toBe(200);
+    expect((await get('/sessions', 'application/json')).status).toBe(404);
+    expect((await get('/favicon.ico')).status).toBe(404);
+  });
+});
+
+describe('findDashboardDir', () => {
+  it('finds dashboard/dist from src/, and dist/dashboard from the image’s dist/src/', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'layout-'));
+    try {
+      await mkdir(path.join(root, 'dashboard', 'dist'), { recursive: true });
+      await writeFile(path.join(root, 'dashboard', 'index.html'), 'vite source, never served');
+      expect(findDashboardDir(path.join(root, 'src'))).toBeUndefined();
+      await writeFile(path.join(root, 'dashboard', 'dist', 'index.html'), 'built');
+      expect(findDashboardDir(path.join(root, 'src'))).toBe(path.join(root, 'dashboard', 'dist'));
+
+      await mkdir(path.join(root, 'dist', 'dashboard'), { recursive: true });
+      await writeFile(path.join(root, 'dist', 'dashboard', 'index.html'), 'built');
+      expect(findDashboardDir(path.join(root, 'dist', 'src'))).toBe(path.join(root, 'dist', 'dashboard'));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,34 @@
+// Serves the built dashboard (dashboard/dist) at `/`: hashed assets with a year-long immutable cache, and
+// index.html, revalidated every time, for any other GET that asks for HTML (the SPA's own routes). The
+// service's own paths are never answered with the SPA, so a typo under /auth or /graphql stays a 404.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import express from 'express';
+
+const RESERVED = ['/graphql', '/login', '/callback', '/logout', '/auth', '/turn', '/healthz', '/readyz', '/metrics', '/assets'];
+
+/** From the repository (src/ → dashboard/dist) or from the image (dist/src/ → dist/dashboard). */
+export function findDashboardDir(moduleDir = import.meta.dirname): string | undefined {
+  const root = path.resolve(moduleDir, '..');
+  const candidates = [path.join(root, 'dashboard', 'dist'), ...(path.basename(root) === 'dist' ? [path.join(root, 'dashboard')] : [])];
+  return candidates.find((dir) => existsSync(path.join(dir, 'index.html')));
+}
+
+function reserved(urlPath: string): boolean {
+  return RESERVED.some((p) => urlPath === p || urlPath.startsWith(`${p}/`));
+}
+
+export function dashboardRouter(dir: string): express.Router {
+  const router = express.Router();
+  router.use(
+    '/assets',
+    express.static(path.join(dir, 'assets'), { immutable: true, maxAge: '365d', index: false, fallthrough: false }),
+  );
+  router.use(express.static(dir, { index: 'index.html', maxAge: 0, setHeaders: (res) => res.setHeader('Cache-Control', 'no-cache') }));
+  router.get(/.*/, (req, res, next) => {
+    if (reserved(req.path) || path.extname(req.path) || !req.accepts('html')) return next();
+    res.set('Cache-Control', 'no-cache');
+    res.sendFile(path.join(dir, 'index.html'));
+  });
+  return router;
+}
