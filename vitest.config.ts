@@ -1,10 +1,12 @@
 import { createRequire } from 'node:module';
+import react from '@vitejs/plugin-react';
 import { defineConfig } from 'vitest/config';
 
 const require = createRequire(import.meta.url);
 
-// Two projects: fast unit tests beside the code, and integration tests that share one real control plane
-// (started once by test/integration/global-setup.ts) and run one file at a time on this 2-core machine.
+// Three projects: fast unit tests beside the code, the dashboard's component tests (happy-dom), and
+// integration tests that share one real control plane (started once by test/integration/global-setup.ts) and
+// run one file at a time on this 2-core machine.
 export default defineConfig({
   // graphql ships CommonJS and ESM builds; Node loads the CommonJS one for every package, so the tests must
   // too, or schemas made by one copy fail instanceof checks in the other ("from another module or realm").
@@ -16,6 +18,14 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['{src,auth,operator,resolvers,test/unit}/**/*.test.ts'],
+        },
+      },
+      {
+        plugins: [react()],
+        test: {
+          name: 'dashboard',
+          include: ['dashboard/src/**/*.test.{ts,tsx}'],
+          environment: 'happy-dom',
         },
       },
       {
