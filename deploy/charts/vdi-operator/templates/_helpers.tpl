@@ -1,0 +1,55 @@
+{{/* The release's full name: the release name when it already contains the chart name. */}}
+{{- define "vdi.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vdi.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "vdi.labels" -}}
+{{ include "vdi.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: vdi-operator
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* Cluster-wide objects shared with deploy/rbac carry only the part-of label there; the chart adds its own. */}}
+{{- define "vdi.sharedLabels" -}}
+app.kubernetes.io/part-of: vdi-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "vdi.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "vdi.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vdi.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vdi.internalUrl" -}}
+{{- default (printf "http://%s.%s.svc:%d" (include "vdi.fullname" .) .Release.Namespace (int .Values.service.port)) .Values.desktops.internalUrl -}}
+{{- end -}}
+
+{{- define "vdi.portalHost" -}}
+{{- default .Values.desktops.domain .Values.portal.ingressRoute.host -}}
+{{- end -}}
+
+{{/* The user ClusterRole the service binds in each user namespace (VDI_USER_CLUSTERROLE). */}}
+{{- define "vdi.userClusterRole" -}}vdi-user{{- end -}}

@@ -1,0 +1,535 @@
+// What ships: the image (Dockerfile, linted, and what it would run, run outside a container), the Helm chart
+// (linted, rendered, and accepted by the real apiserver), and the cluster manifests of deploy/manifests.
+// No container engine or registry exists here, so the image is proven by executing its runtime stage's COPY lines
+// against the built dist/ and a production-only `npm ci`, and running its CMD and HEALTHCHECK as its USER.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureHadolint, ensureHelm, parseYamlDocuments } from '../cluster/control-plane.ts';
+import { adminClient, clusterInfo, eventually, kubectl, testNamespace } from '../support/cluster.ts';
+
+const execFileP = promisify(execFile);
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+const chartDir = path.join(repoRoot, 'deploy/charts/vdi-operator');
+const fullValues = path.join(repoRoot, 'test/fixtures/values-full.yaml');
+const client = adminClient();
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<Run> {
+  try {
+    const { stdout, stderr } = await execFileP(cmd, args, { ...opts, maxBuffer: 64 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = any;
+
+/** `kubectl apply --server-side --dry-run=server`: the apiserver validates, defaults and admits, and stores nothing. */
+async function dryRun(yaml: string): Promise<Run> {
+  // --force-conflicts: the shared cluster already holds deploy/rbac and the CRDs under the harness's field manager.
+  return await kubectl(['apply', '--server-side', '--force-conflicts', '--dry-run=server', '--field-manager=deploy-test', '-f', '-'], { input: yaml });
+}
+
+function toYaml(docs: Doc[]): string {
+  return docs.map((d) => JSON.stringify(d)).join('\n---\n');
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// ---- the Dockerfile, read the way docker reads it (enough for ours: FROM, WORKDIR, COPY, ENV, USER, CMD, HEALTHCHECK) ----
+
+interface Instruction {
+  op: string;
+  rest: string;
+}
+interface Stage {
+  from: string;
+  name: string | undefined;
+  instructions: Instruction[];
+}
+
+function parseDockerfile(text: string): { args: Record<string, string>; stages: Stage[] } {
+  const lines = text.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const args: Record<string, string> = {};
+  const stages: Stage[] = [];
+  for (const line of lines) {
+    const [, op = '', rest = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
+    const upper = op.toUpperCase();
+    if (upper === 'FROM') {
+      const [image = '', , name] = rest.split(/\s+/);
+      stages.push({ from: image.replace(/\$\{(\w+)\}/g, (_m, v: string) => args[v] ?? ''), name, instructions: [] });
+    } else if (upper === 'ARG' && stages.length === 0) {
+      const [k = '', v = ''] = rest.split('=');
+      args[k] = v;
+    } else {
+      stages.at(-1)?.instructions.push({ op: upper, rest });
+    }
+  }
+  return { args, stages };
+}
+
+const dockerfile = parseDockerfile(await readFile(path.join(repoRoot, 'Dockerfile'), 'utf8'));
+const runtime = dockerfile.stages.at(-1)!;
+const runtimeOp = (op: string) => runtime.instructions.filter((i) => i.op === op);
+
+/** The image's filesystem below its WORKDIR, assembled from the runtime stage's COPY lines. */
+async function assembleImage(dir: string): Promise<void> {
+  const workdir = runtimeOp('WORKDIR').at(-1)!.rest;
+  // Stage roots as they are on this machine: `build` is the repository after `npm run build` (its WORKDIR /src
+  // copies the repository), `prod-deps` a production-only `npm ci` of the same lockfile.
+  const prodDeps = path.join(dir, '..', 'prod-deps');
+  await mkdir(prodDeps, { recursive: true });
+  for (const f of ['package.json', 'package-lock.json']) await cp(path.join(repoRoot, f), path.join(prodDeps, f));
+  const npmCli = process.env.npm_execpath;
+  const npm = npmCli ? await run(process.execPath, [npmCli, 'ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: prodDeps }) : await run('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: prodDeps });
+  expect(npm.code, npm.stderr).toBe(0);
+  const roots: Record<string, [string, string]> = { build: ['/src', repoRoot], 'prod-deps': ['/app', prodDeps], '': ['', repoRoot] };
+  for (const { rest } of runtimeOp('COPY')) {
+    const words = rest.split(/\s+/);
+    const from = words.find((w) => w.startsWith('--from='))?.slice('--from='.length) ?? '';
+    const [src, dest] = words.filter((w) => !w.startsWith('--')) as [string, string];
+    const [prefix, root] = roots[from]!;
+    const source = path.join(root, path.relative(prefix || '/', path.resolve('/', src)));
+    let target = path.join(dir, path.relative(workdir, path.resolve(workdir, dest)));
+    // `COPY file dir/` puts the file into the directory.
+    if (dest.endsWith('/') && !src.endsWith('/')) target = path.join(target, path.basename(src));
+    await mkdir(path.dirname(target), { recursive: true });
+    await cp(source, target, { recursive: true });
+  }
+}
+
+function jsonArray(rest: string): string[] {
+  return JSON.parse(rest.slice(rest.indexOf('['))) as string[];
+}
+
+describe('the image', () => {
+  let hadolint: string;
+  const user = runtimeOp('USER').at(-1)?.rest ?? '';
+  const [uid, gid] = user.split(':').map(Number) as [number, number];
+  const asRoot = process.getuid?.() === 0;
+  let imageDir: string;
+  let scratch: string;
+
+  beforeAll(async () => {
+    hadolint = await ensureHadolint();
+    scratch = await mkdtemp(path.join(os.tmpdir(), 'vdi-image-'));
+    imageDir = path.join(scratch, 'app');
+    await mkdir(imageDir);
+    // The image is built from a fresh dist/ (tsc, as the build stage's `npm run build`).
+    const tsc = await run(process.execPath, [path.join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: repoRoot });
+    expect(tsc.code, tsc.stdout).toBe(0);
+    await assembleImage(imageDir);
+    // World-readable, owned by root, writable by nobody else: what the image's USER sees.
+    await chmod(scratch, 0o755);
+  }, 300_000);
+
+  afterAll(async () => {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('passes hadolint with no findings at any level', async () => {
+    const lint = await run(hadolint, ['--failure-threshold', 'style', 'Dockerfile'], { cwd: repoRoot });
+    expect(lint.stdout + lint.stderr).toBe('');
+    expect(lint.code).toBe(0);
+  });
+
+  it('is linted for real: hadolint rejects a careless Dockerfile', async () => {
+    const bad = path.join(scratch, 'Dockerfile.bad');
+    await writeFile(bad, 'FROM node:latest\nRUN apt-get update && apt-get install -y curl\nUSER node\nCMD node main.js\n');
+    const lint = await run(hadolint, ['--failure-threshold', 'style', bad]);
+    expect(lint.code).not.toBe(0);
+    expect(lint.stdout).toMatch(/DL3007/); // latest tag
+    expect(lint.stdout).toMatch(/DL3008/); // unpinned apt packages
+    expect(lint.stdout).toMatch(/DL3025/); // shell-form CMD
+  });
+
+  it('builds on the Node.js the project runs on, in every stage, and runs as a numeric non-root user', async () => {
+    const nodePackage = JSON.parse(await readFile(path.join(repoRoot, 'node_modules/node/package.json'), 'utf8')) as { version: string };
+    expect(dockerfile.args.NODE_VERSION).toBe(nodePackage.version);
+    expect(dockerfile.args.NODE_VERSION).toMatch(/^24\.\d+\.\d+$/);
+    for (const stage of dockerfile.stages) expect(stage.from).toBe(`node:${nodePackage.version}-bookworm-slim`);
+    expect(user).toMatch(/^\d+:\d+$/);
+    expect(uid).toBeGreaterThan(0);
+    expect(runtimeOp('ENV').map((i) => i.rest)).toContain('NODE_ENV=production');
+    expect(jsonArray(runtimeOp('CMD')[0]!.rest)).toEqual(['node', '--enable-source-maps', 'dist/src/main.js']);
+  });
+
+  it('holds production dependencies only, and no test code', async () => {
+    const pkg = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    const installed = new Set((await readdir(path.join(imageDir, 'node_modules'))).flatMap((d) => (d.startsWith('@') ? [] : [d])));
+    for (const dep of Object.keys(pkg.dependencies)) if (!dep.startsWith('@')) expect(installed.has(dep), dep).toBe(true);
+    for (const dev of ['typescript', 'vitest', 'eslint', 'yaml', 'oidc-provider', 'node']) expect(installed.has(dev), dev).toBe(false);
+    expect((await readdir(path.join(imageDir, 'dist'))).sort()).toEqual(['auth', 'operator', 'resolvers', 'schema', 'src']);
+    expect((await readdir(path.join(imageDir, 'dist/src'))).some((f) => f === 'local')).toBe(false);
+  });
+
+  it('refuses to start in production without an OIDC issuer, saying why, as its USER', async () => {
+    const started = Date.now();
+    const res = await run(process.execPath, jsonArray(runtimeOp('CMD')[0]!.rest).slice(1), {
+      cwd: imageDir,
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', KUBECONFIG: '/nonexistent' },
+      ...(asRoot && { uid, gid }),
+    });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('OIDC_ISSUER_URL is required in production');
+    // --enable-source-maps: the stack points into the TypeScript sources.
+    expect(res.stderr).toMatch(/src\/config\.ts:\d+/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('refuses to boot the development control plane in production', async () => {
+    const res = await run(process.execPath, jsonArray(runtimeOp('CMD')[0]!.rest).slice(1), {
+      cwd: imageDir,
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', OIDC_ISSUER_URL: 'https://issuer.example.com', HOME: '/nonexistent' },
+      ...(asRoot && { uid, gid }),
+    });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('no cluster configured');
+  });
+
+  describe('serving the test cluster with the chart ServiceAccount', () => {
+    const release = 'vdi-deploytest';
+    let ns: string;
+    let service: ChildProcess | undefined;
+    let logs = '';
+    let clusterScoped: Doc[] = [];
+    let serviceAccount = '';
+    let port = 0;
+
+    beforeAll(async () => {
+      ns = await testNamespace(client, 'vdi-image');
+      const helm = await ensureHelm();
+      const rendered = await run(helm, ['template', release, chartDir, '-n', ns], { cwd: repoRoot });
+      expect(rendered.code, rendered.stderr).toBe(0);
+      const rbac = parseYamlDocuments(rendered.stdout).filter(
+        (d: Doc) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(d.kind) || (['ClusterRole', 'ClusterRoleBinding'].includes(d.kind) && d.metadata.name.startsWith(release)),
+      );
+      clusterScoped = rbac.filter((d: Doc) => d.kind.startsWith('Cluster'));
+      serviceAccount = rbac.find((d: Doc) => d.kind === 'ServiceAccount').metadata.name;
+      const applied = await kubectl(['apply', '--server-side', '--field-manager=deploy-test', '-f', '-'], { input: toYaml(rbac) });
+      expect(applied.code, applied.stderr).toBe(0);
+    });
+
+    afterAll(async () => {
+      service?.kill('SIGKILL');
+      for (const d of clusterScoped) await kubectl(['delete', d.kind, d.metadata.name, '--ignore-not-found']);
+      await client.delete(`/api/v1/namespaces/${ns}`).catch(() => {});
+    });
+
+    it('becomes ready (every informer lists and watches), leads and passes its HEALTHCHECK', { timeout: 120_000 }, async () => {
+      const info = clusterInfo();
+      const token = await kubectl(['create', 'token', serviceAccount, '-n', ns, '--duration=10m']);
+      expect(token.code, token.stderr).toBe(0);
+      const ca = path.join(path.dirname(imageDir), 'ca.crt');
+      await cp(info.caFile, ca);
+      await chmod(ca, 0o644);
+      const kubeconfig = path.join(path.dirname(imageDir), 'kubeconfig');
+      await writeFile(
+        kubeconfig,
+        `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: ${info.apiserverUrl}, certificate-authority: ${ca}}}]\n` +
+          `users: [{name: sa, user: {token: ${token.stdout.trim()}}}]\ncontexts: [{name: c, context: {cluster: c, user: sa}}]\ncurrent-context: c\n`,
+        { mode: 0o644 },
+      );
+
+      port = await freePort();
+      const env = {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        KUBECONFIG: kubeconfig,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        POD_NAMESPACE: ns,
+        POD_NAME: 'vdi-image-test',
+        OIDC_ISSUER_URL: 'https://issuer.example.com',
+        // Only this test's namespace holds sessions it could act on; no other session is touched in these seconds.
+        VDI_MODE: 'all',
+      };
+      const [, ...args] = jsonArray(runtimeOp('CMD')[0]!.rest);
+      const proc = spawn(process.execPath, args, { cwd: imageDir, env, stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot && { uid, gid }) });
+      service = proc;
+      proc.stdout.on('data', (b) => (logs += b));
+      proc.stderr.on('data', (b) => (logs += b));
+
+      await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 30_000, 200);
+      await eventually(async () => logs.includes('became leader'), 20_000, 200);
+
+      const healthcheck = jsonArray(runtimeOp('HEALTHCHECK')[0]!.rest.replace(/^.*?CMD\s+/, ''));
+      expect(healthcheck[0]).toBe('node');
+      const check = await run(process.execPath, healthcheck.slice(1), { cwd: imageDir, env: { PATH: process.env.PATH, PORT: String(port) }, ...(asRoot && { uid, gid }) });
+      expect(check.code).toBe(0);
+
+      // No call the service made at start-up was refused by the chart's RBAC.
+      expect(logs).not.toMatch(/forbidden|\b403\b|watch failed|lease update failed/i);
+    });
+
+    // Apollo's own termination handler once raced main.ts's shutdown and hung it: the process must exit.
+    it('exits 0 within the grace period on SIGTERM, and its HEALTHCHECK then fails', { timeout: 60_000 }, async () => {
+      const proc = service!;
+      const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+      const signalled = Date.now();
+      proc.kill('SIGTERM');
+      const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('still running 30 s after SIGTERM'), 30_000).unref());
+      expect(await Promise.race([exited, timeout])).toBe(0);
+      console.log(`[image] exited ${Date.now() - signalled} ms after SIGTERM`);
+      service = undefined;
+      const healthcheck = jsonArray(runtimeOp('HEALTHCHECK')[0]!.rest.replace(/^.*?CMD\s+/, ''));
+      const healthAfter = await run(process.execPath, healthcheck.slice(1), { cwd: imageDir, env: { PATH: process.env.PATH, PORT: String(port) } });
+      expect(healthAfter.code).toBe(1);
+    });
+  });
+});
+
+describe('the Helm chart', () => {
+  let helm: string;
+  let ns: string;
+  const render = async (args: string[]) => await run(helm, ['template', 'vdi-operator', chartDir, '-n', ns, ...args], { cwd: repoRoot });
+
+  beforeAll(async () => {
+    const started = Date.now();
+    helm = await ensureHelm((line) => console.log(`[helm] ${line}`));
+    console.log(`[helm] ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    ns = await testNamespace(client, 'vdi-chart');
+  }, 600_000);
+
+  afterAll(async () => {
+    await client.delete(`/api/v1/namespaces/${ns}`).catch(() => {});
+  });
+
+  it('ships CRDs byte-identical to deploy/crds', async () => {
+    const ours = (await readdir(path.join(repoRoot, 'deploy/crds'))).sort();
+    expect((await readdir(path.join(chartDir, 'crds'))).sort()).toEqual(ours);
+    for (const f of ours) {
+      expect(await readFile(path.join(chartDir, 'crds', f), 'utf8'), f).toBe(await readFile(path.join(repoRoot, 'deploy/crds', f), 'utf8'));
+    }
+  });
+
+  it('passes helm lint with the default and with the full values', async () => {
+    for (const extra of [[], ['-f', fullValues]]) {
+      const lint = await run(helm, ['lint', '--strict', chartDir, ...extra]);
+      expect(lint.code, lint.stdout + lint.stderr).toBe(0);
+      expect(lint.stdout).toContain('0 chart(s) failed');
+    }
+  });
+
+  for (const [label, args, expectedKinds] of [
+    ['the default values', [], 17],
+    ['the full values', ['-f', fullValues], 18],
+    ['ingress mode', ['--set', 'desktops.ingress.mode=ingress', '--set', 'portal.ingressRoute.enabled=false', '--set', 'mode=api'], 14],
+  ] as const) {
+    it(`renders ${label} into objects the apiserver accepts (server-side dry-run, CRDs included)`, async () => {
+      const out = await render(['--include-crds', ...args]);
+      expect(out.code, out.stderr).toBe(0);
+      const docs = parseYamlDocuments(out.stdout);
+      const crds = docs.filter((d: Doc) => d.kind === 'CustomResourceDefinition');
+      expect(crds.map((d: Doc) => d.metadata.name).sort()).toEqual(['vdisessions.vdi.kasm.io', 'vditemplates.vdi.kasm.io']);
+      // The Prometheus operator's CRDs are not in the test cluster: the ServiceMonitor is checked by shape only.
+      const monitors = docs.filter((d: Doc) => d.kind === 'ServiceMonitor');
+      for (const m of monitors) expect(m.spec.endpoints).toEqual([{ port: 'http', path: '/metrics', interval: '15s' }]);
+      const objects = docs.filter((d: Doc) => d.kind !== 'CustomResourceDefinition' && d.kind !== 'ServiceMonitor');
+      expect(objects.length + monitors.length).toBe(expectedKinds);
+      for (const d of objects) if (!['ClusterRole', 'ClusterRoleBinding', 'VDITemplate', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(d.kind)) expect(d.metadata.namespace, `${d.kind} ${d.metadata.name}`).toBe(ns);
+      const applied = await dryRun(toYaml([...crds, ...objects]));
+      expect(applied.code, applied.stderr).toBe(0);
+      const lines = applied.stdout.trim().split('\n');
+      expect(lines).toHaveLength(crds.length + objects.length);
+      for (const line of lines) expect(line).toMatch(/serverside-applied \(server dry run\)$/);
+      console.log(`[helm] ${label}: ${objects.length + monitors.length} objects + ${crds.length} CRDs rendered, ${lines.length} accepted by the apiserver`);
+    });
+  }
+
+  it('rejects values that break the schema, naming the field', async () => {
+    for (const [set, field] of [
+      ['replicas=two', '/replicas'],
+      ['desktops.ingress.mode=nginx', '/desktops/ingress/mode'],
+      ['oidc.prefixes.username=', '/oidc/prefixes/username'],
+      ['desktops.hostPattern=one-host-for-all', '/desktops/hostPattern'],
+    ] as const) {
+      for (const cmd of [['template', 'x', chartDir], ['lint', chartDir]]) {
+        const out = await run(helm, [...cmd, '--set', set]);
+        expect(out.code, `${cmd[0]} --set ${set}`).not.toBe(0);
+        expect(out.stdout + out.stderr).toContain("values don't meet the specifications of the schema");
+        expect(out.stdout + out.stderr).toContain(field);
+      }
+    }
+  });
+
+  it('renders the same user roles and admission policy as deploy/rbac with the default values', async () => {
+    const out = await render([]);
+    const chart = parseYamlDocuments(out.stdout);
+    const shipped = [
+      ...parseYamlDocuments(await readFile(path.join(repoRoot, 'deploy/rbac/user-roles.yaml'), 'utf8')),
+      ...parseYamlDocuments(await readFile(path.join(repoRoot, 'deploy/rbac/admission-policy.yaml'), 'utf8')),
+    ];
+    for (const want of shipped) {
+      const got = chart.find((d: Doc) => d.kind === want.kind && d.metadata.name === want.metadata.name);
+      expect(got, `${want.kind} ${want.metadata.name}`).toBeDefined();
+      const { metadata: _g, ...gotBody } = got;
+      const { metadata: _w, ...wantBody } = want;
+      expect(gotBody).toEqual(wantBody);
+    }
+  });
+
+  it('takes the admission policy and the admin binding from the OIDC prefixes and admin group', async () => {
+    const docs = parseYamlDocuments((await render(['-f', fullValues])).stdout);
+    const policy = docs.find((d: Doc) => d.kind === 'ValidatingAdmissionPolicy');
+    expect(policy.spec.matchConditions.map((c: Doc) => c.expression)).toEqual([
+      "request.userInfo.username.startsWith('keycloak:')",
+      "!('keycloak-group:desktop-admins' in request.userInfo.groups)",
+    ]);
+    expect(policy.spec.validations[0].expression).toBe("'keycloak:' + object.spec.user == request.userInfo.username");
+    expect(policy.spec.validations[0].messageExpression).toContain('substring(9)');
+    const admins = docs.find((d: Doc) => d.kind === 'ClusterRoleBinding' && d.metadata.name === 'vdi-admins');
+    expect(admins.subjects).toEqual([{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'keycloak-group:desktop-admins' }]);
+  });
+
+  it('runs the service hardened: two replicas, leader-election identity, probes, read-only root, no capabilities', async () => {
+    const docs = parseYamlDocuments((await render([])).stdout);
+    const deploy = docs.find((d: Doc) => d.kind === 'Deployment');
+    const pod = deploy.spec.template.spec;
+    const [c] = pod.containers;
+    expect(deploy.spec.replicas).toBe(2);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
+    expect(c.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(c.readinessProbe.httpGet.path).toBe('/readyz');
+    const env = Object.fromEntries(c.env.map((e: Doc) => [e.name, e.value ?? e.valueFrom]));
+    expect(env.POD_NAME).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
+    expect(env.POD_NAMESPACE).toEqual({ fieldRef: { fieldPath: 'metadata.namespace' } });
+    expect(env).toMatchObject({ NODE_ENV: 'production', VDI_STORAGE_CLASS: 'local-path', VDI_RUNTIME_CLASS: 'nvidia', VDI_INTERNAL_URL: `http://vdi-operator.${ns}.svc:8080` });
+    expect(docs.find((d: Doc) => d.kind === 'PodDisruptionBudget').spec.minAvailable).toBe(1);
+    const route = docs.find((d: Doc) => d.kind === 'IngressRoute');
+    expect(route.apiVersion).toBe('traefik.io/v1alpha1');
+    expect(docs.find((d: Doc) => d.kind === 'VDITemplate').metadata.name).toBe('ubuntu-desktop');
+  });
+
+  it('sets only environment variables the service reads (src/config.ts), and mounts secrets as files', async () => {
+    const config = await readFile(path.join(repoRoot, 'src/config.ts'), 'utf8');
+    const read = new Set([...config.matchAll(/'([A-Z][A-Z0-9_]+)'/g)].map((m) => m[1]!));
+    // list() also reads NAME_FILE (src/config.ts); NODE_ENV is read as env.NODE_ENV.
+    for (const m of config.matchAll(/list\(env, '([A-Z0-9_]+)'\)/g)) read.add(`${m[1]}_FILE`);
+    read.add('NODE_ENV');
+    const values = parseYamlDocuments(await readFile(fullValues, 'utf8'))[0];
+    const extra = new Set(values.extraEnv.map((e: Doc) => e.name));
+    for (const args of [[], ['-f', fullValues]]) {
+      const deploy = parseYamlDocuments((await render(args)).stdout).find((d: Doc) => d.kind === 'Deployment');
+      const container = deploy.spec.template.spec.containers[0];
+      for (const { name } of container.env) if (!extra.has(name)) expect(read.has(name), name).toBe(true);
+      // Secrets the service needs arrive as files, not environment variables (which leak into crash dumps and /proc).
+      const fromSecrets = container.env.filter((e: Doc) => e.valueFrom?.secretKeyRef).map((e: Doc) => e.name);
+      expect(fromSecrets.every((n: string) => n === 'OIDC_CLIENT_SECRET')).toBe(true);
+    }
+  });
+
+  it("gives the service's ServiceAccount no wildcards, no secrets reads by name, and no impersonation of service accounts", async () => {
+    const docs = parseYamlDocuments((await render([])).stdout);
+    const role = docs.find((d: Doc) => d.kind === 'ClusterRole' && d.metadata.name === 'vdi-operator');
+    for (const rule of role.rules) {
+      for (const field of ['apiGroups', 'resources', 'verbs']) expect(rule[field], JSON.stringify(rule)).not.toContain('*');
+      if (rule.verbs.includes('impersonate')) expect(rule.resources.sort()).toEqual(['groups', 'users']);
+      if (rule.resources.includes('secrets')) expect(rule.verbs).not.toContain('get');
+      if (rule.verbs.includes('escalate')) throw new Error('escalate is never needed');
+      if (rule.verbs.includes('bind')) expect(rule.resourceNames).toEqual(['vdi-user']);
+    }
+  });
+});
+
+describe('the cluster manifests (deploy/manifests)', () => {
+  let ns: string;
+  const dir = path.join(repoRoot, 'deploy/manifests');
+
+  let createdGpuOperatorNamespace = false;
+
+  beforeAll(async () => {
+    ns = await testNamespace(client, 'vdi-manifests');
+    // The GPU operator's namespace, where the time-slicing ConfigMap belongs.
+    createdGpuOperatorNamespace = (await kubectl(['create', 'namespace', 'gpu-operator'])).code === 0;
+  });
+
+  afterAll(async () => {
+    await client.delete(`/api/v1/namespaces/${ns}`).catch(() => {});
+    if (createdGpuOperatorNamespace) await client.delete('/api/v1/namespaces/gpu-operator').catch(() => {});
+  });
+
+  it('use current API versions only', async () => {
+    for (const file of await readdir(dir)) {
+      const text = await readFile(path.join(dir, file), 'utf8');
+      expect(text, file).not.toContain('traefik.containo.us');
+      expect(text, file).not.toMatch(/apiVersion: (extensions\/v1beta1|apps\/v1beta|policy\/v1beta1)/);
+    }
+  });
+
+  it('apply on the test cluster (server-side dry-run): phase 0 and phase 1', async () => {
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml') && f !== 'clusterpolicy-patch.yaml').sort();
+    expect(files).toEqual(['coturn-secret.yaml', 'coturn.yaml', 'phase0-selkies-test-pod.yaml', 'selkies-deployment.yaml', 'time-slicing-config.yaml', 'user-pvc-template.yaml']);
+    for (const file of files) {
+      // Objects without a namespace go where `kubectl apply -n` would put them: this test's namespace.
+      const docs = parseYamlDocuments(await readFile(path.join(dir, file), 'utf8'));
+      for (const d of docs) d.metadata.namespace ??= ns;
+      const applied = await dryRun(toYaml(docs));
+      expect(applied.code, `${file}: ${applied.stderr}`).toBe(0);
+      expect(applied.stdout.trim().split('\n').length, file).toBe(docs.length);
+    }
+  });
+
+  it('describe time-slicing as the GPU operator reads it: version v1, nvidia.com/gpu × 8', async () => {
+    const [configMap] = parseYamlDocuments(await readFile(path.join(dir, 'time-slicing-config.yaml'), 'utf8'));
+    const config = parseYamlDocuments(configMap.data.any)[0];
+    expect(config.version).toBe('v1');
+    expect(config.sharing.timeSlicing.resources).toEqual([{ name: 'nvidia.com/gpu', replicas: 8 }]);
+    // The ClusterPolicy CRD belongs to the GPU operator and is not in the test cluster: the patch is checked as
+    // data — it must point the device plugin at this ConfigMap and one of its keys.
+    const [patch] = parseYamlDocuments(await readFile(path.join(dir, 'clusterpolicy-patch.yaml'), 'utf8'));
+    expect(patch.spec.devicePlugin.config).toEqual({ name: configMap.metadata.name, default: 'any' });
+    expect(Object.keys(configMap.data)).toContain(patch.spec.devicePlugin.config.default);
+  });
+
+  it('run coturn the way the credentials need: REST-API secret from the Secret, realm, relay ports, no CLI, Prometheus', async () => {
+    const docs = parseYamlDocuments(await readFile(path.join(dir, 'coturn.yaml'), 'utf8'));
+    const ds = docs.find((d: Doc) => d.kind === 'DaemonSet');
+    const conf: string = docs.find((d: Doc) => d.kind === 'ConfigMap').data['turnserver.conf'];
+    const pod = ds.spec.template.spec;
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.nodeSelector).toEqual({ 'vdi.kasm.io/turn': 'true' });
+    const [c] = pod.containers;
+    expect(c.args).toEqual(expect.arrayContaining(['--static-auth-secret=$(TURN_STATIC_AUTH_SECRET)', '--external-ip=$(TURN_EXTERNAL_IP)', '--no-cli', '--prometheus']));
+    expect(c.env.find((e: Doc) => e.name === 'TURN_STATIC_AUTH_SECRET').valueFrom.secretKeyRef).toEqual({ name: 'coturn-auth', key: 'static-auth-secret' });
+    for (const line of ['use-auth-secret', 'realm=', 'min-port=', 'max-port=']) expect(conf).toContain(line);
+    const [secret] = parseYamlDocuments(await readFile(path.join(dir, 'coturn-secret.yaml'), 'utf8'));
+    expect(secret.stringData['static-auth-secret']).toBe('');
+  });
+
+  it('give the Selkies Deployment one pod at a time and the GPU pods a slice, the nvidia runtime and a memory /dev/shm', async () => {
+    const deployment = parseYamlDocuments(await readFile(path.join(dir, 'selkies-deployment.yaml'), 'utf8')).find((d: Doc) => d.kind === 'Deployment');
+    expect(deployment.spec.strategy).toEqual({ type: 'Recreate' });
+    const phase0 = parseYamlDocuments(await readFile(path.join(dir, 'phase0-selkies-test-pod.yaml'), 'utf8')).find((d: Doc) => d.kind === 'Pod');
+    for (const spec of [deployment.spec.template.spec, phase0.spec]) {
+      expect(spec.runtimeClassName).toBe('nvidia');
+      expect(spec.containers[0].resources.limits['nvidia.com/gpu']).toBe(1);
+      expect(spec.volumes).toContainEqual({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '2Gi' } });
+      expect(spec.containers[0].env.find((e: Doc) => e.name === 'SELKIES_BASIC_AUTH_PASSWORD').valueFrom.secretKeyRef).toBeDefined();
+    }
+  });
+});
