@@ -17,6 +17,7 @@ import {
   parse,
   specifiedRules,
   validate,
+  type DocumentNode,
   type ExecutionArgs,
   type GraphQLFormattedError,
   type GraphQLSchema,
@@ -27,6 +28,7 @@ import { WebSocketServer } from 'ws';
 import { AuthenticationError, type TokenVerifier } from '../../auth/token-verifier.ts';
 import type { Identity } from '../../auth/identity.ts';
 import type { Context } from '../../resolvers/context.ts';
+import type { VDITemplate } from '../../operator/v1alpha1.ts';
 import { resolvers } from '../../resolvers/index.ts';
 import type { Config } from '../config.ts';
 import { ApiError, rateLimited, unauthenticated } from '../errors.ts';
@@ -137,11 +139,37 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
     return {
       identity,
       services,
-      loaders: { template: new DataLoader(async (names) => names.map((n) => services.caches.templates.get(n))) },
+      loaders: {
+        // Made on first use: most subscriptions never resolve a template, and each loader costs memory.
+        get template() {
+          const loader = new DataLoader<string, VDITemplate | undefined>(async (names) => names.map((n) => services.caches.templates.get(n)));
+          Object.defineProperty(this, 'template', { value: loader });
+          return loader;
+        },
+      },
     };
   };
 
   // ---- WebSocket (graphql-ws) ----
+  const checkedOperations = new Map<string, { document: DocumentNode } | { errors: GraphQLError[] }>();
+  const checkOperation = (query: string): { document: DocumentNode } | { errors: GraphQLError[] } => {
+    const hit = checkedOperations.get(query);
+    if (hit) return hit;
+    let result: { document: DocumentNode } | { errors: GraphQLError[] };
+    try {
+      const document = parse(query, { maxTokens: config.api.maxTokens, noLocation: true });
+      const errors = validate(schema, document, [...specifiedRules, ...protection.validationRules, ...extraRules]);
+      result = errors.length
+        ? { errors: errors.map((e) => new GraphQLError(e.message, { extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } })) }
+        : { document };
+    } catch (err) {
+      const message = err instanceof GraphQLError ? err.message : 'syntax error';
+      result = { errors: [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })] };
+    }
+    if (checkedOperations.size >= 1000) checkedOperations.delete(checkedOperations.keys().next().value!);
+    checkedOperations.set(query, result);
+    return result;
+  };
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: 64 * 1024 });
   const connectionsPerUser = new Map<string, number>();
   type Extra = Record<PropertyKey, unknown> & {
@@ -208,17 +236,10 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         if ((extra.subscriptions ?? 0) >= config.api.maxSubscriptionsPerConnection) {
           return [new ApiError('RATE_LIMITED', `at most ${config.api.maxSubscriptionsPerConnection} subscriptions per connection`)];
         }
-        let document;
-        try {
-          document = parse(payload.query, { maxTokens: config.api.maxTokens });
-        } catch (err) {
-          const message = err instanceof GraphQLError ? err.message : 'syntax error';
-          return [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
-        }
-        const errors = validate(schema, document, [...specifiedRules, ...protection.validationRules, ...extraRules]);
-        if (errors.length) {
-          return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }));
-        }
+        // Thousands of subscribers send the same few operations: parse and validate each text once.
+        const checked = checkOperation(payload.query);
+        if ('errors' in checked) return checked.errors;
+        const { document } = checked;
         let contextValue: Context;
         try {
           contextValue = contextFor(extra.identity);

@@ -170,6 +170,8 @@ export class ApiServices {
     if (await this.namespaces.ensure({ name: user })) this.authorizer.forget(`${this.namespaces.usernamePrefix}${user}`);
     try {
       const created = await this.client.create<VDISession>(`/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}`, session, impersonate(identity));
+      // Read-your-writes: the caller's next query sees the session before its watch event arrives.
+      this.caches.sessions.remember(created);
       return clean(created);
     } catch (err) {
       throw fromKubeError(err, `session "${name}"`);
@@ -182,6 +184,7 @@ export class ApiServices {
     try {
       // DELETE answers with the object (finalizer pending: Terminating) or a Status once it is gone.
       const res = await this.client.delete<VDISession | { kind: 'Status' }>(path, impersonate(identity));
+      if (res && 'spec' in res) this.caches.sessions.remember(res);
       const session = res && 'spec' in res ? res : this.caches.sessions.get(`${namespace}/${name}`);
       if (!session) throw notFound(`session "${name}"`);
       return clean({ ...session, status: { ...session.status, phase: 'Terminating' } });
@@ -212,6 +215,7 @@ export class ApiServices {
         { spec: { timeout: formatDuration(timeoutMs) } },
         impersonate(identity),
       );
+      this.caches.sessions.remember(patched);
       return clean(patched);
     } catch (err) {
       throw fromKubeError(err, `session "${name}"`);
