@@ -158,7 +158,7 @@ export class SessionController {
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const [namespace, name] = key.split('/') as [string, string];
-    const session = this.o.caches.sessions.get(key);
+    let session = this.o.caches.sessions.get(key);
     if (!session) {
       await this.deleteOrphans(namespace, name);
       this.writesBySession.delete(key);
@@ -166,14 +166,13 @@ export class SessionController {
     }
     if (session.metadata.deletionTimestamp) return await this.finalize(session);
     if (!session.metadata.finalizers?.includes(FINALIZER)) {
+      const { finalizers = [], resourceVersion } = session.metadata;
       const updated = await this.write('finalizer', () =>
-        this.o.client.mergePatch<VDISession>(sessionPath(namespace, name), {
-          metadata: { finalizers: [...(session.metadata.finalizers ?? []), FINALIZER], resourceVersion: session.metadata.resourceVersion },
-        }),
+        this.o.client.mergePatch<VDISession>(sessionPath(namespace, name), { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion } }),
       );
-      // Cached at once: the update's event reconciles again, with the finalizer in place.
+      // Cached at once, and this reconcile goes on with it: a new session costs no extra round trip.
       this.o.caches.sessions.remember(updated);
-      return {};
+      session = updated;
     }
     const status = session.status ?? {};
     const generation = session.metadata.generation ?? 0;
@@ -203,29 +202,38 @@ export class SessionController {
       return {};
     }
 
-    // Children. Each is written only when missing or drifted from what the builders want.
-    const secretName = childName(session);
+    // Children. Each is written only when missing or drifted from what the builders want, all at once: none
+    // depends on another at the API (the pod names its Secret and PVC, which the kubelet needs, not the apiserver).
+    const current = session;
+    const secretName = childName(current);
+    const podName = childName(current);
+    let pod = this.o.caches.pods.get(`${namespace}/${podName}`);
+    const writes: Promise<unknown>[] = [];
     if (!this.o.caches.secrets.get(`${namespace}/${secretName}`)) {
       // Random per session, created once; never logged, never in status.
-      const secret = buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'));
-      await this.createIfAbsent(secret);
+      writes.push(this.createIfAbsent(buildSecret(current, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'))));
     }
-    if (effective.persistence.enabled && !this.o.caches.pvcs.get(`${namespace}/${pvcName(session.spec.user, session.spec.template)}`)) {
-      await this.createIfAbsent(buildPvc(session, effective, this.o.config));
+    if (effective.persistence.enabled && !this.o.caches.pvcs.get(`${namespace}/${pvcName(current.spec.user, current.spec.template)}`)) {
+      writes.push(this.createIfAbsent(buildPvc(current, effective, this.o.config)));
     }
-    await this.applyIfDrifted(buildNetworkPolicy(session, this.o.config), this.o.caches.networkPolicies);
-    await this.applyIfDrifted(buildService(session), this.o.caches.services);
-    let routed = true;
-    for (const obj of buildRouting(session, this.o.config)) {
+    writes.push(this.applyIfDrifted(buildNetworkPolicy(current, this.o.config), this.o.caches.networkPolicies));
+    writes.push(this.applyIfDrifted(buildService(current), this.o.caches.services));
+    for (const obj of buildRouting(current, this.o.config)) {
       const cache = obj.kind === 'Middleware' ? this.o.caches.middlewares : obj.kind === 'IngressRoute' ? this.o.caches.ingressRoutes : this.o.caches.ingresses;
-      routed = (await this.applyIfDrifted(obj, cache)) && routed;
+      writes.push(this.applyIfDrifted(obj, cache));
     }
-
-    const podName = childName(session);
-    let pod = this.o.caches.pods.get(`${namespace}/${podName}`);
     if (!pod && !status.startTime) {
-      pod = (await this.createIfAbsent(buildPod(session, template!, effective, this.o.config, secretName))) as V1Pod | undefined;
+      writes.push(
+        this.createIfAbsent(buildPod(current, template!, effective, this.o.config, secretName)).then((created) => {
+          pod = (created as V1Pod | undefined) ?? this.o.caches.pods.get(`${namespace}/${podName}`);
+        }),
+      );
     }
+    // Every write settles before any failure is reported, so a retry finds what did succeed in the caches.
+    const outcomes = await Promise.allSettled(writes);
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
+    const routed = true;
 
     const observed = sessionStatusFromPod(session, pod, routed, now, this.o.config);
     const podAgeMs = pod?.metadata?.creationTimestamp ? now.getTime() - Date.parse(String(pod.metadata.creationTimestamp)) : Infinity;

@@ -175,8 +175,8 @@ export class KubeClient {
       }
       throw new KubeError(res.statusCode ?? 0, parsed.reason ?? '', parsed.message ?? `HTTP ${res.statusCode}`);
     }
-    // The socket timeout set through `timeout` fires after idleMs without data.
-    res.socket.setTimeout(idleMs, () => res.destroy(new Error(`watch idle for ${idleMs} ms`)));
+    // The request's `timeout` (idleMs) fires after idleMs without data on the socket, response included, and
+    // destroys the request: a half-open connection ends the watch instead of stalling it.
     let buffer = '';
     let callbackError: unknown;
     try {
@@ -199,8 +199,6 @@ export class KubeClient {
       if (callbackError) throw callbackError;
       if (signal.aborted) return;
       throw new KubeUnavailableError(err);
-    } finally {
-      res.socket?.setTimeout(0);
     }
   }
 
