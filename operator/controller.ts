@@ -101,7 +101,7 @@ export class SessionController {
   /** Counts API writes by kind, for the benchmarks. */
   readonly writes = new Map<string, number>();
   /** API writes (Events excluded) per session key, while the session exists; see sessionWrites(). */
-  private readonly writesBySession = new Map<string, number>();
+  private readonly writesBySession = new Map<string, Map<string, number>>();
   /** The key whose reconcile is running, so each write is charged to its session. */
   private readonly reconciling = new AsyncLocalStorage<string>();
 
@@ -148,12 +148,20 @@ export class SessionController {
   private countWrite(kind: string): void {
     this.writes.set(kind, (this.writes.get(kind) ?? 0) + 1);
     const key = this.reconciling.getStore();
-    if (key && kind !== 'event') this.writesBySession.set(key, (this.writesBySession.get(key) ?? 0) + 1);
+    if (!key || kind === 'event') return;
+    const byKind = this.writesBySession.get(key) ?? new Map<string, number>();
+    byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+    this.writesBySession.set(key, byKind);
   }
 
   /** API writes made for one session (`namespace/name`) so far, Events excluded: the write budget's measure. */
   sessionWrites(key: string): number {
-    return this.writesBySession.get(key) ?? 0;
+    return [...(this.writesBySession.get(key)?.values() ?? [])].reduce((a, b) => a + b, 0);
+  }
+
+  /** The same, by kind (`status`, `finalizer`, `Pod`, `Secret`, …). */
+  sessionWritesByKind(key: string): Record<string, number> {
+    return Object.fromEntries(this.writesBySession.get(key) ?? []);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
