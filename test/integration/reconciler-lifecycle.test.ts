@@ -188,16 +188,16 @@ describe('a session from create to delete', () => {
     expect(events.find((e) => e.action === 'Running')).toMatchObject({ type: 'Normal', reason: 'Ready' });
   });
 
-  it('writes each child exactly once and the status once per phase on the way to Running', async () => {
+  it('writes each child exactly once on the way to Running', async () => {
     await controller.queue.idle();
     const writes = controller.sessionWritesByKind(`${ns}/desk`);
     console.log(`[reconciler] API writes for the session, create → Running, Events excluded: ${JSON.stringify(writes)}`);
-    // Every child is written exactly once, and the status once per phase it went through (Pending is written
-    // only when the scheduler takes a while, so the count of status writes is one to three).
+    // Every child is written exactly once. The status is written once per distinct state the session showed on
+    // its way to Running (how many depends on how fast the scheduler and the volume binder answer; no-op
+    // writes are skipped by statusEqual, unit-tested), so only its presence is asserted here.
     const { status = 0, ...children } = writes;
     expect(children).toEqual({ finalizer: 1, Secret: 1, PersistentVolumeClaim: 1, NetworkPolicy: 1, Service: 1, Middleware: 2, IngressRoute: 1, Pod: 1 });
     expect(status).toBeGreaterThanOrEqual(1);
-    expect(status).toBeLessThanOrEqual(3);
   });
 
   it('on delete says Terminating, removes the pod, then the finalizer; the owned objects go and the PVC stays', async () => {
@@ -248,7 +248,6 @@ describe('a session from create to delete', () => {
     const { status = 0, ...children } = writes;
     expect(children).toEqual({ finalizer: 1, Secret: 1, NetworkPolicy: 1, Service: 1, Middleware: 2, IngressRoute: 1, Pod: 1 });
     expect(status).toBeGreaterThanOrEqual(1);
-    expect(status).toBeLessThanOrEqual(3);
     const pod = await client.get<V1Pod>(core('pods', 'vdi-desk-again'));
     expect(pod.spec!.volumes?.find((v) => v.name === 'home')?.persistentVolumeClaim?.claimName).toBe(home);
     const pvc = await client.get<V1PersistentVolumeClaim>(core('persistentvolumeclaims', home));
