@@ -220,11 +220,13 @@ export class ControlPlane {
     ]);
     await this.run('kube-apiserver');
     await this.writeKubeconfig();
-    const client = this.client();
+    // A fresh client per probe: the apiserver writes its self-signed certificate (our CA file) only after it
+    // starts, and a client made before that would keep credentials without it.
     await this.waitFor('kube-apiserver', async () => {
-      await client.request({ path: '/readyz' });
+      await this.client().request({ path: '/readyz' });
       return true;
     });
+    const client = this.client();
 
     this.define('kube-controller-manager', [
       `--kubeconfig=${this.kubeconfigPath}`,
