@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/config.ts';
 import { reconcilerConfigFrom } from '../../src/service.ts';
 import { AUDIENCE, startApiStack, type ApiStack } from '../support/api.ts';
 import { ScriptedBrowser } from '../support/browser.ts';
+import { createTemplate } from '../support/reconciler.ts';
 import { adminClient, eventually } from '../support/cluster.ts';
 import { freePort, startCoturn, type Coturn } from '../support/coturn.ts';
 import { startOidcIssuer, type OidcIssuer, type TestUser } from '../support/oidc-issuer.ts';
@@ -38,23 +39,14 @@ let tokens: Record<'alice' | 'bob' | 'admin', string>;
 const client = adminClient();
 
 beforeAll(async () => {
-  await client.apply(
-    `/apis/vdi.kasm.io/v1alpha1/vditemplates/${TEMPLATE}`,
-    {
-      apiVersion: 'vdi.kasm.io/v1alpha1',
-      kind: 'VDITemplate',
-      metadata: { name: TEMPLATE },
-      spec: {
-        image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
-        displayName: 'Access path test desktop',
-        resources: { defaultGPU: 0, maxGPU: 1, defaultMemory: '2Gi', maxMemory: '1Ti', defaultCPU: '1', maxCPU: '4' },
-        defaultTimeout: '1h',
-        maxTimeout: '4h',
-        persistence: { defaultEnabled: false },
-      },
-    },
-    'access-path-test',
-  );
+  await createTemplate(client, {
+    image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
+    displayName: 'Access path test desktop',
+    resources: { defaultGPU: 0, maxGPU: 1, defaultMemory: '2Gi', maxMemory: '1Ti', defaultCPU: '1', maxCPU: '4' },
+    defaultTimeout: '1h',
+    maxTimeout: '4h',
+    persistence: { defaultEnabled: false },
+  }, TEMPLATE);
   const port = await freePort();
   publicUrl = `http://127.0.0.1:${port}`;
   issuer = await startOidcIssuer({

@@ -5,6 +5,7 @@ import { SignJWT, base64url, importJWK, exportSPKI } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOidcIssuer, type TestUser } from '../support/oidc-issuer.ts';
 import { AUDIENCE, collect, startApiStack, type ApiStack } from '../support/api.ts';
+import { createTemplate } from '../support/reconciler.ts';
 import { adminClient, eventually, kubectl } from '../support/cluster.ts';
 import { userNamespace } from '../../auth/namespace.ts';
 import { parseDuration } from '../../operator/duration.ts';
@@ -22,23 +23,14 @@ const client = adminClient();
 const SESSION_FIELDS = 'name namespace user status { phase reason url } spec { template resources { gpu } }';
 
 beforeAll(async () => {
-  await client.apply(
-    `/apis/vdi.kasm.io/v1alpha1/vditemplates/${TEMPLATE}`,
-    {
-      apiVersion: 'vdi.kasm.io/v1alpha1',
-      kind: 'VDITemplate',
-      metadata: { name: TEMPLATE },
-      spec: {
-        image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
-        displayName: 'API test desktop',
-        resources: { defaultGPU: 1, maxGPU: 2, defaultMemory: '4Gi', maxMemory: '8Gi', defaultCPU: '2', maxCPU: '4' },
-        defaultTimeout: '1h',
-        maxTimeout: '4h',
-        persistence: { defaultEnabled: false },
-      },
-    },
-    'api-test',
-  );
+  await createTemplate(client, {
+    image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
+    displayName: 'API test desktop',
+    resources: { defaultGPU: 1, maxGPU: 2, defaultMemory: '4Gi', maxMemory: '8Gi', defaultCPU: '2', maxCPU: '4' },
+    defaultTimeout: '1h',
+    maxTimeout: '4h',
+    persistence: { defaultEnabled: false },
+  }, TEMPLATE);
   api = await startApiStack({ VDI_QUOTA_SESSIONS: '4', VDI_QUOTA_GPUS: '3', OIDC_CLOCK_TOLERANCE_SECONDS: '0' });
   tokens = { alice: await api.token(alice), bob: await api.token(bob), admin: await api.token(admin) };
 });
