@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { containsDesired, eventName } from './controller.ts';
+import { KubeError } from '../src/kube/client.ts';
+import { containsDesired, errorText, eventName } from './controller.ts';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
@@ -23,5 +24,21 @@ describe('containsDesired', () => {
     const desired = { spec: { ports: [{ port: 8080, name: 'http' }] } };
     expect(containsDesired({ spec: { clusterIP: '10.0.0.1', ports: [{ port: 8080, name: 'http', protocol: 'TCP' }] } }, desired)).toBe(true);
     expect(containsDesired({ spec: { ports: [{ port: 9090, name: 'http' }, { port: 8080, name: 'http' }] } }, desired)).toBe(false);
+  });
+});
+
+describe('errorText', () => {
+  it("keeps the apiserver's message for server errors, where it describes the server", () => {
+    const err = new KubeError(500, 'InternalError', 'Internal error occurred: failed to allocate a serviceIP: range is full');
+    expect(errorText(err)).toBe('500 InternalError: Internal error occurred: failed to allocate a serviceIP: range is full');
+    expect(errorText(new KubeError(429, 'TooManyRequests', 'storage is (re)initializing'))).toBe('429 TooManyRequests: storage is (re)initializing');
+  });
+
+  it('names only the fields of a validation failure, never the values its message quotes', () => {
+    const err = new KubeError(422, 'Invalid', 'Pod "x" is invalid: spec.containers[0].env[2].value: Invalid value: "https://vdi/turn/s3cr3t"', {
+      causes: [{ field: 'spec.containers[0].env[2].value', message: 'Invalid value: "https://vdi/turn/s3cr3t"' }, { field: 'spec.containers[0].env[2].value' }],
+    });
+    expect(errorText(err)).toBe('422 Invalid (fields: spec.containers[0].env[2].value)');
+    expect(errorText(new KubeError(403, 'Forbidden', 'pods is forbidden: User "x" cannot create'))).toBe('403 Forbidden');
   });
 });

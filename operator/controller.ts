@@ -88,6 +88,17 @@ export function containsDesired(actual: unknown, desired: unknown): boolean {
 }
 
 const TERMINAL_POD_PHASES = new Set(['Succeeded', 'Failed']);
+
+/**
+ * News that finishes a session's start or ends it: its pod running, ended, failing to pull or crashing, or
+ * gone. Reconciles for such news go ahead of new sessions' first passes in the work queue.
+ */
+function podSettled(pod: V1Pod): boolean {
+  if (pod.metadata?.deletionTimestamp) return true;
+  if (!pod.status?.phase) return false;
+  if (pod.status.phase !== 'Pending') return true;
+  return (pod.status.containerStatuses ?? []).some((c) => c.state?.waiting?.reason && c.state.waiting.reason !== 'ContainerCreating');
+}
 /** How long a new session's first status write waits for the scheduler's verdict on its pod. */
 const AWAIT_SCHEDULER_MS = 2_000;
 
@@ -120,17 +131,19 @@ export class SessionController {
   start(): void {
     const { caches } = this.o;
     // Owned objects name their session in the ownerReference (labels may hold a shortened name).
-    const bySession = (_type: InformerEventType, obj: KubeObject) => {
+    const enqueueOwner = (obj: KubeObject, urgent: boolean) => {
       const m = obj.metadata as { namespace?: string; labels?: Record<string, string>; ownerReferences?: { kind: string; name: string }[] } | undefined;
       const name = m?.ownerReferences?.find((r) => r.kind === 'VDISession')?.name ?? m?.labels?.[LABEL_SESSION];
-      if (m?.namespace && name) this.queue.add(`${m.namespace}/${name}`);
+      if (m?.namespace && name) this.queue.add(`${m.namespace}/${name}`, urgent);
     };
+    const bySession = (_type: InformerEventType, obj: KubeObject) => enqueueOwner(obj, false);
     this.unsubscribe.push(
       caches.sessions.on((_type, s) => this.queue.add(`${s.metadata.namespace}/${s.metadata.name}`)),
       caches.templates.on((_type, t) => {
         for (const s of caches.sessions.list()) if (s.spec.template === t.metadata.name) this.queue.add(`${s.metadata.namespace}/${s.metadata.name}`);
       }),
-      caches.pods.on(bySession),
+      // A pod that just started, ended, failed or went away is news that finishes its session's work.
+      caches.pods.on((type, pod, old) => enqueueOwner(pod, type === 'DELETED' || (podSettled(pod) && !(old && podSettled(old))))),
       caches.services.on(bySession),
       caches.secrets.on(bySession),
       caches.middlewares.on(bySession),
@@ -173,23 +186,30 @@ export class SessionController {
       return {};
     }
     if (session.metadata.deletionTimestamp) return await this.finalize(session);
+    // The finalizer is written beside the children, not before them: until it lands, deleting the session still
+    // takes every owned child with it (ownerReferences), and the PVC is kept either way, so a new session's
+    // desktop pod waits for no extra round trip.
+    let addFinalizer: Promise<void> | undefined;
     if (!session.metadata.finalizers?.includes(FINALIZER)) {
       const { finalizers = [], resourceVersion } = session.metadata;
-      const updated = await this.write('finalizer', () =>
+      addFinalizer = this.write('finalizer', () =>
         this.o.client.mergePatch<VDISession>(sessionPath(namespace, name), { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion } }),
-      );
-      // Cached at once, and this reconcile goes on with it: a new session costs no extra round trip.
-      this.o.caches.sessions.remember(updated);
-      session = updated;
+      ).then((updated) => {
+        // Cached at once, and this reconcile goes on with it (its status write needs the new resourceVersion).
+        this.o.caches.sessions.remember(updated);
+        session = updated;
+      });
     }
     const status = session.status ?? {};
     const generation = session.metadata.generation ?? 0;
     if (status.phase === 'Expired') {
+      await addFinalizer;
       await this.deleteSession(session);
       return {};
     }
     if (status.phase === 'Failed' && status.observedGeneration === generation) {
       // Terminal: release the GPU slice, keep the status for the user to read.
+      await addFinalizer;
       await this.deletePod(namespace, childName(session));
       return {};
     }
@@ -197,6 +217,7 @@ export class SessionController {
     const template = this.o.caches.templates.get(session.spec.template);
     const resolution = resolveSession(session, template, this.o.config);
     if (!resolution.ok) {
+      await addFinalizer;
       await this.writeStatus(session, { phase: resolution.phase, reason: resolution.reason, message: resolution.message }, []);
       if (resolution.phase === 'Failed') await this.deletePod(namespace, childName(session));
       return {};
@@ -205,6 +226,7 @@ export class SessionController {
 
     const now = this.now();
     if (status.expiresAt && now.getTime() >= Date.parse(status.expiresAt)) {
+      await addFinalizer;
       await this.writeStatus(session, { phase: 'Expired', reason: 'Timeout', message: `the session reached its timeout of ${session.spec.timeout ?? 'the template default'}` }, []);
       await this.deleteSession(session);
       return {};
@@ -216,7 +238,7 @@ export class SessionController {
     const secretName = childName(current);
     const podName = childName(current);
     let pod = this.o.caches.pods.get(`${namespace}/${podName}`);
-    const writes: Promise<unknown>[] = [];
+    const writes: Promise<unknown>[] = addFinalizer ? [addFinalizer] : [];
     if (!this.o.caches.secrets.get(`${namespace}/${secretName}`)) {
       // Random per session, created once; never logged, never in status.
       writes.push(this.createIfAbsent(buildSecret(current, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'))));
@@ -439,8 +461,18 @@ export function eventName(objectName: string): string {
   return `${objectName.slice(0, 253 - 17).replace(/[.-]+$/, '')}.${randomBytes(8).toString('hex')}`;
 }
 
-/** A log-safe description of an error: Kubernetes status and reason, never headers or bodies. */
+/**
+ * A log-safe description of an error: the Kubernetes status and reason, the apiserver's own message for server
+ * errors (it describes the server, e.g. "range is full"), and only the field names of a validation failure
+ * (its message may quote values from the object, such as the TURN path secret in the pod's env). Never headers
+ * or bodies.
+ */
 export function errorText(err: unknown): string {
-  if (err instanceof KubeError) return `${err.status} ${err.reason}`;
+  if (err instanceof KubeError) {
+    if (err.status >= 500 || err.status === 429) return `${err.status} ${err.reason}: ${err.message}`;
+    const causes = (err.details as { causes?: { field?: string }[] } | undefined)?.causes ?? [];
+    const fields = [...new Set(causes.map((c) => c.field).filter((f): f is string => !!f))];
+    return fields.length ? `${err.status} ${err.reason} (fields: ${fields.join(', ')})` : `${err.status} ${err.reason}`;
+  }
   return err instanceof Error ? err.message : String(err);
 }

@@ -39,6 +39,48 @@ describe('WorkQueue', () => {
     expect(seen).toEqual(['x', 'y']);
   });
 
+  it('serves urgent keys first, moving a waiting key ahead when news about it arrives', async () => {
+    const seen: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = new WorkQueue(
+      async (k) => {
+        seen.push(k);
+        if (k === 'busy') await gate;
+      },
+      { concurrency: 1 },
+    );
+    q.add('busy');
+    q.add('new-1');
+    q.add('new-2');
+    q.add('started', true);
+    q.add('new-2', true);
+    q.add('new-1');
+    expect(q.length).toBe(3);
+    release();
+    await q.idle();
+    expect(seen).toEqual(['busy', 'started', 'new-2', 'new-1']);
+  });
+
+  it('keeps the urgency of a key added while it runs', async () => {
+    const seen: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const q = new WorkQueue(
+      async (k) => {
+        seen.push(k);
+        if (seen.length === 1) await gate;
+      },
+      { concurrency: 1 },
+    );
+    q.add('a');
+    q.add('b');
+    q.add('a', true);
+    release();
+    await q.idle();
+    expect(seen).toEqual(['a', 'a', 'b']);
+  });
+
   it('bounds concurrency', async () => {
     let inFlight = 0;
     let maxInFlight = 0;

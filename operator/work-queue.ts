@@ -1,5 +1,8 @@
 // A work queue in the manner of controller-runtime's: one in-flight item per key, keys deduplicated while
 // waiting, bounded concurrency, exponential back-off on failure, and delayed re-queues (for expiry times).
+// Keys added as urgent (news about work already under way, such as a desktop pod that became ready) are
+// served before the others, so in a storm of new sessions the first ones finish first instead of everyone
+// waiting for the whole storm's first pass.
 
 export interface ReconcileResult {
   /** Reconcile this key again after so many milliseconds (e.g. at the session's expiry). */
@@ -23,10 +26,11 @@ export class WorkQueue {
   private readonly worker: (key: string) => Promise<ReconcileResult | void>;
   private readonly opts: Required<Omit<WorkQueueOptions, 'onError' | 'onDone'>> & Pick<WorkQueueOptions, 'onError' | 'onDone'>;
   private readonly queue: string[] = [];
+  private readonly urgent: string[] = [];
   private readonly queued = new Set<string>();
   private readonly processing = new Set<string>();
   /** Keys added again while being processed: run once more when the current run ends. */
-  private readonly dirty = new Set<string>();
+  private readonly dirty = new Map<string, boolean>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private active = 0;
@@ -45,18 +49,26 @@ export class WorkQueue {
   }
 
   get length(): number {
-    return this.queue.length;
+    return this.queue.length + this.urgent.length;
   }
 
-  add(key: string): void {
+  add(key: string, urgent = false): void {
     if (this.stopped) return;
     if (this.processing.has(key)) {
-      this.dirty.add(key);
+      this.dirty.set(key, urgent || (this.dirty.get(key) ?? false));
       return;
     }
-    if (this.queued.has(key)) return;
+    if (this.queued.has(key)) {
+      if (!urgent) return;
+      // Already waiting in the normal lane: move it ahead.
+      const at = this.queue.indexOf(key);
+      if (at === -1) return;
+      this.queue.splice(at, 1);
+      this.urgent.push(key);
+      return;
+    }
     this.queued.add(key);
-    this.queue.push(key);
+    (urgent ? this.urgent : this.queue).push(key);
     this.pump();
   }
 
@@ -84,24 +96,25 @@ export class WorkQueue {
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.queue.length = 0;
+    this.urgent.length = 0;
     this.queued.clear();
   }
 
   /** Resolves when nothing is queued or running (used by tests and benchmarks). */
   async idle(): Promise<void> {
-    if (this.active === 0 && this.queue.length === 0) return;
+    if (this.active === 0 && this.length === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   private pump(): void {
-    while (this.active < this.opts.concurrency && this.queue.length) {
-      const key = this.queue.shift()!;
+    while (this.active < this.opts.concurrency && this.length) {
+      const key = (this.urgent.length ? this.urgent : this.queue).shift()!;
       this.queued.delete(key);
       this.processing.add(key);
       this.active++;
       void this.run(key);
     }
-    if (this.active === 0 && this.queue.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    if (this.active === 0 && this.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private async run(key: string): Promise<void> {
@@ -120,7 +133,11 @@ export class WorkQueue {
     } finally {
       this.processing.delete(key);
       this.active--;
-      if (this.dirty.delete(key)) this.add(key);
+      const again = this.dirty.get(key);
+      if (again !== undefined) {
+        this.dirty.delete(key);
+        this.add(key, again);
+      }
       this.pump();
     }
   }
