@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { KubeError, type KubeClient, type WatchEvent } from '../src/kube/client.ts';
-import { Informer, isOlder, type KubeObject } from './informer.ts';
+import { Informer, isOlder, withoutManagedFields, type KubeObject } from './informer.ts';
 
 type Watch = (onEvent: (event: WatchEvent<KubeObject>) => void, signal: AbortSignal) => Promise<void>;
 
@@ -72,6 +72,22 @@ describe('Informer', () => {
     deliver({ type: 'MODIFIED', object: pod('a', '14') });
     expect(informer.get('ns/a')?.metadata?.resourceVersion).toBe('14');
     expect(seen).toEqual(['ADDED:10', 'MODIFIED:13', 'MODIFIED:14']);
+    await informer.stop();
+  });
+});
+
+describe('withoutManagedFields', () => {
+  it('drops server-side apply bookkeeping from cached objects, leaving the object it was given unchanged', async () => {
+    const managed = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '10', labels: { x: 'y' }, managedFields: [{ manager: 'vdi-operator' }] }, spec: { n: 1 } };
+    expect(withoutManagedFields(managed)).toEqual({ metadata: { name: 'a', namespace: 'ns', resourceVersion: '10', labels: { x: 'y' } }, spec: { n: 1 } });
+    expect(managed.metadata.managedFields).toHaveLength(1);
+    const { client } = fakeClient([managed], []);
+    const informer = new Informer(client, { path: '/api/v1/pods' });
+    informer.start();
+    await informer.waitForSync();
+    expect(informer.get('ns/a')).toEqual({ metadata: { name: 'a', namespace: 'ns', resourceVersion: '10', labels: { x: 'y' } }, spec: { n: 1 } });
+    informer.remember({ ...managed, metadata: { ...managed.metadata, resourceVersion: '11' } });
+    expect(informer.get('ns/a')?.metadata).not.toHaveProperty('managedFields');
     await informer.stop();
   });
 });

@@ -222,9 +222,21 @@ export class Informer<T extends KubeObject> {
     }
     if (old?.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
     if (isOlder(obj.metadata?.resourceVersion, old?.metadata?.resourceVersion)) return;
+    obj = withoutManagedFields(obj);
     this.store.set(key, obj);
     this.emitter.emit('event', old ? 'MODIFIED' : 'ADDED', obj, old);
   }
+}
+
+/**
+ * The object without `metadata.managedFields`: server-side apply's bookkeeping, often the largest part of a
+ * small object and read by nothing that uses the cache (client-go's informers strip it the same way).
+ */
+export function withoutManagedFields<T extends KubeObject>(obj: T): T {
+  const metadata = obj.metadata as (KubeObject['metadata'] & { managedFields?: unknown }) | undefined;
+  if (!metadata?.managedFields) return obj;
+  const { managedFields: _dropped, ...rest } = metadata;
+  return { ...obj, metadata: rest };
 }
 
 /**
