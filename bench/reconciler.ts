@@ -73,6 +73,23 @@ try {
   while (pods.size > 0) await sleep(50);
   await pods.stop();
 
+  // The apiserver's own write throughput in this run: N×9 small writes (ConfigMaps) at the reconciler's
+  // concurrency of writes in flight, the floor under any controller that writes that much.
+  await mkns('bench-writes');
+  const rawWrites = N * 9;
+  let nextWrite = 0;
+  const writeStart = performance.now();
+  await Promise.all(
+    Array.from({ length: 128 }, async () => {
+      while (nextWrite < rawWrites) {
+        const i = nextWrite++;
+        await client.create('/api/v1/namespaces/bench-writes/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `w-${i}` }, data: { i: String(i) } });
+      }
+    }),
+  );
+  const writesPerSecond = rawWrites / ((performance.now() - writeStart) / 1000);
+  await client.request({ method: 'DELETE', path: '/api/v1/namespaces/bench-writes/configmaps' });
+
   // Sessions.
   const controllerWrites = () => [...(stack.service.controller()?.writes ?? new Map()).entries()];
   while (!stack.service.controller()) await sleep(20);
@@ -117,6 +134,7 @@ try {
   console.log(`  sessions:           all Running after ${(all / 1000).toFixed(2)} s; create→Running p50 ${fmt(lat.p50)}  p99 ${fmt(lat.p99)}`);
   console.log(`  added by the reconciler: p50 ${fmt(lat.p50 - base.p50)}  p99 ${fmt(lat.p99 - base.p99)}  (ratio p50 ${(lat.p50 / base.p50).toFixed(2)}x, p99 ${(lat.p99 / base.p99).toFixed(2)}x)`);
   console.log(`  API writes per session: ${(objectWrites / N).toFixed(2)} to objects + ${(eventWrites / N).toFixed(2)} Events  (${writes.map(([k, n]) => `${k} ${n}`).join(', ')})`);
+  console.log(`  apiserver write throughput in this run: ${writesPerSecond.toFixed(0)} writes/s (${rawWrites} ConfigMap creates, 128 in flight); the storm's ${objectWrites + eventWrites} writes alone take ${((objectWrites + eventWrites) / writesPerSecond).toFixed(2)} s at that rate`);
   console.log(`  process CPU: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${((cpu.user + cpu.system) / 1000 / N).toFixed(1)} ms per session); peak RSS ${mib(peakRss)}; RSS before ${mib(rssBefore)}`);
   // One at a time: the reconciler's own share of a single create → Running, without a queue of writes ahead.
   const SEQ = 20;

