@@ -181,11 +181,14 @@ export class ApiServices {
   async terminateSession(identity: Identity, name: string, user?: string | null): Promise<VDISession> {
     const namespace = this.namespaces.namespaceOf(user ?? identity.name);
     const path = `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}`;
+    // Read before deleting: a session not finalized yet is gone at once, and its DELETED watch event may empty
+    // the cache before the DELETE's answer (a Status, for a custom resource) arrives.
+    const cached = this.caches.sessions.get(`${namespace}/${name}`);
     try {
       // DELETE answers with the object (finalizer pending: Terminating) or a Status once it is gone.
       const res = await this.client.delete<VDISession | { kind: 'Status' }>(path, impersonate(identity));
       if (res && 'spec' in res) this.caches.sessions.remember(res);
-      const session = res && 'spec' in res ? res : this.caches.sessions.get(`${namespace}/${name}`);
+      const session = res && 'spec' in res ? res : (this.caches.sessions.get(`${namespace}/${name}`) ?? cached);
       if (!session) throw notFound(`session "${name}"`);
       return clean({ ...session, status: { ...session.status, phase: 'Terminating' } });
     } catch (err) {
