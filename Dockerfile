@@ -7,7 +7,7 @@
 #   FROM node:24.21.0-bookworm-slim@sha256:<digest from `crane digest node:24.21.0-bookworm-slim`>
 ARG NODE_VERSION=24.21.0
 
-# ---- build: codegen + tsc → dist/ --------------------------------------------------------------------------------
+# ---- build: codegen, the dashboard (tsc + vite → dashboard/dist) and the service (tsc → dist/) ----------------
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -18,7 +18,9 @@ COPY src/ src/
 COPY auth/ auth/
 COPY operator/ operator/
 COPY resolvers/ resolvers/
-RUN npm run codegen && npm run build
+COPY dashboard/ dashboard/
+# dashboard:build runs the codegen for both the resolvers and the dashboard (codegen.yml), then builds the dashboard.
+RUN npm run dashboard:build && npm run build
 
 # ---- prod-deps: runtime dependencies only, no compilers, no test tools ------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS prod-deps
@@ -52,6 +54,8 @@ COPY package.json ./
 # The GraphQL SDL is read at run time relative to the module (src/api/server.ts: ../../schema), which from
 # dist/src/api/ is dist/schema.
 COPY schema/ ./dist/schema/
+# The built dashboard, served at `/` (src/dashboard-static.ts looks for it at dist/dashboard beside dist/src).
+COPY --from=build /src/dashboard/dist ./dist/dashboard
 
 # A numeric user, so `runAsNonRoot` can verify it without an /etc/passwd lookup.
 USER 10001:10001

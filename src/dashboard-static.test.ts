@@ -64,14 +64,17 @@ describe('dashboardRouter', () => {
 });
 
 describe('findDashboardDir', () => {
-  it('finds dashboard/dist from src/, and dist/dashboard from the image’s dist/src/', async () => {
+  it('finds dashboard/dist from src/ and from the compiled dist/src/, and dist/dashboard from the image’s dist/src/', async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), 'layout-'));
     try {
       await mkdir(path.join(root, 'dashboard', 'dist'), { recursive: true });
       await writeFile(path.join(root, 'dashboard', 'index.html'), 'vite source, never served');
       expect(findDashboardDir(path.join(root, 'src'))).toBeUndefined();
+      expect(findDashboardDir(path.join(root, 'dist', 'src'))).toBeUndefined();
       await writeFile(path.join(root, 'dashboard', 'dist', 'index.html'), 'built');
       expect(findDashboardDir(path.join(root, 'src'))).toBe(path.join(root, 'dashboard', 'dist'));
+      // `npm run build && node dist/src/main.js` in the repository.
+      expect(findDashboardDir(path.join(root, 'dist', 'src'))).toBe(path.join(root, 'dashboard', 'dist'));
 
       await mkdir(path.join(root, 'dist', 'dashboard'), { recursive: true });
       await writeFile(path.join(root, 'dist', 'dashboard', 'index.html'), 'built');

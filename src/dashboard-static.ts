@@ -7,10 +7,14 @@ import express from 'express';
 
 const RESERVED = ['/graphql', '/login', '/callback', '/logout', '/auth', '/turn', '/healthz', '/readyz', '/metrics', '/assets'];
 
-/** From the repository (src/ → dashboard/dist) or from the image (dist/src/ → dist/dashboard). */
+/**
+ * The built dashboard, wherever this module runs from: the repository's sources (src/ → dashboard/dist), the
+ * image (dist/src/ → dist/dashboard, where the Dockerfile copies it) or the repository's compiled dist/
+ * (dist/src/ → dashboard/dist, after `npm run build` and `npm run dashboard:build`).
+ */
 export function findDashboardDir(moduleDir = import.meta.dirname): string | undefined {
   const root = path.resolve(moduleDir, '..');
-  const candidates = [path.join(root, 'dashboard', 'dist'), ...(path.basename(root) === 'dist' ? [path.join(root, 'dashboard')] : [])];
+  const candidates = path.basename(root) === 'dist' ? [path.join(root, 'dashboard'), path.join(root, '..', 'dashboard', 'dist')] : [path.join(root, 'dashboard', 'dist')];
   return candidates.find((dir) => existsSync(path.join(dir, 'index.html')));
 }
 

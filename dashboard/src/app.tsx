@@ -116,7 +116,8 @@ export function App() {
       </header>
       <ConnectionBanner />
       <main id="main" ref={main} tabIndex={-1}>
-        {launched && route === 'sessions' && (
+        {/* Only while the launched desktop is there: it may be ended, by its user or an administrator. */}
+        {launched && route === 'sessions' && live.sessions.some((s) => s.id === launched) && (
           <p className="notice" role="status">
             {(state as { displayName?: string }).displayName ?? 'Your desktop'} launched: this page follows it live.
           </p>

@@ -3,19 +3,22 @@
 // desktops, and watch them change live; another user at the same time sees none of it; with the GPU slices
 // exhausted the wait is explained. Every page is scanned with axe-core and saved as a screenshot.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { parse } from 'yaml';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KubeClient } from '../../src/kube/client.ts';
 import { ControlPlane } from '../cluster/control-plane.ts';
 import {
+  applyUbuntuTemplate,
+  checkPage,
+  deleteUbuntuTemplate,
+  dropWebSockets,
+  LAPTOP,
   launchChromium,
   loginThroughPages,
+  navLink,
+  openPage,
   requireBuiltDashboard,
-  screenshot,
-  seriousA11yViolations,
   startPortal,
+  TABLET,
   type Portal,
 } from '../support/browser-dashboard.ts';
 import { adminClient, adminKubeConfig } from '../support/cluster.ts';
@@ -25,54 +28,11 @@ const suffix = randomBytes(3).toString('hex');
 const alice = `alice-${suffix}@example.com`;
 const bob = `bob-${suffix}@example.com`;
 const admin = `admin-${suffix}@example.com`;
-const TEMPLATE_PATH = '/apis/vdi.kasm.io/v1alpha1/vditemplates/ubuntu-desktop';
-const LAPTOP = { width: 1280, height: 800 };
-const TABLET = { width: 768, height: 1024 };
 
 let browser: Browser;
-const contexts: BrowserContext[] = [];
-
-async function applyUbuntuTemplate(client: KubeClient): Promise<boolean> {
-  const existed = await client.get(TEMPLATE_PATH).then(
-    () => true,
-    () => false,
-  );
-  const template = parse(await readFile('deploy/examples/ubuntu-desktop-template.yaml', 'utf8')) as Record<string, unknown>;
-  await client.apply(TEMPLATE_PATH, template, 'dashboard-test');
-  return !existed;
-}
-
-async function newPage(viewport = LAPTOP): Promise<Page> {
-  const context = await browser.newContext({ viewport });
-  contexts.push(context);
-  // Keeps a handle on the page's WebSockets (to drop them), and notes whether "reconnecting" was ever shown.
-  await context.addInitScript(() => {
-    const w = window as unknown as { sockets: WebSocket[]; sawReconnecting: boolean };
-    const Native = window.WebSocket;
-    w.sockets = [];
-    w.sawReconnecting = false;
-    window.WebSocket = class extends Native {
-      constructor(url: string | URL, protocols?: string | string[]) {
-        super(url, protocols);
-        w.sockets.push(this);
-      }
-    };
-    new MutationObserver(() => {
-      if (document.querySelector('[data-testid="reconnecting"]')) w.sawReconnecting = true;
-    }).observe(document, { subtree: true, childList: true });
-  });
-  return await context.newPage();
-}
-
-/** Scans the page and keeps a screenshot of it; the findings are returned so a failure names them. */
-async function checkPage(page: Page, name: string): Promise<void> {
-  await screenshot(page, name);
-  const violations = await seriousA11yViolations(page);
-  expect(violations.map((v) => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), name).toEqual([]);
-}
+const newPage = (viewport = LAPTOP) => openPage(browser, viewport);
 
 const sessionCards = (page: Page) => page.locator('article.session');
-const navLink = (page: Page, name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
 
 /** Records every distinct phase the session cards show, from inside the page, without reloading it. */
 async function recordPhases(page: Page): Promise<void> {
@@ -96,7 +56,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of contexts) await c.close().catch(() => {});
   await browser?.close();
 });
 
@@ -115,7 +74,7 @@ describe('dashboard on the shared control plane', () => {
 
   afterAll(async () => {
     await portal?.stop();
-    if (createdTemplate) await client.delete(TEMPLATE_PATH).catch(() => {});
+    if (createdTemplate) await deleteUbuntuTemplate(client);
   });
 
   it('takes alice from login to a running desktop live, extends it and ends it, while bob sees none of it', async () => {
@@ -191,11 +150,7 @@ describe('dashboard on the shared control plane', () => {
     await expect.poll(() => session.locator('.notice').textContent()).toMatch(/^Extended: the time limit is now 8 h( \d+ min)? from the start\.$/);
 
     // A dropped WebSocket says so, reconnects by itself and the page carries on.
-    const socketsBefore = await alicePage.evaluate(() => {
-      const sockets = (window as unknown as { sockets: WebSocket[] }).sockets;
-      for (const ws of sockets) ws.close();
-      return sockets.length;
-    });
+    const socketsBefore = await dropWebSockets(alicePage);
     await expect.poll(() => alicePage.evaluate(() => (window as unknown as { sawReconnecting: boolean }).sawReconnecting)).toBe(true);
     await expect.poll(() => alicePage.evaluate(() => (window as unknown as { sockets: WebSocket[] }).sockets.at(-1)?.readyState), { timeout: 30_000 }).toBe(1);
     expect(await alicePage.evaluate(() => (window as unknown as { sockets: WebSocket[] }).sockets.length)).toBeGreaterThan(socketsBefore);

@@ -8,6 +8,8 @@ import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { expect } from 'vitest';
+import { parse } from 'yaml';
 import { loadConfig } from '../../src/config.ts';
 import { findDashboardDir } from '../../src/dashboard-static.ts';
 import { KubeClient } from '../../src/kube/client.ts';
@@ -17,6 +19,9 @@ import { startOidcIssuer, type OidcIssuer } from './oidc-issuer.ts';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const SCREENSHOTS = path.resolve('test-results/screenshots');
+export const LAPTOP = { width: 1280, height: 800 };
+export const TABLET = { width: 768, height: 1024 };
+const TEMPLATE_PATH = '/apis/vdi.kasm.io/v1alpha1/vditemplates/ubuntu-desktop';
 const require = createRequire(import.meta.url);
 
 /** Headless Chromium as root on a machine without outside network (see .library machine notes). */
@@ -36,6 +41,56 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
+/**
+ * A page in a context of its own (its own cookies) that keeps a handle on its WebSockets (window.sockets, for
+ * dropWebSockets) and notes whether the "reconnecting" banner was ever shown (window.sawReconnecting).
+ */
+export async function openPage(browser: Browser, viewport = LAPTOP): Promise<Page> {
+  const context = await browser.newContext({ viewport });
+  await context.addInitScript(() => {
+    const w = window as unknown as { sockets: WebSocket[]; sawReconnecting: boolean };
+    const Native = window.WebSocket;
+    w.sockets = [];
+    w.sawReconnecting = false;
+    window.WebSocket = class extends Native {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        w.sockets.push(this);
+      }
+    };
+    new MutationObserver(() => {
+      if (document.querySelector('[data-testid="reconnecting"]')) w.sawReconnecting = true;
+    }).observe(document, { subtree: true, childList: true });
+  });
+  return await context.newPage();
+}
+
+/** Closes every WebSocket the page has opened, as a network drop would; returns how many it had opened. */
+export async function dropWebSockets(page: Page): Promise<number> {
+  return await page.evaluate(() => {
+    const sockets = (window as unknown as { sockets: WebSocket[] }).sockets;
+    for (const ws of sockets) ws.close();
+    return sockets.length;
+  });
+}
+
+/** Applies deploy/examples' Ubuntu template; true when it did not exist before (the caller then deletes it). */
+export async function applyUbuntuTemplate(client: KubeClient): Promise<boolean> {
+  const existed = await client.get(TEMPLATE_PATH).then(
+    () => true,
+    () => false,
+  );
+  const template = parse(await readFile('deploy/examples/ubuntu-desktop-template.yaml', 'utf8')) as Record<string, unknown>;
+  await client.apply(TEMPLATE_PATH, template, 'dashboard-test');
+  return !existed;
+}
+
+export async function deleteUbuntuTemplate(client: KubeClient): Promise<void> {
+  await client.delete(TEMPLATE_PATH).catch(() => {});
+}
+
+export const navLink = (page: Page, name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+
 /** The built dashboard must exist: the service serves it from dashboard/dist. */
 export function requireBuiltDashboard(): void {
   if (!findDashboardDir()) throw new Error('dashboard/dist is missing: run `npm run dashboard:build` first');
@@ -45,6 +100,9 @@ export interface Portal {
   url: string;
   issuer: OidcIssuer;
   service: Service;
+  /** The browser-session cookie's name and the keys that seal it (to make one the service no longer accepts). */
+  cookieName: string;
+  cookieKeys: Uint8Array[];
   stop(): Promise<void>;
 }
 
@@ -101,6 +159,8 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
     url,
     issuer,
     service,
+    cookieName: config.access.cookieName,
+    cookieKeys: config.access.cookieKeys,
     async stop() {
       await service.stop();
       await issuer.close();
@@ -114,10 +174,18 @@ export async function startPortal(opts: PortalOptions): Promise<Portal> {
  * issuer's devInteractions pages (login, then consent) as `email`, and waits until the dashboard shows the user.
  */
 export async function loginThroughPages(page: Page, portalUrl: string, email: string, pathname = '/'): Promise<void> {
+  await page.goto(`${portalUrl}${pathname}`);
+  await completeLogin(page, portalUrl, email);
+}
+
+/**
+ * From a page that has left the dashboard for the login (or is about to, from a document without the user on
+ * it): answers the issuer's pages as `email`, when it asks, and waits until the dashboard shows the user.
+ */
+export async function completeLogin(page: Page, portalUrl: string, email: string): Promise<void> {
   const portal = new URL(portalUrl).origin;
   const signedIn = page.getByTestId('user').filter({ hasText: email });
   const atIssuer = () => new URL(page.url()).origin !== portal;
-  await page.goto(`${portalUrl}${pathname}`);
   for (let step = 0; step < 8; step++) {
     // The dashboard signs in by sending the browser away to /login: wait for either outcome.
     await Promise.race([
@@ -165,4 +233,11 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const file = path.join(SCREENSHOTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/** Keeps a screenshot of the page and scans it; a failure names axe-core's serious and critical findings. */
+export async function checkPage(page: Page, name: string): Promise<void> {
+  await screenshot(page, name);
+  const violations = await seriousA11yViolations(page);
+  expect(violations.map((v) => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), name).toEqual([]);
 }
