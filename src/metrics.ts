@@ -1,4 +1,5 @@
 // Prometheus metrics: API operations, WebSocket load, informer health, reconciles and apiserver requests.
+import { Kind, type OperationDefinitionNode } from 'graphql';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Caches, CacheName } from '../operator/caches.ts';
 import type { ControllerMetrics } from '../operator/controller.ts';
@@ -14,12 +15,24 @@ export interface Metrics {
   watchInformers(caches: Caches, names: CacheName[]): void;
 }
 
+/**
+ * The `operation` label of an operation: its first root field (`createVDISession`, `sessions`, …), which the
+ * schema bounds, never the operation name a client chose (one label value per name would let anyone grow the
+ * metrics without limit). Fields the schema does not have, and documents that never became an operation,
+ * count as `invalid`.
+ */
+export function operationLabel(operation: OperationDefinitionNode | null | undefined, rootFields: ReadonlySet<string>): string {
+  const first = operation?.selectionSet.selections.find((s) => s.kind === Kind.FIELD);
+  if (!first) return operation ? 'fragment' : 'invalid';
+  return rootFields.has(first.name.value) ? first.name.value : 'invalid';
+}
+
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'vdi_' });
   const operations = new Histogram({
     name: 'vdi_graphql_operation_duration_seconds',
-    help: 'GraphQL operations by name, type and outcome',
+    help: 'GraphQL operations by root field, type and outcome',
     labelNames: ['operation', 'type', 'outcome'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],

@@ -145,15 +145,15 @@ export class BrowserSessions {
    * Like identify, but renews an expired access token from the refresh token; `setCookie` then carries the
    * new cookie for the response.
    */
-  async authenticate(cookieHeader: string | undefined): Promise<{ identity: Identity; setCookie?: string } | undefined> {
+  async authenticate(cookieHeader: string | undefined): Promise<{ identity: Identity; setCookie?: string; sessionEndsAt: number } | undefined> {
     const found = await this.identify(cookieHeader);
     if (!found) return undefined;
-    if ('identity' in found) return { identity: found.identity };
+    if ('identity' in found) return { identity: found.identity, sessionEndsAt: found.tokens.sx };
     if (!found.refreshable) return undefined;
     try {
       const tokens = await this.refresh(found.tokens);
       const identity = await this.options.verifier.verify(tokens.at);
-      return { identity, setCookie: await this.cookieFor(tokens) };
+      return { identity, setCookie: await this.cookieFor(tokens), sessionEndsAt: tokens.sx };
     } catch {
       return undefined;
     }

@@ -33,7 +33,7 @@ import { resolvers } from '../../resolvers/index.ts';
 import type { Config } from '../config.ts';
 import { ApiError, rateLimited, unauthenticated } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
+import { operationLabel, type Metrics } from '../metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { sharedSubscribe } from './shared-execution.ts';
 import type { ApiServices } from './services.ts';
@@ -187,6 +187,9 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         const raw = (payload.authorization ?? payload.Authorization) as string | undefined;
         const token = bearer(raw) ?? (typeof payload.token === 'string' ? payload.token : undefined);
         let identity: Identity;
+        // When the connection must close (seconds since the epoch): the token's expiry, or the browser
+        // session's end if that comes first.
+        let closeAt: number | undefined;
         try {
           const request = ctx.extra.request;
           // Browsers send cookies on cross-site WebSocket upgrades (no CORS there): a cookie only counts from the portal's Origin.
@@ -195,8 +198,10 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
             const found = await browserSessions.authenticate(request.headers.cookie);
             if (!found) throw unauthenticated();
             identity = found.identity;
+            closeAt = Math.min(identity.expiresAt ?? Infinity, found.sessionEndsAt);
           } else {
             identity = await authenticate(token);
+            closeAt = identity.expiresAt;
           }
         } catch {
           ctx.extra.socket.close(4401, 'Unauthorized');
@@ -211,9 +216,9 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         const extra = ctx.extra as Extra;
         extra.identity = identity;
         extra.subscriptions = 0;
-        if (identity.expiresAt) {
-          // The connection lives no longer than the token that opened it.
-          const ms = identity.expiresAt * 1000 - Date.now();
+        if (closeAt) {
+          // The connection lives no longer than the token (or browser session) that opened it.
+          const ms = closeAt * 1000 - Date.now();
           extra.expiryTimer = setTimeout(() => ctx.extra.socket.close(4401, 'Token expired'), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
         }
         metrics.wsConnections.inc();
@@ -274,6 +279,9 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   );
 
   // ---- HTTP (Apollo) ----
+  const rootFields = new Set(
+    [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].flatMap((t) => (t ? Object.keys(t.getFields()) : [])).concat('__typename', '__schema', '__type'),
+  );
   const metricsPlugin: ApolloServerPlugin<Context> = {
     async requestDidStart() {
       const started = performance.now();
@@ -281,7 +289,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         async willSendResponse(rc) {
           const outcome = rc.errors?.length ? String(rc.errors[0]?.extensions?.code ?? 'error') : 'ok';
           metrics.operations.observe(
-            { operation: rc.operationName ?? 'anonymous', type: rc.operation?.operation ?? 'unknown', outcome },
+            { operation: operationLabel(rc.operation, rootFields), type: rc.operation?.operation ?? 'unknown', outcome },
             (performance.now() - started) / 1000,
           );
         },

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userNamespace } from '../../auth/namespace.ts';
 import { childName, sessionHost } from '../../operator/naming.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
+import { sealCookie } from '../../src/api/browser-session.ts';
 import { turnCredential } from '../../src/api/turn.ts';
 import { loadConfig } from '../../src/config.ts';
 import { reconcilerConfigFrom } from '../../src/service.ts';
@@ -28,6 +29,7 @@ const TEMPLATE = `access-desktop-${suffix}`;
 const TURN_SECRETS = [randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url')];
 // Short-lived access tokens from the login flow, so that a renewal from the refresh token can be seen.
 const LOGIN_TOKEN_SECONDS = 15;
+const COOKIE_KEY = randomBytes(32).toString('hex');
 // The same desktop hosts as the service under test (startApiStack's VDI_DOMAIN).
 const hostsConfig = reconcilerConfigFrom(loadConfig({ VDI_DOMAIN: 'vdi.test', VDI_URL_SCHEME: 'http' }, []));
 
@@ -62,7 +64,7 @@ beforeAll(async () => {
       VDI_PUBLIC_URL: publicUrl,
       VDI_INTERNAL_URL: publicUrl,
       OIDC_CLIENT_SECRET: issuer.portalClient.clientSecret,
-      VDI_COOKIE_KEYS: randomBytes(32).toString('hex'),
+      VDI_COOKIE_KEYS: COOKIE_KEY,
       VDI_COOKIE_SECURE: 'false',
       VDI_LOGIN_RESOURCE: AUDIENCE,
       VDI_LOGIN_PROMPT: 'consent',
@@ -230,6 +232,34 @@ describe('browser login', () => {
     await expect(foreign.result).rejects.toBeDefined();
     expect(foreign.closed()).toBe(4401);
     await foreign.wsClient.dispose();
+  });
+
+  it('closes a WebSocket opened with the cookie when the browser session ends, though its access token is still valid', async () => {
+    const { cookieKeys, cookieName } = loadConfig({ VDI_COOKIE_KEYS: COOKIE_KEY }, []).access;
+    const now = Math.floor(Date.now() / 1000);
+    // A browser session in its last seconds, holding an access token good for ten more minutes.
+    const at = await issuer.tokenFor(alice, { expiresInSeconds: 600 });
+    const cookie = `${cookieName}=${await sealCookie('session', { at, ate: now + 600, sx: now + 3 }, cookieKeys, now + 3)}`;
+    let events = 0;
+    const closed = await new Promise<{ code: number; reason: string }>((resolve) => {
+      const wsClient = createClient({
+        url: `${publicUrl.replace('http', 'ws')}/graphql`,
+        webSocketImpl: class extends WebSocket {
+          constructor(url: string, protocols?: string | string[]) {
+            super(url, protocols, { headers: { cookie, origin: publicUrl } });
+          }
+        },
+        retryAttempts: 0,
+        // Stays connected after its one query completes, as the dashboard's client does while it follows sessions.
+        lazy: false,
+        onNonLazyError: () => {}, // the close is what this test waits for, through `on.closed`
+        on: { closed: (e) => resolve({ code: (e as { code: number }).code, reason: (e as { reason: string }).reason }) },
+      });
+      wsClient.subscribe({ query: '{ me { name } }' }, { next: () => events++, error: () => {}, complete: () => {} });
+    });
+    // It was open and answering as alice before the session ended.
+    expect(events).toBe(1);
+    expect(closed.code).toBe(4401);
   });
 
   it('renews an expired access token from the refresh token, keeping the user signed in', async () => {

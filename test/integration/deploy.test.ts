@@ -568,7 +568,7 @@ describe('the Helm chart', () => {
     expect(docs.find((d: Doc) => d.kind === 'VDITemplate').metadata.name).toBe('ubuntu-desktop');
   });
 
-  it('routes the whole portal host to the service: the dashboard at `/` and its assets as well as /graphql and /login', async () => {
+  it('routes the portal host to the service: the dashboard at `/` and its assets as well as /graphql and /login, but not /metrics', async () => {
     for (const [args, host] of [
       [[], 'vdi.example.com'],
       [['-f', fullValues], 'portal.desktops.example.org'],
@@ -577,8 +577,11 @@ describe('the Helm chart', () => {
       const route = docs.find((d: Doc) => d.kind === 'IngressRoute');
       const service = docs.find((d: Doc) => d.kind === 'Service');
       const container = docs.find((d: Doc) => d.kind === 'Deployment').spec.template.spec.containers[0];
-      // One rule on the host alone: no PathPrefix narrows it to the API, so every path the service answers is reached.
-      expect(route.spec.routes).toEqual([{ kind: 'Rule', match: `Host(\`${host}\`)`, services: [{ name: service.metadata.name, port: service.spec.ports[0].port }] }]);
+      // One rule on the host: no PathPrefix narrows it to the API, so every path the service answers is reached,
+      // except /metrics, which Prometheus scrapes through the Service inside the cluster.
+      expect(route.spec.routes).toEqual([
+        { kind: 'Rule', match: `Host(\`${host}\`) && !PathPrefix(\`/metrics\`)`, services: [{ name: service.metadata.name, port: service.spec.ports[0].port }] },
+      ]);
       const servicePort = service.spec.ports[0];
       expect(container.ports).toContainEqual(expect.objectContaining({ name: servicePort.targetPort }));
     }
