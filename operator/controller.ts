@@ -102,6 +102,13 @@ function podSettled(pod: V1Pod): boolean {
 /** How long a new session's first status write waits for the scheduler's verdict on its pod. */
 const AWAIT_SCHEDULER_MS = 2_000;
 
+/** A kind of child object: its cache and its apiVersion and kind (for paths). */
+interface OwnedKind {
+  cache: Informer<KubeObject>;
+  apiVersion: string;
+  kind: string;
+}
+
 type Writable = { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } };
 
 export class SessionController {
@@ -146,9 +153,8 @@ export class SessionController {
       caches.pods.on((type, pod, old) => enqueueOwner(pod, type === 'DELETED' || (podSettled(pod) && !(old && podSettled(old))))),
       caches.services.on(bySession),
       caches.secrets.on(bySession),
-      caches.middlewares.on(bySession),
-      caches.ingressRoutes.on(bySession),
       caches.networkPolicies.on(bySession),
+      ...this.routeKinds().map(({ cache }) => cache.on(bySession)),
     );
     for (const s of caches.sessions.list()) this.queue.add(`${s.metadata.namespace}/${s.metadata.name}`);
   }
@@ -317,18 +323,31 @@ export class SessionController {
     return {};
   }
 
+  /**
+   * The route kinds of the ingress mode in use, routes before the middlewares they name. Only their caches are
+   * started (src/service.ts): the other mode's kinds may not even be served by this cluster.
+   */
+  private routeKinds(): OwnedKind[] {
+    const { caches, config } = this.o;
+    return config.ingressMode === 'ingress'
+      ? [{ cache: caches.ingresses, apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }]
+      : [
+          { cache: caches.ingressRoutes, apiVersion: 'traefik.io/v1alpha1', kind: 'IngressRoute' },
+          { cache: caches.middlewares, apiVersion: 'traefik.io/v1alpha1', kind: 'Middleware' },
+        ];
+  }
+
   /** Children of ours whose session no longer exists (garbage collection normally gets there first). */
   private async deleteOrphans(namespace: string, name: string): Promise<void> {
     const { caches } = this.o;
-    const kinds: [{ list(): KubeObject[] }, string, string][] = [
-      [caches.pods, 'v1', 'Pod'],
-      [caches.ingressRoutes, 'traefik.io/v1alpha1', 'IngressRoute'],
-      [caches.middlewares, 'traefik.io/v1alpha1', 'Middleware'],
-      [caches.services, 'v1', 'Service'],
-      [caches.networkPolicies, 'networking.k8s.io/v1', 'NetworkPolicy'],
-      [caches.secrets, 'v1', 'Secret'],
+    const kinds: OwnedKind[] = [
+      { cache: caches.pods, apiVersion: 'v1', kind: 'Pod' },
+      ...this.routeKinds(),
+      { cache: caches.services, apiVersion: 'v1', kind: 'Service' },
+      { cache: caches.networkPolicies, apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
+      { cache: caches.secrets, apiVersion: 'v1', kind: 'Secret' },
     ];
-    for (const [cache, apiVersion, kind] of kinds) {
+    for (const { cache, apiVersion, kind } of kinds) {
       for (const obj of cache.list()) {
         const m = obj.metadata as { namespace?: string; name?: string; labels?: Record<string, string>; deletionTimestamp?: string } | undefined;
         if (m?.namespace !== namespace || m.labels?.[LABEL_SESSION] !== name || m.deletionTimestamp) continue;

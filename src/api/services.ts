@@ -20,7 +20,7 @@ import {
   type VDITemplate,
 } from '../../operator/v1alpha1.ts';
 import { badInput, conflict, forbidden, fromKubeError, notFound, quotaExceeded } from '../errors.ts';
-import type { Impersonation, KubeClient } from '../kube/client.ts';
+import { KubeError, isNotFound, type Impersonation, type KubeClient } from '../kube/client.ts';
 import type { SessionEventModel } from '../../resolvers/context.ts';
 import { SessionEventHub } from './session-events.ts';
 import { QUOTA_NAME, SESSION_COUNT_RESOURCE, type UserNamespaces } from './user-namespaces.ts';
@@ -244,8 +244,11 @@ export class ApiServices {
     try {
       const quota = await this.client.get<V1ResourceQuota>(`/api/v1/namespaces/${namespace}/resourcequotas/${QUOTA_NAME}`);
       hard = quota.status?.hard ?? quota.spec?.hard ?? {};
-    } catch {
-      // Not provisioned yet: nothing used, limits unknown.
+    } catch (err) {
+      // Only a missing quota means "not provisioned yet" (no limits): a refusal or an outage must not pass for one.
+      // The read is the service's own, so a 403 is its RBAC's fault, not the caller's: left untyped, it becomes an
+      // internal error that the server logs.
+      if (!isNotFound(err)) throw err instanceof KubeError && err.status === 403 ? err : fromKubeError(err, 'your quota');
     }
     const mine = this.caches.sessions.list().filter((s) => s.metadata.namespace === namespace);
     const limit = (k: string) => (hard[k] !== undefined ? Number(hard[k]) : null);

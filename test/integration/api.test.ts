@@ -318,6 +318,19 @@ describe('sessions made with kubectl', () => {
 });
 
 describe('quota', () => {
+  it('has no limits before first use (no ResourceQuota yet), and the namespace quota after it', async () => {
+    const gina: TestUser = { email: `gina-${suffix}@example.com`, groups: ['vdi-users'] };
+    const token = await api.token(gina);
+    const quota = async () => {
+      const res = await api.gql<{ me: { quota: unknown } }>(token, '{ me { quota { sessions { used limit } gpus { used limit } } } }');
+      expect(res.errors).toBeUndefined();
+      return res.data!.me.quota;
+    };
+    expect(await quota()).toEqual({ sessions: { used: 0, limit: null }, gpus: { used: 0, limit: null } });
+    expect((await create(token, { name: `g1-${suffix}`, resources: { gpu: 1 } })).errors).toBeUndefined();
+    expect(await quota()).toEqual({ sessions: { used: 1, limit: 4 }, gpus: { used: 1, limit: 3 } });
+  });
+
   it('refuses with QUOTA_EXCEEDED and creates nothing when the GPU quota is spent', async () => {
     const dave: TestUser = { email: `dave-${suffix}@example.com`, groups: ['vdi-users'] };
     const token = await api.token(dave);

@@ -476,13 +476,20 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
       { apiVersion: 'v1', kind: 'Secret', metadata: meta, stringData: { password: 'x' } },
       { apiVersion: 'v1', kind: 'Service', metadata: meta, spec: { ports: [{ port: 8080 }], selector: labels } },
       { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta, spec: { podSelector: { matchLabels: labels } } },
-      // The reconciler sweeps the route kinds it watches (operator/controller.ts deleteOrphans): Traefik's only.
+      // The route kinds of the release's ingress mode, the only ones the reconciler watches and sweeps.
       ...(v.reconciler.env.VDI_INGRESS_MODE === 'traefik'
         ? [
             { apiVersion: 'traefik.io/v1alpha1', kind: 'Middleware', metadata: meta, spec: { stripPrefix: { prefixes: ['/x'] } } },
             { apiVersion: 'traefik.io/v1alpha1', kind: 'IngressRoute', metadata: meta, spec: { routes: [{ match: 'Host(`ghost.vdi.test`)', kind: 'Rule', services: [{ name: 'vdi-ghost', port: 8080 }] }] } },
           ]
-        : []),
+        : [
+            {
+              apiVersion: 'networking.k8s.io/v1',
+              kind: 'Ingress',
+              metadata: meta,
+              spec: { rules: [{ host: 'ghost.vdi.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'vdi-ghost', port: { number: 8080 } } } }] } }] },
+            },
+          ]),
     ];
     for (const g of ghosts) await admin.create(resourcePath(g).replace(/\/[^/]+$/, ''), g);
     await until('the orphans swept', signal, async () => (await Promise.all(ghosts.map((g) => getOrUndefined(resourcePath(g))))).every((x) => x === undefined));

@@ -2,7 +2,7 @@
 // desktop pod with its Secret, Service, routing and NetworkPolicy, reports a truthful status, and terminates
 // cleanly, keeping the user's home for the next session.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { V1NetworkPolicy, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { V1Ingress, V1NetworkPolicy, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import {
   buildIngressRoute,
   buildMiddlewares,
@@ -62,6 +62,7 @@ afterAll(async () => {
 const core = (kind: string, name: string) => `/api/v1/namespaces/${ns}/${kind}/${name}`;
 const traefik = (kind: string, name: string) => `/apis/traefik.io/v1alpha1/namespaces/${ns}/${kind}/${name}`;
 const netpol = (name: string) => `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${name}`;
+const ingress = (name: string) => `/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses/${name}`;
 
 /** A PersistentVolume reserved for one claim, so the claim binds and the scheduler accepts the pod. */
 async function volumeFor(claim: string): Promise<string> {
@@ -335,5 +336,32 @@ describe('orphans', () => {
     const pod = await client.get<V1Pod>(core('pods', 'vdi-drift'));
     expect(pod.metadata?.deletionTimestamp).toBeUndefined();
     expect((await client.get<VDISession>(sessionPath(ns, 'drift'))).status?.phase).toBe('Running');
+  });
+});
+
+describe('orphans in ingress mode', () => {
+  beforeAll(async () => {
+    // A reconciler in ingress mode takes over the Lease: it routes with plain Ingresses, and watches those.
+    await service.stop();
+    service = await startReconciler({ namespace: ns, env: { VDI_INGRESS_MODE: 'ingress' } });
+    controller = await leadingController(service);
+    await eventually(async () => await getOrUndefined(client, ingress('vdi-drift')));
+  });
+
+  it('deletes an Ingress labelled as ours whose session does not exist', async () => {
+    const labels = { 'app.kubernetes.io/managed-by': 'vdi-operator', 'vdi.kasm.io/session': 'phantom' };
+    await client.create(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses`, {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: 'vdi-phantom', labels },
+      spec: { rules: [{ host: 'phantom.vdi.localhost', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'vdi-phantom', port: { number: 8080 } } } }] } }] },
+    });
+    await gone(client, ingress('vdi-phantom'));
+  });
+
+  it('leaves alone the Ingress of a session that exists', async () => {
+    const route = await client.get<V1Ingress>(ingress('vdi-drift'));
+    expect(route.metadata?.deletionTimestamp).toBeUndefined();
+    expect(route.metadata?.labels).toMatchObject({ 'vdi.kasm.io/session': 'drift' });
   });
 });

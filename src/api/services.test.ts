@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import type { Authorizer } from '../../auth/authorizer.ts';
+import type { Caches } from '../../operator/caches.ts';
+import { defaultReconcilerConfig } from '../../operator/config.ts';
+import { KubeError, type KubeClient } from '../kube/client.ts';
+import type { Logger } from '../log.ts';
+import { maskError } from './server.ts';
+import { ApiServices } from './services.ts';
+import type { UserNamespaces } from './user-namespaces.ts';
+
+/** Services whose read of the ResourceQuota fails with `err`, over an empty session cache. */
+function servicesWhoseQuotaReadFails(err: Error): ApiServices {
+  const client = { get: () => Promise.reject(err) } as unknown as KubeClient;
+  const sessions = { list: () => [], on: () => () => {} };
+  return new ApiServices({
+    client,
+    caches: { sessions } as unknown as Caches,
+    authorizer: {} as Authorizer,
+    namespaces: {} as UserNamespaces,
+    reconcilerConfig: defaultReconcilerConfig(),
+  });
+}
+
+/** The error as a GraphQL client receives it (src/api/server.ts maskError), and whether the server logged it. */
+function served(err: Error & { extensions?: Record<string, unknown> }): { code: unknown; message: string; logged: boolean } {
+  let logged = false;
+  const log = { error: () => void (logged = true) } as unknown as Logger;
+  const shown = maskError({ message: err.message, extensions: err.extensions }, err, log);
+  return { code: shown.extensions?.code, message: shown.message, logged };
+}
+
+describe('ApiServices.quota', () => {
+  it('has no limits while the ResourceQuota does not exist (the namespace is not provisioned yet)', async () => {
+    const quota = await servicesWhoseQuotaReadFails(new KubeError(404, 'NotFound', 'resourcequotas "vdi-quota" not found')).quota('vdi-u-alice');
+    expect(quota).toEqual({ sessions: { used: 0, limit: null }, gpus: { used: 0, limit: null } });
+  });
+
+  it.each([
+    // The service's own read refused: its RBAC is wrong, which the caller can do nothing about; the log says so.
+    [403, 'Forbidden', { code: 'INTERNAL_SERVER_ERROR', logged: true }],
+    [500, 'InternalError', { code: 'UNAVAILABLE', logged: false }],
+  ])('fails, rather than showing no limits, when reading it answers %i', async (status, reason, expected) => {
+    const failure = await servicesWhoseQuotaReadFails(new KubeError(status, reason, 'etcd at 10.0.0.7 said no'))
+      .quota('vdi-u-alice')
+      .then(() => undefined, (err: Error) => err);
+    expect(failure).toBeInstanceOf(Error);
+    const shown = served(failure!);
+    expect(shown).toMatchObject(expected);
+    expect(shown.message).not.toContain('10.0.0.7');
+  });
+});
