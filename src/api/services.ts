@@ -11,6 +11,7 @@ import { formatDuration, parseDuration } from '../../operator/duration.ts';
 import { resolveSession } from '../../operator/resolve.ts';
 import {
   API_VERSION,
+  FINALIZER,
   GROUP,
   SESSION_KIND,
   SESSION_PLURAL,
@@ -160,7 +161,9 @@ export class ApiServices {
     if (input.timeout != null) spec.timeout = input.timeout;
     const namespace = this.namespaces.namespaceOf(user);
     if (this.caches.sessions.get(`${namespace}/${name}`)) throw conflict(`a session named "${name}" already exists`);
-    const session: VDISession = { apiVersion: API_VERSION, kind: SESSION_KIND, metadata: { name, namespace }, spec };
+    // Born with the reconciler's finalizer: it need not spend a write (and a round trip before the desktop
+    // starts) adding it. Sessions made with kubectl get it from the reconciler.
+    const session: VDISession = { apiVersion: API_VERSION, kind: SESSION_KIND, metadata: { name, namespace, finalizers: [FINALIZER] }, spec };
 
     // The reconciler's own rules, run before anything is written: a request it would fail is refused now.
     const resolution = resolveSession(session, template, this.reconcilerConfig);

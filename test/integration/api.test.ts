@@ -9,6 +9,7 @@ import { createTemplate } from '../support/reconciler.ts';
 import { adminClient, eventually, kubectl } from '../support/cluster.ts';
 import { userNamespace } from '../../auth/namespace.ts';
 import { parseDuration } from '../../operator/duration.ts';
+import { FINALIZER } from '../../operator/v1alpha1.ts';
 
 const suffix = randomBytes(3).toString('hex');
 const alice: TestUser = { email: `alice-${suffix}@example.com`, groups: ['vdi-users'] };
@@ -228,6 +229,19 @@ describe('per-user RBAC', () => {
     });
     expect(forged.code).not.toBe(0);
     expect(forged.stderr).toContain('spec.user must be your own username');
+  });
+
+  it('creates a session with the reconciler\'s finalizer already on it, so the reconciler spends no write adding it', async () => {
+    // A user of its own: the other tests count alice's sessions against her quota.
+    const finn: TestUser = { email: `finn-${suffix}@example.com`, groups: ['vdi-users'] };
+    const name = `born-finalized-${suffix}`;
+    expect((await create(await api.token(finn), { name, resources: { gpu: 0 } })).errors).toBeUndefined();
+    const ns = userNamespace(finn.email);
+    const stored = await client.get<{ metadata: { finalizers?: string[] } }>(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions/${name}`);
+    expect(stored.metadata.finalizers).toEqual([FINALIZER]);
+    const controller = api.service.controller()!;
+    await eventually(async () => (controller.sessionWritesByKind(`${ns}/${name}`).Pod ?? 0) === 1);
+    expect(controller.sessionWritesByKind(`${ns}/${name}`).finalizer).toBeUndefined();
   });
 
   it('lets an admin create a session for another user and end it', async () => {
