@@ -478,8 +478,8 @@ describe('the Helm chart', () => {
 
   for (const [label, args, expectedKinds] of [
     ['the default values', [], 17],
-    ['the full values', ['-f', fullValues], 18],
-    ['ingress mode', ['--set', 'desktops.ingress.mode=ingress', '--set', 'portal.ingressRoute.enabled=false', '--set', 'mode=api'], 14],
+    ['the full values', ['-f', fullValues], 19],
+    ['ingress mode', ['--set', 'desktops.ingress.mode=ingress', '--set', 'portal.ingressRoute.enabled=false', '--set', 'portal.ingress.enabled=true', '--set', 'mode=api'], 15],
   ] as const) {
     it(`renders ${label} into objects the apiserver accepts (server-side dry-run, CRDs included)`, async () => {
       const out = await render(['--include-crds', ...args]);
@@ -508,6 +508,10 @@ describe('the Helm chart', () => {
       ['desktops.ingress.mode=nginx', '/desktops/ingress/mode'],
       ['oidc.prefixes.username=', '/oidc/prefixes/username'],
       ['desktops.hostPattern=one-host-for-all', '/desktops/hostPattern'],
+      ['portal.ingress.enabled=yes', '/portal/ingress/enabled'],
+      ['portal.ingress.className=Public_Nginx', '/portal/ingress/className'],
+      // The apiserver would refuse the Ingress; the schema says so before anything is applied.
+      ['portal.ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-read-timeout=3600', '/portal/ingress/annotations'],
     ] as const) {
       for (const cmd of [['template', 'x', chartDir], ['lint', chartDir]]) {
         const out = await run(helm, [...cmd, '--set', set]);
@@ -585,6 +589,129 @@ describe('the Helm chart', () => {
       const servicePort = service.spec.ports[0];
       expect(container.ports).toContainEqual(expect.objectContaining({ name: servicePort.targetPort }));
     }
+  });
+
+  describe('without Traefik (portal.ingress)', () => {
+    const ingressMode = ['--set', 'desktops.ingress.mode=ingress', '--set', 'portal.ingressRoute.enabled=false', '--set', 'portal.ingress.enabled=true'];
+    type IngressPath = { path: string; pathType: string; backend: Doc };
+    /** Whether an Ingress path matches a request path, as networking.k8s.io/v1 defines it (Prefix: whole elements). */
+    const matches = (paths: IngressPath[], urlPath: string) =>
+      paths.some(({ path: p, pathType }) => (pathType === 'Exact' ? urlPath === p : urlPath === p || urlPath.startsWith(`${p.replace(/\/$/, '')}/`)));
+    // Reached only inside the cluster, at desktops.internalUrl: the ingress controller's auth-url (forwardAuth),
+    // Selkies in the desktop pod (TURN), the kubelet (probes) and Prometheus (the ServiceMonitor).
+    const internalOnly = ['/auth', '/turn', '/healthz', '/readyz', '/metrics'];
+
+    const portalIngress = async (args: string[]) => {
+      const out = await render(args);
+      expect(out.code, out.stderr).toBe(0);
+      const docs = parseYamlDocuments(out.stdout);
+      const ingresses = docs.filter((d: Doc) => d.kind === 'Ingress');
+      expect(ingresses).toHaveLength(1);
+      return { docs, ingress: ingresses[0], service: docs.find((d: Doc) => d.kind === 'Service') };
+    };
+
+    it("routes the dashboard's pages and assets, GraphQL and the login flow to the service, and nothing internal", async () => {
+      const { docs, ingress, service } = await portalIngress(ingressMode);
+      expect(docs.filter((d: Doc) => d.kind === 'IngressRoute')).toEqual([]);
+      expect(ingress.apiVersion).toBe('networking.k8s.io/v1');
+      expect(ingress.metadata).toMatchObject({ name: `${service.metadata.name}-portal`, namespace: ns });
+      expect(ingress.spec.rules).toHaveLength(1);
+      const [rule] = ingress.spec.rules;
+      expect(rule.host).toBe('vdi.example.com');
+      const paths: IngressPath[] = rule.http.paths;
+      for (const p of paths) expect(p.backend, p.path).toEqual({ service: { name: service.metadata.name, port: { number: service.spec.ports[0].port } } });
+
+      // What the sources say: the SPA's pages (dashboard/src/router.ts) and the service's own paths
+      // (src/dashboard-static.ts), each of which is routed or internal, so a new one fails here until it is sorted.
+      const router = await readFile(path.join(repoRoot, 'dashboard/src/router.ts'), 'utf8');
+      const pages = [.../PATHS[^=]*=\s*\{([^}]*)\}/.exec(router)![1]!.matchAll(/'(\/[^']*)'/g)].map((m) => m[1]!);
+      const served = await readFile(path.join(repoRoot, 'src/dashboard-static.ts'), 'utf8');
+      const reserved = [.../const RESERVED = \[([^\]]*)\]/.exec(served)![1]!.matchAll(/'(\/[^']*)'/g)].map((m) => m[1]!);
+      expect(pages).toContain('/');
+      expect(reserved).toEqual(expect.arrayContaining(internalOnly));
+      const expected = [
+        { path: '/', pathType: 'Exact' },
+        ...[...pages.filter((p) => p !== '/'), ...reserved.filter((p) => !internalOnly.includes(p))].map((p) => ({ path: p, pathType: 'Prefix' })),
+      ];
+      const byPath = (a: { path: string }, b: { path: string }) => a.path.localeCompare(b.path);
+      expect(paths.map(({ path: p, pathType }) => ({ path: p, pathType })).sort(byPath)).toEqual(expected.sort(byPath));
+
+      for (const reached of ['/', '/sessions', '/sessions/', '/admin', '/assets/index-ooDHKsal.js', '/graphql', '/login', '/callback', '/logout']) {
+        expect(matches(paths, reached), reached).toBe(true);
+      }
+      for (const kept of ['/metrics', '/auth/forward', '/turn/vdi-alice/desk/token', '/healthz', '/readyz', '/metricsx', '/favicon.ico']) {
+        expect(matches(paths, kept), kept).toBe(false);
+      }
+    });
+
+    it('takes TLS from desktops.tls, the class from desktops.ingress unless its own, and the annotations; the apiserver accepts it', async () => {
+      const plain = (await portalIngress(ingressMode)).ingress;
+      expect(plain.spec).not.toHaveProperty('tls');
+      expect(plain.spec).not.toHaveProperty('ingressClassName');
+      expect(plain.metadata).not.toHaveProperty('annotations');
+
+      const inherited = (await portalIngress([...ingressMode, '--set', 'desktops.tls.secretName=wildcard-tls', '--set', 'desktops.ingress.className=nginx'])).ingress;
+      expect(inherited.spec.tls).toEqual([{ hosts: ['vdi.example.com'], secretName: 'wildcard-tls' }]);
+      expect(inherited.spec.ingressClassName).toBe('nginx');
+      // A certResolver is Traefik's: the Ingress asks for TLS on the host and leaves the certificate to the controller.
+      const resolver = (await portalIngress([...ingressMode, '--set', 'desktops.tls.certResolver=letsencrypt'])).ingress;
+      expect(resolver.spec.tls).toEqual([{ hosts: ['vdi.example.com'] }]);
+
+      const own = await portalIngress([
+        ...ingressMode,
+        '--set', 'desktops.tls.secretName=wildcard-tls',
+        '--set', 'desktops.ingress.className=nginx',
+        '--set', 'portal.ingress.className=nginx-public',
+        '--set', 'portal.ingress.host=portal.vdi.example.com',
+        '--set-string', 'portal.ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-read-timeout=3600',
+      ]);
+      expect(own.ingress.spec.ingressClassName).toBe('nginx-public');
+      expect(own.ingress.metadata.annotations).toEqual({ 'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600' });
+      expect(own.ingress.spec.rules[0].host).toBe('portal.vdi.example.com');
+      expect(own.ingress.spec.tls).toEqual([{ hosts: ['portal.vdi.example.com'], secretName: 'wildcard-tls' }]);
+      // The login's callback lives on the host the Ingress serves.
+      const env = own.docs.find((d: Doc) => d.kind === 'Deployment').spec.template.spec.containers[0].env;
+      expect(env).toContainEqual({ name: 'VDI_PUBLIC_URL', value: 'https://portal.vdi.example.com' });
+
+      for (const ingress of [plain, inherited, resolver, own.ingress]) {
+        const applied = await dryRun(toYaml([ingress]));
+        expect(applied.code, applied.stderr).toBe(0);
+        expect(applied.stdout.trim()).toBe(`ingress.networking.k8s.io/${ingress.metadata.name} serverside-applied (server dry run)`);
+      }
+    });
+
+    it('serves the one portal host beside the IngressRoute, and refuses two different hosts', async () => {
+      const docs = parseYamlDocuments((await render(['-f', fullValues])).stdout);
+      const route = docs.find((d: Doc) => d.kind === 'IngressRoute');
+      const ingress = docs.find((d: Doc) => d.kind === 'Ingress');
+      expect(route.spec.routes[0].match).toContain('Host(`portal.desktops.example.org`)');
+      expect(ingress.spec.rules.map((r: Doc) => r.host)).toEqual(['portal.desktops.example.org']);
+      expect(ingress.spec.rules[0].http.paths.map((p: Doc) => p.backend.service.name)).toContain(route.spec.routes[0].services[0].name);
+
+      const out = await render(['--set', 'portal.ingress.enabled=true', '--set', 'portal.ingressRoute.host=a.example.com', '--set', 'portal.ingress.host=b.example.com']);
+      expect(out.code).not.toBe(0);
+      expect(out.stderr).toContain('portal.ingressRoute.host (a.example.com) and portal.ingress.host (b.example.com) differ');
+    });
+
+    it('warns after install when nothing routes the portal', async () => {
+      // helm renders NOTES.txt on install only. This one reads the cluster (its version, and objects it would adopt),
+      // so it gets a release name and no cluster-wide objects that the shared cluster already holds.
+      const shared = ['--skip-crds', '--set', 'rbac.userRoles=false', '--set', 'rbac.admissionPolicy=false', '--set', 'defaultTemplate.enabled=false'];
+      const notes = async (args: string[]) => {
+        const out = await run(helm, ['install', 'notes-check', chartDir, '-n', ns, '--dry-run=client', `--kubeconfig=${clusterInfo().kubeconfig}`, ...shared, ...args]);
+        expect(out.code, out.stderr).toBe(0);
+        return out.stdout.slice(out.stdout.indexOf('NOTES:'));
+      };
+      const warning = 'WARNING: nothing routes the portal';
+      expect(await notes(['--set', 'portal.ingressRoute.enabled=false'])).toContain(warning);
+      expect(await notes(['--set', 'desktops.ingress.mode=ingress', '--set', 'portal.ingressRoute.enabled=false'])).toContain(warning);
+      const fixed = await notes(ingressMode);
+      expect(fixed).not.toContain(warning);
+      expect(fixed).toContain('at the ingress controller.');
+      expect(await notes([])).not.toContain(warning);
+      // A reconciler-only release serves no portal.
+      expect(await notes(['--set', 'portal.ingressRoute.enabled=false', '--set', 'mode=reconciler'])).not.toContain(warning);
+    });
   });
 
   it('sets only environment variables the service reads (src/config.ts), and mounts secrets as files', async () => {

@@ -47,8 +47,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default (printf "http://%s.%s.svc:%d" (include "vdi.fullname" .) .Release.Namespace (int .Values.service.port)) .Values.desktops.internalUrl -}}
 {{- end -}}
 
+{{/*
+The portal's one host: the IngressRoute, the Ingress and VDI_PUBLIC_URL (the OIDC callback) must agree on it, so
+two different hosts in portal.ingressRoute and portal.ingress are refused rather than one silently winning.
+*/}}
 {{- define "vdi.portalHost" -}}
-{{- default .Values.desktops.domain .Values.portal.ingressRoute.host -}}
+{{- $route := .Values.portal.ingressRoute.host -}}
+{{- $ingress := .Values.portal.ingress.host -}}
+{{- if and $route $ingress (ne $route $ingress) -}}
+{{- fail (printf "portal.ingressRoute.host (%s) and portal.ingress.host (%s) differ: the portal has one host; set one of them, or both alike" $route $ingress) -}}
+{{- end -}}
+{{- default .Values.desktops.domain (default $route $ingress) -}}
 {{- end -}}
 
 {{/* The user ClusterRole the service binds in each user namespace (VDI_USER_CLUSTERROLE). */}}
