@@ -572,7 +572,7 @@ describe('the Helm chart', () => {
     expect(docs.find((d: Doc) => d.kind === 'VDITemplate').metadata.name).toBe('ubuntu-desktop');
   });
 
-  it('routes the portal host to the service: the dashboard at `/` and its assets as well as /graphql and /login, but not /metrics', async () => {
+  it('routes the portal host to the service: the dashboard at `/` and its assets as well as /graphql and /login, but not /metrics, forwardAuth, TURN or the probes', async () => {
     for (const [args, host] of [
       [[], 'vdi.example.com'],
       [['-f', fullValues], 'portal.desktops.example.org'],
@@ -582,9 +582,9 @@ describe('the Helm chart', () => {
       const service = docs.find((d: Doc) => d.kind === 'Service');
       const container = docs.find((d: Doc) => d.kind === 'Deployment').spec.template.spec.containers[0];
       // One rule on the host: no PathPrefix narrows it to the API, so every path the service answers is reached,
-      // except /metrics, which Prometheus scrapes through the Service inside the cluster.
+      // except what only the cluster calls (through the Service): /metrics, forwardAuth, TURN and the probes.
       expect(route.spec.routes).toEqual([
-        { kind: 'Rule', match: `Host(\`${host}\`) && !PathPrefix(\`/metrics\`)`, services: [{ name: service.metadata.name, port: service.spec.ports[0].port }] },
+        { kind: 'Rule', match: `Host(\`${host}\`) && !PathPrefix(\`/metrics\`) && !PathPrefix(\`/auth/\`) && !PathPrefix(\`/turn/\`) && !Path(\`/healthz\`) && !Path(\`/readyz\`)`, services: [{ name: service.metadata.name, port: service.spec.ports[0].port }] },
       ]);
       const servicePort = service.spec.ports[0];
       expect(container.ports).toContainEqual(expect.objectContaining({ name: servicePort.targetPort }));
