@@ -4,20 +4,20 @@
 // one-slice pods through kube-scheduler and kwok, so the ratio shows what the reconciler adds. Then memory is
 // measured again with --large sessions in the caches.
 //
-//   npm run bench:reconciler -- [--sessions 200] [--large 2000]
+//   npm run bench:reconciler -- [--sessions 200] [--large 2000] [--concurrency <reconciles in flight; default: the service's>]
 import { parseArgs } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Informer } from '../operator/informer.ts';
 import type { VDISession } from '../operator/v1alpha1.ts';
 import { fmt, startBenchStack, summarize } from './support.ts';
 
-const { values } = parseArgs({ options: { sessions: { type: 'string', default: '200' }, large: { type: 'string', default: '2000' } } });
+const { values } = parseArgs({ options: { sessions: { type: 'string', default: '200' }, large: { type: 'string', default: '2000' }, concurrency: { type: 'string' } } });
 const N = Number(values.sessions);
 const LARGE = Number(values.large);
 const gpuNodes = Math.ceil(N / 100);
 const cpuNodes = Math.ceil(LARGE / 500) + 1;
 const stack = await startBenchStack(
-  { VDI_MODE: 'reconciler', VDI_RECONCILE_CONCURRENCY: '16' },
+  { VDI_MODE: 'reconciler', ...(values.concurrency && { VDI_RECONCILE_CONCURRENCY: values.concurrency }) },
   {
     volumes: 0,
     nodes: [

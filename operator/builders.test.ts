@@ -292,9 +292,10 @@ describe('buildPod', () => {
 });
 
 describe('buildService', () => {
-  it('is a ClusterIP on 8080 selecting only this session', () => {
+  it('is a headless Service on 8080 selecting only this session (routes go to the pod address)', () => {
     expect(buildService(session).spec).toEqual({
       type: 'ClusterIP',
+      clusterIP: 'None',
       selector: { 'vdi.kasm.io/session': 'desk', 'app.kubernetes.io/instance': 'desk' },
       ports: [{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' }],
     });

@@ -291,6 +291,12 @@ export function buildPod(
   };
 }
 
+/**
+ * Headless: the ingress controller routes to the pod's address from the EndpointSlice (Traefik and ingress
+ * controllers do so by default), so a desktop needs no cluster IP. Allocating one is the slowest write a new
+ * session makes (the apiserver hands out IPs one at a time: about 1 s each in a storm of 200), and a /16 service
+ * range would cap a cluster at 65k desktops.
+ */
 export function buildService(session: VDISession): Desired<V1Service> {
   return {
     apiVersion: 'v1',
@@ -298,6 +304,7 @@ export function buildService(session: VDISession): Desired<V1Service> {
     metadata: ownedMeta(session, 'desktop'),
     spec: {
       type: 'ClusterIP',
+      clusterIP: 'None',
       selector: sessionSelector(session),
       ports: [{ name: 'http', port: DESKTOP_PORT, targetPort: 'http', protocol: 'TCP' }],
     },

@@ -253,7 +253,7 @@ export class SessionController {
       writes.push(this.createIfAbsent(buildPvc(current, effective, this.o.config)));
     }
     writes.push(this.applyIfDrifted(buildNetworkPolicy(current, this.o.config), this.o.caches.networkPolicies));
-    writes.push(this.applyIfDrifted(buildService(current), this.o.caches.services));
+    writes.push(this.applyService(buildService(current)));
     for (const obj of buildRouting(current, this.o.config)) {
       const cache = obj.kind === 'Middleware' ? this.o.caches.middlewares : obj.kind === 'IngressRoute' ? this.o.caches.ingressRoutes : this.o.caches.ingresses;
       writes.push(this.applyIfDrifted(obj, cache));
@@ -395,6 +395,23 @@ export class SessionController {
       // Created by an earlier run whose cache had not caught up yet: exactly the state we want.
       if (isConflict(err)) return undefined;
       throw err;
+    }
+  }
+
+  /**
+   * The desktop's Service. One made before desktops became headless holds a cluster IP, which the apiserver will
+   * not take away (422): it is replaced, at the cost of a second or so without endpoints for that desktop.
+   */
+  private async applyService(desired: Writable): Promise<boolean> {
+    try {
+      return await this.applyIfDrifted(desired, this.o.caches.services);
+    } catch (err) {
+      if (!(err instanceof KubeError && err.status === 422)) throw err;
+      const cached = this.o.caches.services.get(`${desired.metadata.namespace}/${desired.metadata.name}`);
+      if (!cached?.spec?.clusterIP || cached.spec.clusterIP === 'None') throw err;
+      await this.write('Service', () => this.o.client.delete(objectPath(desired))).catch(ignoreNotFound);
+      this.o.log.info({ service: `${desired.metadata.namespace}/${desired.metadata.name}` }, 'replaced a Service that held a cluster IP with a headless one');
+      return await this.applyIfDrifted(desired, { get: () => undefined });
     }
   }
 

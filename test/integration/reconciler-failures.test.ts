@@ -1,8 +1,9 @@
 // What the reconciler reports when a session cannot run: a failing image fails fast and frees its slice, a
 // missing template waits (and recovers when the template appears), a request over the template's limits fails
-// without a pod.
+// without a pod. And a session whose Service an older version made (with a cluster IP) gets a headless one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1Service } from '@kubernetes/client-node';
+import { buildService } from '../../operator/builders.ts';
 import type { SessionController } from '../../operator/controller.ts';
 import type { VDITemplate } from '../../operator/v1alpha1.ts';
 import type { Service } from '../../src/service.ts';
@@ -88,5 +89,26 @@ describe('a session asking for more than its template allows', () => {
     expect(failed.status?.message).toContain('maxGPU');
     await controller.queue.idle();
     expect(await getOrUndefined<V1Pod>(client, podPath('vdi-greedy'))).toBeUndefined();
+  });
+});
+
+describe('a desktop Service made by an earlier version, with a cluster IP', () => {
+  it('is replaced by a headless one (a cluster IP cannot be removed in place) and the session runs', async () => {
+    const name = templateManifest().metadata.name!;
+    // Held in Pending (no template yet) so that the old Service is in place before the reconciler writes one.
+    const session = await createSession(client, ns, 'legacy', { template: name, resources: { gpu: 0 } });
+    await sessionWhere(client, ns, 'legacy', (s) => s.status?.reason === 'TemplateNotFound');
+    const old = buildService(session);
+    delete old.spec!.clusterIP;
+    const before = await client.create<V1Service>(`/api/v1/namespaces/${ns}/services`, old);
+    expect(before.spec?.clusterIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+
+    await createTemplate(client, { resources: { defaultGPU: 0, maxGPU: 1 } }, name);
+    templates.push(name);
+    await sessionInPhase(client, ns, 'legacy', 'Running');
+    const after = await client.get<V1Service & { metadata: { uid: string } }>(`/api/v1/namespaces/${ns}/services/${old.metadata.name}`);
+    expect(after.spec?.clusterIP).toBe('None');
+    expect(after.metadata.uid).not.toBe(before.metadata?.uid);
+    expect(after.metadata.ownerReferences?.map((r) => r.uid)).toEqual([session.metadata.uid]);
   });
 });
