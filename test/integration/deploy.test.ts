@@ -447,7 +447,8 @@ describe('the image', () => {
 describe('the Helm chart', () => {
   let helm: string;
   let ns: string;
-  const render = async (args: string[]) => await run(helm, ['template', 'vdi-operator', chartDir, '-n', ns, ...args], { cwd: repoRoot });
+  const renderRelease = async (release: string, args: string[]) => await run(helm, ['template', release, chartDir, '-n', ns, ...args], { cwd: repoRoot });
+  const render = async (args: string[]) => await renderRelease('vdi-operator', args);
 
   beforeAll(async () => {
     const started = Date.now();
@@ -709,8 +710,81 @@ describe('the Helm chart', () => {
       expect(fixed).not.toContain(warning);
       expect(fixed).toContain('at the ingress controller.');
       expect(await notes([])).not.toContain(warning);
-      // A reconciler-only release serves no portal.
-      expect(await notes(['--set', 'portal.ingressRoute.enabled=false', '--set', 'mode=reconciler'])).not.toContain(warning);
+      // A reconciler-only release serves no portal, and says whose it is.
+      const reconciler = await notes(['--set', 'mode=reconciler', '--set', `desktops.internalUrl=http://vdi-api-vdi-operator.${ns}.svc:8080`]);
+      expect(reconciler).not.toContain(warning);
+      expect(reconciler).toContain(`Portal:   the API release's, which serves forwardAuth and TURN at http://vdi-api-vdi-operator.${ns}.svc:8080`);
+    });
+  });
+
+  describe('as two releases in one namespace: the API (mode api) and the reconciler (mode reconciler)', () => {
+    const portalKinds = ['IngressRoute', 'Ingress'];
+    const userRoles = ['vdi-user', 'vdi-template-reader', 'vdi-admin', 'vdi-template-readers', 'vdi-admins'];
+    const envOf = (docs: Doc[]) =>
+      Object.fromEntries(docs.find((d: Doc) => d.kind === 'Deployment').spec.template.spec.containers[0].env.map((e: Doc) => [e.name, e.value]));
+    const renderDocs = async (release: string, args: string[]) => {
+      const out = await renderRelease(release, args);
+      expect(out.code, out.stderr).toBe(0);
+      return parseYamlDocuments(out.stdout) as Doc[];
+    };
+    // Both portal routes asked for, as a values file shared by the two releases would: only the API's renders them.
+    const bothRoutes = ['--set', 'portal.ingress.enabled=true'];
+    let api: Doc[];
+    let apiUrl: string;
+    const reconcilerArgs = () => ['--set', 'mode=reconciler', '--set', `desktops.internalUrl=${apiUrl}`, ...bothRoutes];
+
+    beforeAll(async () => {
+      api = await renderDocs('vdi-api', ['--set', 'mode=api', ...bothRoutes]);
+      const service = api.find((d: Doc) => d.kind === 'Service');
+      apiUrl = `http://${service.metadata.name}.${ns}.svc:${service.spec.ports[0].port}`;
+    });
+
+    it("refuses mode reconciler without desktops.internalUrl, saying to set it to the API release's Service", async () => {
+      const out = await renderRelease('vdi-reconciler', ['--set', 'mode=reconciler']);
+      expect(out.code).not.toBe(0);
+      expect(out.stderr).toContain(
+        `desktops.internalUrl is required with mode: reconciler: set it to the API release's Service, where forwardAuth and TURN are served, e.g. http://<api-release>-vdi-operator.${ns}.svc:8080`,
+      );
+      // The API and mode all still default to their own Service, which serves both.
+      expect(envOf(api).VDI_INTERNAL_URL).toBe(apiUrl);
+    });
+
+    it("routes the portal from the API release only, and points the reconciler's desktops at the API release", async () => {
+      const reconciler = await renderDocs('vdi-reconciler', reconcilerArgs());
+      expect(api.filter((d: Doc) => portalKinds.includes(d.kind)).map((d: Doc) => d.kind).sort()).toEqual(['Ingress', 'IngressRoute']);
+      expect(reconciler.filter((d: Doc) => portalKinds.includes(d.kind))).toEqual([]);
+      // forwardAuth Middlewares and Selkies' TURN calls, which the reconciler writes, reach the API.
+      expect(envOf(reconciler)).toMatchObject({ VDI_MODE: 'reconciler', VDI_INTERNAL_URL: apiUrl });
+      // Its Service stays, for the ServiceMonitor's /metrics; nothing routes to it.
+      expect(reconciler.filter((d: Doc) => d.kind === 'Service')).toHaveLength(1);
+    });
+
+    it('installs the cluster-wide objects with the API release only, unless told otherwise', async () => {
+      const reconciler = await renderDocs('vdi-reconciler', reconcilerArgs());
+      const fullname = reconciler.find((d: Doc) => d.kind === 'Deployment').metadata.name;
+      const clusterScoped = (docs: Doc[]) => docs.filter((d: Doc) => !d.metadata.namespace).map((d: Doc) => `${d.kind}/${d.metadata.name}`).sort();
+      expect(clusterScoped(reconciler)).toEqual([`ClusterRole/${fullname}`, `ClusterRoleBinding/${fullname}`]);
+      for (const name of [...userRoles, 'vdi-session-owner', 'ubuntu-desktop']) expect(clusterScoped(api).some((k) => k.endsWith(`/${name}`)), name).toBe(true);
+
+      // Set, the values win in either mode: the reconciler may own them instead, and the API may leave them out.
+      const owning = await renderDocs('vdi-reconciler', [...reconcilerArgs(), '--set', 'rbac.userRoles=true', '--set', 'rbac.admissionPolicy=true', '--set', 'defaultTemplate.enabled=true']);
+      expect(clusterScoped(owning)).toEqual(clusterScoped(api).map((k) => k.replace('vdi-api-vdi-operator', fullname)).sort());
+      const leaving = await renderDocs('vdi-api', ['--set', 'mode=api', '--set', 'rbac.userRoles=false', '--set', 'rbac.admissionPolicy=false', '--set', 'defaultTemplate.enabled=false']);
+      expect(clusterScoped(leaving)).toEqual(['ClusterRole/vdi-api-vdi-operator', 'ClusterRoleBinding/vdi-api-vdi-operator']);
+    });
+
+    it('renders no object twice, and the apiserver accepts both (server-side dry-run)', async () => {
+      const reconciler = await renderDocs('vdi-reconciler', reconcilerArgs());
+      // Helm refuses to install an object another release owns; the CRDs (crds/) are exempt: Helm skips those present.
+      const key = (d: Doc) => `${d.kind} ${d.metadata.namespace ?? '(cluster)'}/${d.metadata.name}`;
+      const apiKeys = new Set(api.map(key));
+      expect(reconciler.map(key).filter((k) => apiKeys.has(k))).toEqual([]);
+      // The harness's cluster serves the CRDs already.
+      const applied = await dryRun(toYaml([...api, ...reconciler]));
+      expect(applied.code, applied.stderr).toBe(0);
+      const lines = applied.stdout.trim().split('\n');
+      expect(lines).toHaveLength(api.length + reconciler.length);
+      for (const line of lines) expect(line).toMatch(/serverside-applied \(server dry run\)$/);
     });
   });
 

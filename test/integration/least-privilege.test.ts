@@ -88,10 +88,13 @@ const releasesOf = (v: Variant): Release[] => [...new Set([v.api, v.reconciler])
 
 const DEFAULT = await release('vdi-operator');
 const INGRESS = await release('vdi-operator', ['desktops.ingress.mode=ingress']);
+const API = await release('vdi-api', ['mode=api']);
+// A reconciler release points its desktops (forwardAuth, TURN) at the API release's Service, as the chart requires.
+const RECONCILER = await release('vdi-reconciler', ['mode=reconciler', `desktops.internalUrl=${API.env.VDI_INTERNAL_URL}`]);
 const VARIANTS: Variant[] = [
   { label: 'default values (mode all, Traefik routes)', api: DEFAULT, reconciler: DEFAULT },
   { label: 'ingress mode (networking.k8s.io Ingresses)', api: INGRESS, reconciler: INGRESS },
-  { label: 'mode api beside mode reconciler (two releases)', api: await release('vdi-api', ['mode=api']), reconciler: await release('vdi-reconciler', ['mode=reconciler']) },
+  { label: 'mode api beside mode reconciler (two releases)', api: API, reconciler: RECONCILER },
 ];
 const TEMPLATE = chartObject(DEFAULT.objects, 'VDITemplate').metadata.name;
 const env = DEFAULT.env;

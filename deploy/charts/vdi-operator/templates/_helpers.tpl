@@ -43,8 +43,27 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+Where Traefik (forwardAuth) and the desktops (TURN) reach the API. A reconciler-only release serves neither, so
+its own Service is never right there: the value must name the API release's.
+*/}}
 {{- define "vdi.internalUrl" -}}
+{{- if eq .Values.mode "reconciler" -}}
+{{- required (printf "desktops.internalUrl is required with mode: reconciler: set it to the API release's Service, where forwardAuth and TURN are served, e.g. http://<api-release>-vdi-operator.%s.svc:%d" .Release.Namespace (int .Values.service.port)) .Values.desktops.internalUrl -}}
+{{- else -}}
 {{- default (printf "http://%s.%s.svc:%d" (include "vdi.fullname" .) .Release.Namespace (int .Values.service.port)) .Values.desktops.internalUrl -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Whether this release installs one of the cluster-wide objects (user roles, admission policy, default template),
+given its value (list <value> .): as set, else (null) unless mode is reconciler. Cluster-scoped names clash
+between releases, so of an API and a reconciler release only the API's installs them.
+*/}}
+{{- define "vdi.installsClusterWide" -}}
+{{- $value := index . 0 -}}
+{{- $root := index . 1 -}}
+{{- if kindIs "invalid" $value | ternary (ne $root.Values.mode "reconciler") $value -}}true{{- end -}}
 {{- end -}}
 
 {{/*
