@@ -39,17 +39,23 @@ describe('WorkQueue', () => {
     expect(seen).toEqual(['x', 'y']);
   });
 
-  it('serves urgent keys first, moving a waiting key ahead when news about it arrives', async () => {
+  /** A one-at-a-time queue that records the keys it runs and holds its first run until release(). */
+  function heldQueue() {
     const seen: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const q = new WorkQueue(
       async (k) => {
         seen.push(k);
-        if (k === 'busy') await gate;
+        if (seen.length === 1) await gate;
       },
       { concurrency: 1 },
     );
+    return { q, seen, release };
+  }
+
+  it('serves urgent keys first, moving a waiting key ahead when news about it arrives', async () => {
+    const { q, seen, release } = heldQueue();
     q.add('busy');
     q.add('new-1');
     q.add('new-2');
@@ -63,16 +69,7 @@ describe('WorkQueue', () => {
   });
 
   it('keeps the urgency of a key added while it runs', async () => {
-    const seen: string[] = [];
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const q = new WorkQueue(
-      async (k) => {
-        seen.push(k);
-        if (seen.length === 1) await gate;
-      },
-      { concurrency: 1 },
-    );
+    const { q, seen, release } = heldQueue();
     q.add('a');
     q.add('b');
     q.add('a', true);
