@@ -75,8 +75,9 @@ try {
   await new Promise<void>((r) => bareServer.listen(0, '127.0.0.1', r));
   const bareUrl = `ws://127.0.0.1:${(bareServer.address() as { port: number }).port}`;
 
-  // Inside the service: when each status write's watch event reaches the shared informer (after the hub has
-  // woken every subscriber), and when the burst of sends it starts has been issued (the next setImmediate).
+  // Inside the service: when each status write's watch event has been handled by the hub (this listener comes
+  // after the hub's, which writes to every subscriber's socket that can take the event at once), and when the
+  // rest (subscribers woken to take the event through their queue) has been issued (the next setImmediate).
   const watchLag: number[] = [];
   const fanOut: number[] = [];
   stack.service.caches.sessions.on((_type, s) => {
@@ -120,7 +121,7 @@ try {
     console.log(`  write → every client: p50 ${fmt(lat.p50)}  p99 ${fmt(lat.p99)}  max ${fmt(lat.max)}`);
     const lag = summarize(watchLag);
     const burst = summarize(fanOut);
-    console.log(`    of which write → watch event in the service: p50 ${fmt(lag.p50)}  max ${fmt(lag.max)}; event → all ${n} sends issued: p50 ${fmt(burst.p50)}  max ${fmt(burst.max)}`);
+    console.log(`    in the service: write → event handled, direct sends issued: p50 ${fmt(lag.p50)}  max ${fmt(lag.max)}; then → queued sends issued: p50 ${fmt(burst.p50)}  max ${fmt(burst.max)}`);
     console.log(`  bare ws broadcast (same run, same clients count): p50 ${fmt(base.p50)}  p99 ${fmt(base.p99)}`);
     console.log(`  ratio to bare broadcast: p50 ${(lat.p50 / base.p50).toFixed(2)}x  p99 ${(lat.p99 / base.p99).toFixed(2)}x`);
     console.log(`  server memory per idle subscriber: ${(perSubscriber / 1024).toFixed(1)} KB (RSS delta / ${n})`);

@@ -10,6 +10,11 @@ export interface Context {
   loaders: {
     template: DataLoader<string, VDITemplate | undefined>;
   };
+  /**
+   * For a subscription over WebSocket: sends an event's result to the subscriber at once if it can (see
+   * SubscriptionScope.direct). Absent elsewhere.
+   */
+  direct?: (event: SessionEventModel) => boolean;
 }
 
 export interface SessionEventModel {

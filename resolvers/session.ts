@@ -16,11 +16,11 @@ export const sessionResolvers: Resolvers = {
   },
   Subscription: {
     sessionEvents: {
-      subscribe: async (_p, { user, allUsers }, { services, identity }) => services.subscribeSessions(identity, { user, allUsers }),
+      subscribe: async (_p, { user, allUsers }, { services, identity, direct }) => services.subscribeSessions(identity, { user, allUsers }, direct),
       resolve: (event: unknown) => event as never,
     },
     sessionStatus: {
-      subscribe: async (_p, { name, user }, { services, identity }) => services.subscribeSessions(identity, { user, name }),
+      subscribe: async (_p, { name, user }, { services, identity, direct }) => services.subscribeSessions(identity, { user, name }, direct),
       resolve: (event: unknown) => event as never,
     },
   },

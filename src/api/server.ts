@@ -36,7 +36,7 @@ import { ApiError, rateLimited, unauthenticated } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { operationLabel, type Metrics } from '../metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
-import { sharedSubscribe } from './shared-execution.ts';
+import { directNext, sharedSubscribe } from './shared-execution.ts';
 import type { ApiServices } from './services.ts';
 import type { BrowserSessions } from './browser-session.ts';
 
@@ -66,6 +66,9 @@ export interface Api {
   /** Closes WebSocket connections and stops Apollo (HTTP draining is done by the drain plugin). */
   stop(): Promise<void>;
 }
+
+/** Above this many unsent bytes on a WebSocket, subscription events wait in the subscriber's bounded queue. */
+const DIRECT_MAX_BUFFERED = 1024 * 1024;
 
 const CODES_SAFE_TO_SHOW = new Set([
   'UNAUTHENTICATED',
@@ -215,6 +218,10 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         }
         connectionsPerUser.set(identity.username, open + 1);
         const extra = ctx.extra as Extra;
+        // Nothing later needs the upgrade request or the token it came with: a connection that lives for hours
+        // should not hold them (about 2 KB each, at 10,000 subscribers 20 MB).
+        delete extra.request;
+        (ctx as { connectionParams?: unknown }).connectionParams = undefined;
         extra.identity = identity;
         extra.subscriptions = 0;
         if (closeAt) {
@@ -236,7 +243,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         metrics.subscriptions.dec(extra.subscriptions ?? 0);
         extra.subscriptions = 0;
       },
-      onSubscribe: (ctx, _id, payload) => {
+      onSubscribe: (ctx, id, payload) => {
         const extra = ctx.extra as Extra;
         if (!extra.identity) return [new ApiError('UNAUTHENTICATED', 'authentication required')];
         if ((extra.subscriptions ?? 0) >= config.api.maxSubscriptionsPerConnection) {
@@ -260,6 +267,17 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
           variableValues: payload.variables,
           operationName: payload.operationName,
           contextValue,
+        };
+        // The fan-out fast path: the event's shared result, serialised once, written straight to this socket.
+        const socket = ctx.extra.socket;
+        const next = directNext(args, id);
+        contextValue.direct = (event) => {
+          // A socket the client does not drain keeps its events queued, where a subscriber too far behind ends.
+          if (socket.readyState !== socket.OPEN || socket.bufferedAmount > DIRECT_MAX_BUFFERED) return false;
+          const message = next(event);
+          if (message === undefined) return false;
+          socket.send(message);
+          return true;
         };
         return args;
       },

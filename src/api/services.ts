@@ -229,13 +229,18 @@ export class ApiServices {
   }
 
   /** Session events for a subscription, authorised as the subscriber (at start and again while it runs). */
-  async subscribeSessions(identity: Identity, opts: { user?: string | null; allUsers?: boolean | null; name?: string | null }): Promise<AsyncIterableIterator<SessionEventModel>> {
+  async subscribeSessions(
+    identity: Identity,
+    opts: { user?: string | null; allUsers?: boolean | null; name?: string | null },
+    direct?: (event: SessionEventModel) => boolean,
+  ): Promise<AsyncIterableIterator<SessionEventModel>> {
     const namespace = await this.scope(identity, opts.user, opts.allUsers, 'watch');
     const question = sessionsResource(namespace, 'watch');
     return this.events.subscribe({
       namespace,
       name: opts.name ?? undefined,
       authorize: () => this.authorizer.can(identity, question),
+      direct,
     });
   }
 

@@ -90,4 +90,78 @@ describe('SessionEventHub', () => {
     expect(hub.subscribers).toBe(0);
     expect((await it.next()).done).toBe(true);
   });
+
+  describe('direct delivery', () => {
+    const label = (e: { type: string; session: VDISession }) => `${e.type} ${e.session.metadata.name} ${e.session.status?.phase}`;
+    /** Lets the consumer's pending next() park (it is called, finds nothing queued, and waits). */
+    const settle = () => new Promise((r) => setImmediate(r));
+
+    it('hands an event to the sink at once while the consumer waits with nothing queued, and never to the iterator too', async () => {
+      const c = cache([session('a', 'one')]);
+      const hub = new SessionEventHub(c.informer);
+      const direct: string[] = [];
+      const it = hub.subscribe({ namespace: 'a', authorize: allowed, direct: (e) => (direct.push(label(e)), true) });
+      // The snapshot is queued: it goes through the iterator, not the sink.
+      expect(label((await it.next()).value!)).toBe('ADDED one Pending');
+      const pending = it.next();
+      await settle();
+      c.emit('MODIFIED', session('a', 'one', 'Starting'));
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      expect(direct).toEqual(['MODIFIED one Starting', 'MODIFIED one Running']);
+      c.emit('DELETED', session('a', 'one', 'Running'));
+      expect(direct).toHaveLength(3);
+      await it.return!();
+      expect((await pending).done).toBe(true);
+    });
+
+    it('keeps the order: while anything is queued or the consumer is busy, events queue behind it', async () => {
+      const c = cache([session('a', 'one')]);
+      const hub = new SessionEventHub(c.informer);
+      const direct: string[] = [];
+      const it = hub.subscribe({ namespace: 'a', authorize: allowed, direct: (e) => (direct.push(label(e)), true) });
+      // The consumer has not asked yet (it is still sending the snapshot): nothing may overtake it.
+      c.emit('MODIFIED', session('a', 'one', 'Starting'));
+      expect(direct).toEqual([]);
+      expect(label((await it.next()).value!)).toBe('ADDED one Pending');
+      expect(label((await it.next()).value!)).toBe('MODIFIED one Starting');
+      // Nothing is queued now, but the consumer is still sending what it took: it is not waiting until it
+      // calls next() again.
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      expect(direct).toEqual([]);
+      expect(label((await it.next()).value!)).toBe('MODIFIED one Running');
+      const pending = it.next();
+      await settle();
+      c.emit('DELETED', session('a', 'one', 'Running'));
+      expect(direct).toEqual(['DELETED one Running']);
+      await it.return!();
+      await pending;
+    });
+
+    it('queues an event the sink declines, and the iterator delivers it', async () => {
+      const c = cache([]);
+      const hub = new SessionEventHub(c.informer);
+      let calls = 0;
+      const it = hub.subscribe({ namespace: 'a', authorize: allowed, direct: () => (calls++, false) });
+      const pending = it.next();
+      await settle();
+      c.emit('ADDED', session('a', 'one'));
+      expect(calls).toBe(1);
+      expect(label((await pending).value!)).toBe('ADDED one Pending');
+    });
+
+    it('takes the queue when the authorisation is due again, so a revoked subscriber gets nothing', async () => {
+      const c = cache([]);
+      let allow = true;
+      const hub = new SessionEventHub(c.informer, { reauthorizeMs: 0 });
+      let calls = 0;
+      const it = hub.subscribe({ namespace: 'a', authorize: async () => allow, direct: () => (calls++, true) });
+      const pending = it.next();
+      await settle();
+      allow = false;
+      c.emit('DELETED', session('a', 'one'));
+      expect(calls).toBe(0);
+      await expect(pending).rejects.toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+      expect(hub.subscribers).toBe(0);
+    });
+  });
 });

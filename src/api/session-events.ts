@@ -2,6 +2,13 @@
 // own. Subscribers are indexed by namespace so an event costs only its audience; every event (DELETED
 // included) is delivered only while the subscriber is still authorised to see that namespace; and a
 // subscriber that cannot keep up is ended with an error instead of losing events silently.
+//
+// Fan-out to thousands of subscribers: a subscriber may come with a direct sink (the WebSocket path gives one
+// that writes the shared, already-serialised result to the subscriber's socket). While its consumer is parked
+// waiting (everything earlier has been sent), nothing is queued and its authorisation is fresh, an event goes
+// to the sink synchronously, in the same loop over the audience, instead of through a chain of promises per
+// subscriber. Anything else (a re-check due, events still queued, a sink that declines) takes the queue, so
+// the order of events and every check are the same on both paths.
 import type { Informer, InformerEventType } from '../../operator/informer.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import type { SessionEventModel } from '../../resolvers/context.ts';
@@ -14,6 +21,11 @@ export interface SubscriptionScope {
   name?: string;
   /** Re-checked whenever the last decision is older than reauthorizeMs. */
   authorize: () => Promise<boolean>;
+  /**
+   * Delivers an event at once, synchronously, if it can (true), or declines (false: the event is queued for
+   * the iterator). Called only while the iterator's consumer is waiting and nothing is queued.
+   */
+  direct?: (event: SessionEventModel) => boolean;
 }
 
 interface Subscriber {
@@ -48,14 +60,17 @@ export class SessionEventHub {
     if (type === 'RESYNC') return;
     const event: SessionEventModel = { type, session };
     const ns = session.metadata.namespace ?? '';
+    // Subscribers authorised after this instant may take the direct path.
+    const fresh = Date.now() - this.reauthorizeMs;
     const local = this.byNamespace.get(ns);
-    if (local) for (const sub of local) this.deliver(sub, event);
-    for (const sub of this.everywhere) this.deliver(sub, event);
+    if (local) for (const sub of local) this.deliver(sub, event, fresh);
+    for (const sub of this.everywhere) this.deliver(sub, event, fresh);
   }
 
-  private deliver(sub: Subscriber, event: SessionEventModel): void {
+  private deliver(sub: Subscriber, event: SessionEventModel, fresh: number): void {
     if (sub.done || sub.failed) return;
     if (sub.scope.name && sub.scope.name !== event.session.metadata.name) return;
+    if (sub.scope.direct && sub.wake && sub.queue.length === 0 && sub.authorizedAt > fresh && sub.scope.direct(event)) return;
     if (sub.queue.length >= this.maxQueue) {
       sub.failed = new ApiError('UNAVAILABLE', 'the subscription fell too far behind; subscribe again to get the current state');
     } else {

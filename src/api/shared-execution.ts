@@ -2,7 +2,7 @@
 // subscriber per event. Our subscription results depend only on the event and the operation (each
 // subscriber was authorised for the event before it reaches this point), so the result of executing one
 // operation on one event is computed once and shared by every subscriber with the same operation text and
-// variables.
+// variables. For the WebSocket fast path the result's JSON text is shared too (see directNext).
 import {
   GraphQLError,
   createSourceEventStream,
@@ -16,6 +16,8 @@ import {
 const printed = new WeakMap<DocumentNode, string>();
 /** Per event object: operation key → its (promised) result. Entries die with the event. */
 const results = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
+/** The JSON text of an error-free result, made once for every subscriber that shares it. */
+const serialised = new WeakMap<ExecutionResult, string>();
 
 function operationKey(args: ExecutionArgs): string {
   let text = printed.get(args.document);
@@ -24,6 +26,40 @@ function operationKey(args: ExecutionArgs): string {
     printed.set(args.document, text);
   }
   return `${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}\u0000${text}`;
+}
+
+const isPromise = (v: unknown): v is Promise<unknown> => typeof (v as { then?: unknown } | null)?.then === 'function';
+
+function resultFor(args: ExecutionArgs, key: string, event: object): Promise<ExecutionResult> | ExecutionResult {
+  let perEvent = results.get(event);
+  if (!perEvent) results.set(event, (perEvent = new Map()));
+  let result = perEvent.get(key);
+  if (!result) {
+    result = execute({ ...args, rootValue: event });
+    perEvent.set(key, result);
+  }
+  return result;
+}
+
+/**
+ * For one subscription: a function that gives, synchronously, the complete graphql-transport-ws `next`
+ * message for an event, or undefined when it cannot (the execution is asynchronous, or its result has errors,
+ * which the server must mask): the caller then leaves the event to the ordinary path, which reuses the same
+ * execution.
+ */
+export function directNext(args: ExecutionArgs, id: string): (event: object) => string | undefined {
+  const key = operationKey(args);
+  const head = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  return (event) => {
+    const result = resultFor(args, key, event);
+    if (isPromise(result) || result.errors) return undefined;
+    let json = serialised.get(result);
+    if (json === undefined) {
+      json = JSON.stringify(result);
+      serialised.set(result, json);
+    }
+    return `${head}${json}}`;
+  };
 }
 
 export async function sharedSubscribe(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
@@ -48,14 +84,7 @@ export async function sharedSubscribe(args: ExecutionArgs): Promise<AsyncIterabl
       if (item.done) return { value: undefined, done: true };
       const event = item.value;
       if (typeof event !== 'object' || event === null) return { value: await execute({ ...args, rootValue: event }), done: false };
-      let perEvent = results.get(event);
-      if (!perEvent) results.set(event, (perEvent = new Map()));
-      let result = perEvent.get(key);
-      if (!result) {
-        result = execute({ ...args, rootValue: event });
-        perEvent.set(key, result);
-      }
-      return { value: await result, done: false };
+      return { value: await resultFor(args, key, event), done: false };
     },
     async return() {
       await source.return?.();

@@ -1,0 +1,56 @@
+import { buildSchema, parse, type ExecutionArgs } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { directNext } from './shared-execution.ts';
+
+const schema = buildSchema(`
+  type Query { ok: Boolean }
+  type Event { name: String, later: String, broken: String }
+  type Subscription { events: Event }
+`);
+const args = (query: string, contextValue: object = {}): ExecutionArgs => ({
+  schema,
+  document: parse(query),
+  contextValue,
+  fieldResolver: (source, _args, _ctx, info) => {
+    const value = (source as Record<string, unknown>)[info.fieldName];
+    return typeof value === 'function' ? value() : value;
+  },
+});
+
+describe('directNext', () => {
+  it('gives the graphql-transport-ws next message with the executed result', () => {
+    const next = directNext(args('subscription { events { name } }'), 'sub "1"');
+    const message = next({ events: { name: 'one' } });
+    expect(JSON.parse(message!)).toEqual({ id: 'sub "1"', type: 'next', payload: { data: { events: { name: 'one' } } } });
+  });
+
+  it('executes once per event for every subscriber with the same operation, each with its own id', () => {
+    let runs = 0;
+    const event = { events: { name: () => (runs++, 'one') } };
+    const a = directNext(args('subscription { events { name } }'), 'a');
+    const b = directNext(args('subscription { events { name } }'), 'b');
+    const other = directNext(args('subscription { events { name name2: name } }'), 'c');
+    expect(JSON.parse(a(event)!).id).toBe('a');
+    expect(JSON.parse(b(event)!).id).toBe('b');
+    expect(runs).toBe(1);
+    expect(JSON.parse(other(event)!).payload).toEqual({ data: { events: { name: 'one', name2: 'one' } } });
+    expect(runs).toBe(3);
+    a({ events: { name: () => (runs++, 'two') } });
+    expect(runs).toBe(4);
+  });
+
+  it('declines a result that is not ready at once or that has errors (the ordinary path masks those)', () => {
+    const later = directNext(args('subscription { events { later } }'), 'a');
+    expect(later({ events: { later: async () => 'soon' } })).toBeUndefined();
+    const broken = directNext(args('subscription { events { broken } }'), 'a');
+    expect(
+      broken({
+        events: {
+          broken: () => {
+            throw new Error('secret detail');
+          },
+        },
+      }),
+    ).toBeUndefined();
+  });
+});
