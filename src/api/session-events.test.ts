@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Informer, InformerEventType } from '../../operator/informer.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import { SessionEventHub } from './session-events.ts';
@@ -161,6 +161,47 @@ describe('SessionEventHub', () => {
       c.emit('DELETED', session('a', 'one'));
       expect(calls).toBe(0);
       await expect(pending).rejects.toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+      expect(hub.subscribers).toBe(0);
+    });
+
+    it('renews decisions in the background, so events keep the direct path past the re-check interval', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'clearInterval', 'Date'] });
+      onTestFinished(() => void vi.useRealTimers());
+      const c = cache([]);
+      const hub = new SessionEventHub(c.informer, { reauthorizeMs: 200 });
+      let checks = 0;
+      let direct = 0;
+      const it = hub.subscribe({ namespace: 'a', authorize: async () => (checks++, true), direct: () => (direct++, true) });
+      const pending = it.next();
+      await settle();
+      for (let i = 0; i < 6; i++) {
+        await vi.advanceTimersByTimeAsync(100);
+        c.emit('MODIFIED', session('a', 'one', `p${i}`));
+      }
+      expect(direct).toBe(6);
+      // 600 ms at a renewal past half of 200 ms: five or six renewals, never one per event per subscriber.
+      expect(checks).toBeGreaterThanOrEqual(5);
+      expect(checks).toBeLessThanOrEqual(6);
+      await it.return!();
+      await pending;
+    });
+
+    it('ends a waiting subscriber whose renewal is refused, before any further event', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'clearInterval', 'Date'] });
+      onTestFinished(() => void vi.useRealTimers());
+      const c = cache([]);
+      let allow = true;
+      const hub = new SessionEventHub(c.informer, { reauthorizeMs: 200 });
+      let direct = 0;
+      const it = hub.subscribe({ namespace: 'a', authorize: async () => allow, direct: () => (direct++, true) });
+      const pending = it.next();
+      await settle();
+      allow = false;
+      const refused = expect(pending).rejects.toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+      await vi.advanceTimersByTimeAsync(150);
+      await refused;
+      c.emit('ADDED', session('a', 'one'));
+      expect(direct).toBe(0);
       expect(hub.subscribers).toBe(0);
     });
   });

@@ -35,6 +35,7 @@ interface Subscriber {
   failed: Error | undefined;
   done: boolean;
   authorizedAt: number;
+  refreshing: boolean;
 }
 
 export class SessionEventHub {
@@ -44,12 +45,45 @@ export class SessionEventHub {
   private readonly maxQueue: number;
   private readonly reauthorizeMs: number;
   private count = 0;
+  private refresher: NodeJS.Timeout | undefined;
 
   constructor(informer: Informer<VDISession>, opts: { maxQueue?: number; reauthorizeMs?: number } = {}) {
     this.informer = informer;
     this.maxQueue = opts.maxQueue ?? 1000;
     this.reauthorizeMs = opts.reauthorizeMs ?? 10_000;
     informer.on((type, session) => this.publish(type, session));
+  }
+
+  /**
+   * Renews, in the background, every decision past half its life, so that an event finds its subscribers
+   * still fresh and takes the direct path, instead of all of them re-checking on the same event. A refusal
+   * ends the subscription at once, with nothing more delivered; an error (the apiserver unreachable) leaves
+   * the re-check to the next event, as before.
+   */
+  private refresh(): void {
+    const due = Date.now() - this.reauthorizeMs / 2;
+    const renew = (sub: Subscriber) => {
+      if (sub.done || sub.failed || sub.refreshing || sub.authorizedAt > due) return;
+      sub.refreshing = true;
+      const asked = Date.now();
+      sub.scope.authorize().then(
+        (allowed) => {
+          sub.refreshing = false;
+          if (allowed) {
+            sub.authorizedAt = Math.max(sub.authorizedAt, asked);
+            return;
+          }
+          sub.queue.length = 0;
+          sub.failed = new ApiError('FORBIDDEN', 'you may no longer see these sessions');
+          const wake = sub.wake;
+          sub.wake = undefined;
+          wake?.();
+        },
+        () => (sub.refreshing = false),
+      );
+    };
+    for (const set of this.byNamespace.values()) for (const sub of set) renew(sub);
+    for (const sub of this.everywhere) renew(sub);
   }
 
   get subscribers(): number {
@@ -83,12 +117,13 @@ export class SessionEventHub {
 
   /** An async iterator of events, starting with the current state of every matching session as ADDED. */
   subscribe(scope: SubscriptionScope): AsyncIterableIterator<SessionEventModel> {
-    const sub: Subscriber = { scope, queue: [], wake: undefined, failed: undefined, done: false, authorizedAt: Date.now() };
+    const sub: Subscriber = { scope, queue: [], wake: undefined, failed: undefined, done: false, authorizedAt: Date.now(), refreshing: false };
     const set = scope.namespace === undefined ? this.everywhere : this.byNamespace.get(scope.namespace) ?? new Set<Subscriber>();
     if (scope.namespace !== undefined) this.byNamespace.set(scope.namespace, set);
     // Registered before the snapshot is taken: nothing that happens in between is missed.
     set.add(sub);
     this.count++;
+    this.refresher ??= setInterval(() => this.refresh(), Math.max(this.reauthorizeMs / 4, 50)).unref();
     for (const session of this.informer.list()) {
       if (scope.namespace !== undefined && session.metadata.namespace !== scope.namespace) continue;
       if (scope.name && session.metadata.name !== scope.name) continue;
@@ -100,6 +135,10 @@ export class SessionEventHub {
       set.delete(sub);
       if (scope.namespace !== undefined && set.size === 0) this.byNamespace.delete(scope.namespace);
       this.count--;
+      if (this.count === 0) {
+        clearInterval(this.refresher);
+        this.refresher = undefined;
+      }
       sub.wake?.();
     };
     const reauthorizeMs = this.reauthorizeMs;
