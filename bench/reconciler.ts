@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Informer } from '../operator/informer.ts';
 import type { VDISession } from '../operator/v1alpha1.ts';
-import { fmt, startBenchStack, summarize } from './support.ts';
+import { apiserverWrites, cpuBetween, fmt, processCpu, startBenchStack, summarize, writesBetween } from './support.ts';
 
 const { values } = parseArgs({ options: { sessions: { type: 'string', default: '200' }, large: { type: 'string', default: '2000' }, concurrency: { type: 'string' } } });
 const N = Number(values.sessions);
@@ -54,6 +54,8 @@ try {
   pods.on((_t, p) => {
     if (p.status?.phase === 'Running' && !podRunning.has(p.metadata!.name!)) podRunning.set(p.metadata!.name!, performance.now());
   });
+  const baseWritesBefore = await apiserverWrites(client);
+  const baseCpuBefore = await processCpu();
   const baseStart = performance.now();
   await Promise.all(
     Array.from({ length: N }, async (_, i) => {
@@ -68,6 +70,9 @@ try {
   );
   while (podRunning.size < N) await sleep(20);
   const baseAll = performance.now() - baseStart;
+  const baseCpu = cpuBetween(baseCpuBefore, await processCpu());
+  await sleep(1000); // the writes that follow Running (endpoint controllers, events) settle
+  const baseWrites = writesBetween(baseWritesBefore, await apiserverWrites(client));
   const base = summarize([...podRunning].map(([name, t]) => t - podCreated.get(name)!));
   await client.request({ method: 'DELETE', path: '/api/v1/namespaces/bench-pods/pods', query: { gracePeriodSeconds: 0 } });
   while (pods.size > 0) await sleep(50);
@@ -107,6 +112,8 @@ try {
   const rssBefore = process.memoryUsage().rss;
   const cpuBefore = process.cpuUsage();
   const writesBefore = new Map(controllerWrites());
+  const stormWritesBefore = await apiserverWrites(client);
+  const stormCpuBefore = await processCpu();
   const start = performance.now();
   await Promise.all(
     Array.from({ length: N }, async (_, i) => {
@@ -121,8 +128,11 @@ try {
   );
   while (running.size < N) await sleep(20);
   const all = performance.now() - start;
+  const stormCpu = cpuBetween(stormCpuBefore, await processCpu());
   await stack.service.controller()!.queue.idle();
   const cpu = process.cpuUsage(cpuBefore);
+  await sleep(1000);
+  const stormWrites = writesBetween(stormWritesBefore, await apiserverWrites(client));
   clearInterval(sampler);
   const lat = summarize([...running].map(([name, t]) => t - created.get(name)!));
   const writes = controllerWrites().map(([kind, n]) => [kind, n - (writesBefore.get(kind) ?? 0)] as const).filter(([, n]) => n > 0);
@@ -134,6 +144,10 @@ try {
   console.log(`  sessions:           all Running after ${(all / 1000).toFixed(2)} s; create→Running p50 ${fmt(lat.p50)}  p99 ${fmt(lat.p99)}`);
   console.log(`  added by the reconciler: p50 ${fmt(lat.p50 - base.p50)}  p99 ${fmt(lat.p99 - base.p99)}  (ratio p50 ${(lat.p50 / base.p50).toFixed(2)}x, p99 ${(lat.p99 / base.p99).toFixed(2)}x)`);
   console.log(`  API writes per session: ${(objectWrites / N).toFixed(2)} to objects + ${(eventWrites / N).toFixed(2)} Events  (${writes.map(([k, n]) => `${k} ${n}`).join(', ')})`);
+  const perObject = (w: ReturnType<typeof writesBetween>) => `${(w.total / N).toFixed(1)} (${w.byResource.map(([k, n]) => `${k} ${(n / N).toFixed(2)}`).join(', ')})`;
+  console.log(`  all writes the apiserver served (every client), per bare pod: ${perObject(baseWrites)}`);
+  console.log(`  all writes the apiserver served (every client), per session: ${perObject(stormWrites)}`);
+  console.log(`  CPU used until all were Running: bare pods ${baseCpu}; sessions ${stormCpu}`);
   console.log(`  apiserver write throughput in this run: ${writesPerSecond.toFixed(0)} writes/s (${rawWrites} ConfigMap creates, 128 in flight); the storm's ${objectWrites + eventWrites} writes alone take ${((objectWrites + eventWrites) / writesPerSecond).toFixed(2)} s at that rate`);
   console.log(`  process CPU: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${((cpu.user + cpu.system) / 1000 / N).toFixed(1)} ms per session); peak RSS ${mib(peakRss)}; RSS before ${mib(rssBefore)}`);
   // One at a time: the reconciler's own share of a single create → Running, without a queue of writes ahead.

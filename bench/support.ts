@@ -88,3 +88,73 @@ export async function load(total: number, concurrency: number, fn: () => Promise
 export function rssMiB(): number {
   return process.memoryUsage().rss / 1024 / 1024;
 }
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'APPLY', 'DELETE', 'DELETECOLLECTION']);
+
+/**
+ * Writes the apiserver has served so far, by resource (`pods`, `pods/binding`, `events`, ...), from its own
+ * `apiserver_request_total`: every client's, the scheduler's, the controller-manager's and kwok's included.
+ */
+export async function apiserverWrites(client: BenchStack['client']): Promise<Map<string, number>> {
+  const text = await client.request<string>({ path: '/metrics' });
+  const writes = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (!MUTATING.has(labels.verb!)) continue;
+    const key = labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource!;
+    writes.set(key, (writes.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return writes;
+}
+
+/** What was written between two apiserverWrites() readings: per resource, most first, and the total. */
+export function writesBetween(before: Map<string, number>, after: Map<string, number>): { total: number; byResource: [string, number][] } {
+  const byResource = [...after]
+    .map(([k, n]) => [k, n - (before.get(k) ?? 0)] as [string, number])
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1]);
+  return { total: byResource.reduce((a, [, n]) => a + n, 0), byResource };
+}
+
+const CONTROL_PLANE = ['kube-apiserver', 'etcd', 'kube-controller', 'kube-scheduler', 'kwok'];
+
+/**
+ * CPU seconds used so far by each control-plane process and by this one, from /proc (Linux; empty elsewhere).
+ * Two readings show who was busy in between.
+ */
+export async function processCpu(): Promise<Map<string, number>> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const ticks = 100; // USER_HZ
+  const cpu = new Map<string, number>();
+  const read = async (pid: string) => {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return { comm, seconds: (Number(fields[11]) + Number(fields[12])) / ticks };
+    } catch {
+      return undefined;
+    }
+  };
+  const pids = await readdir('/proc').then(
+    (names) => names.filter((p) => /^\d+$/.test(p)),
+    () => [] as string[],
+  );
+  for (const pid of pids) {
+    const p = await read(pid);
+    if (!p) continue;
+    const name = pid === String(process.pid) ? 'vdi-operator (bench process)' : CONTROL_PLANE.find((c) => p.comm.startsWith(c));
+    if (name) cpu.set(name, (cpu.get(name) ?? 0) + p.seconds);
+  }
+  return cpu;
+}
+
+/** CPU seconds between two processCpu() readings, most first. */
+export function cpuBetween(before: Map<string, number>, after: Map<string, number>): string {
+  return [...after]
+    .map(([k, s]) => [k, s - (before.get(k) ?? 0)] as const)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, s]) => `${k} ${s.toFixed(1)} s`)
+    .join(', ');
+}
