@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   buildIngress,
   buildIngressRoute,
-  buildMiddlewares,
+  buildAuthMiddleware,
   buildNetworkPolicy,
   buildPod,
   buildPvc,
@@ -70,8 +70,7 @@ const owned = [
   ['Secret', () => buildSecret(session, 'pw', 'tok')],
   ['Pod', () => pod()],
   ['Service', () => buildService(session)],
-  ['auth Middleware', () => buildMiddlewares(session, config)[0]],
-  ['strip-cookie Middleware', () => buildMiddlewares(session, config)[1]],
+  ['auth Middleware', () => buildAuthMiddleware(session, config)],
   ['IngressRoute', () => buildIngressRoute(session, config)],
   ['Ingress', () => buildIngress(session, config)],
   ['NetworkPolicy', () => buildNetworkPolicy(session, config)],
@@ -302,27 +301,26 @@ describe('buildService', () => {
   });
 });
 
-describe('buildMiddlewares', () => {
-  const [auth, strip] = buildMiddlewares(session, config);
+describe('buildAuthMiddleware', () => {
+  const auth = buildAuthMiddleware(session, config);
 
-  it('forwards auth to the service and copies back only Authorization', () => {
+  it('forwards every header to the auth service and replaces Authorization and Cookie with what it answers', () => {
     expect(auth.apiVersion).toBe('traefik.io/v1alpha1');
-    expect(auth.spec.forwardAuth).toEqual({
-      address: 'http://vdi-operator.vdi-system.svc:8080/auth/forward',
-      trustForwardHeader: true,
-      authResponseHeaders: ['Authorization'],
+    expect(auth.spec).toEqual({
+      forwardAuth: {
+        address: 'http://vdi-operator.vdi-system.svc:8080/auth/forward',
+        trustForwardHeader: true,
+        // Traefik deletes each of these from the request and copies the auth response's value, if any: the
+        // desktop's Basic credentials replace the caller's Authorization, and the portal cookie is dropped.
+        authResponseHeaders: ['Authorization', 'Cookie'],
+      },
     });
-    expect(auth.spec.forwardAuth).not.toHaveProperty('authRequestHeaders');
-  });
-
-  it('strips the portal cookie from what reaches the desktop', () => {
-    expect(strip.spec).toEqual({ headers: { customRequestHeaders: { Cookie: '' } } });
   });
 });
 
 describe('buildIngressRoute', () => {
-  it('routes the session host through forwardAuth, then the cookie strip, to the Service', () => {
-    const [auth, strip] = buildMiddlewares(session, config);
+  it('routes the session host through forwardAuth to the Service', () => {
+    const auth = buildAuthMiddleware(session, config);
     const route = buildIngressRoute(session, config);
     expect(route.apiVersion).toBe('traefik.io/v1alpha1');
     expect(route.spec.entryPoints).toEqual(['websecure']);
@@ -330,7 +328,7 @@ describe('buildIngressRoute', () => {
       {
         match: 'Host(`desk-team-a.vdi.example.com`)',
         kind: 'Rule',
-        middlewares: [{ name: auth.metadata.name }, { name: strip.metadata.name }],
+        middlewares: [{ name: auth.metadata.name }],
         services: [{ name: buildService(session).metadata.name, port: 8080 }],
       },
     ]);
@@ -365,9 +363,9 @@ describe('buildIngress', () => {
     });
   });
 
-  it('is what buildRouting returns in ingress mode; traefik mode gives middlewares then the route', () => {
+  it('is what buildRouting returns in ingress mode; traefik mode gives the middleware then the route', () => {
     expect(buildRouting(session, c).map((o) => o.kind)).toEqual(['Ingress']);
-    expect(buildRouting(session, config).map((o) => o.kind)).toEqual(['Middleware', 'Middleware', 'IngressRoute']);
+    expect(buildRouting(session, config).map((o) => o.kind)).toEqual(['Middleware', 'IngressRoute']);
   });
 });
 

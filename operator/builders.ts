@@ -55,7 +55,6 @@ export interface TraefikMiddleware {
   metadata: DesiredMeta;
   spec: {
     forwardAuth?: { address: string; trustForwardHeader: boolean; authResponseHeaders: string[] };
-    headers?: { customRequestHeaders: Record<string, string> };
   };
 }
 
@@ -311,44 +310,43 @@ export function buildService(session: VDISession): Desired<V1Service> {
   };
 }
 
-export function middlewareNames(session: VDISession): { auth: string; stripCookie: string } {
-  return { auth: childName(session, 'auth'), stripCookie: childName(session, 'strip-cookie') };
+/** The name of the session's forwardAuth Middleware. */
+export function authMiddlewareName(session: VDISession): string {
+  return childName(session, 'auth');
 }
 
 /**
- * [forwardAuth, strip-cookie], in the order the IngressRoute must list them. Traefik runs middlewares in
- * list order:
- * - forwardAuth first, so the auth service still sees the portal's cookie (and any Authorization header:
- *   authRequestHeaders is left unset so every header is forwarded). On 2xx Traefik deletes the request's
- *   Authorization header and copies the auth response's one (the desktop's Basic credentials) in its place,
- *   so a client-supplied Authorization never reaches the pod.
- * - then the headers middleware blanks Cookie, so the portal session never reaches the desktop, where its
- *   user is effectively root. Run before forwardAuth, it would leave the auth service without a cookie.
+ * The name of the headers Middleware that earlier versions wrote beside the forwardAuth one to blank Cookie.
+ * The forwardAuth Middleware does that itself now; the reconciler deletes this one where it finds it.
+ */
+export function legacyStripCookieName(session: VDISession): string {
+  return childName(session, 'strip-cookie');
+}
+
+/**
+ * The one Middleware a session's route runs: forwardAuth to the service. The auth service still sees every
+ * header of the request (authRequestHeaders is left unset), the portal's cookie included. On 2xx, for each
+ * header named in authResponseHeaders Traefik deletes the request's header and copies the auth response's
+ * one, if any, in its place (pkg/middlewares/auth/forward.go):
+ * - Authorization: the auth response carries the desktop's Basic credentials, so a client-supplied
+ *   Authorization (a bearer token) never reaches the pod;
+ * - Cookie: the auth response carries none, so the portal session never reaches the desktop, where its user
+ *   is effectively root.
  * trustForwardHeader: the auth service finds the session by X-Forwarded-Host; the entry point already
  * replaces X-Forwarded-* from untrusted clients (Traefik's default), so the values are Traefik's own.
  */
-export function buildMiddlewares(session: VDISession, config: ReconcilerConfig): [TraefikMiddleware, TraefikMiddleware] {
-  const names = middlewareNames(session);
-  return [
-    {
-      apiVersion: TRAEFIK_API_VERSION,
-      kind: 'Middleware',
-      metadata: ownedMeta(session, 'auth', names.auth),
-      spec: {
-        forwardAuth: { address: config.authEndpoint, trustForwardHeader: true, authResponseHeaders: ['Authorization'] },
-      },
+export function buildAuthMiddleware(session: VDISession, config: ReconcilerConfig): TraefikMiddleware {
+  return {
+    apiVersion: TRAEFIK_API_VERSION,
+    kind: 'Middleware',
+    metadata: ownedMeta(session, 'auth', authMiddlewareName(session)),
+    spec: {
+      forwardAuth: { address: config.authEndpoint, trustForwardHeader: true, authResponseHeaders: ['Authorization', 'Cookie'] },
     },
-    {
-      apiVersion: TRAEFIK_API_VERSION,
-      kind: 'Middleware',
-      metadata: ownedMeta(session, 'auth', names.stripCookie),
-      spec: { headers: { customRequestHeaders: { Cookie: '' } } },
-    },
-  ];
+  };
 }
 
 export function buildIngressRoute(session: VDISession, config: ReconcilerConfig): TraefikIngressRoute {
-  const names = middlewareNames(session);
   return {
     apiVersion: TRAEFIK_API_VERSION,
     kind: 'IngressRoute',
@@ -360,7 +358,7 @@ export function buildIngressRoute(session: VDISession, config: ReconcilerConfig)
           match: `Host(\`${sessionHost(session, config)}\`)`,
           kind: 'Rule',
           // Same namespace, by name: Traefik ignores cross-namespace middlewares unless allowCrossNamespace.
-          middlewares: [{ name: names.auth }, { name: names.stripCookie }],
+          middlewares: [{ name: authMiddlewareName(session) }],
           services: [{ name: childName(session), port: DESKTOP_PORT }],
         },
       ],
@@ -413,13 +411,13 @@ export function buildIngress(session: VDISession, config: ReconcilerConfig): Des
   };
 }
 
-/** Whichever routing objects config.ingressMode calls for, in apply order (middlewares before the route). */
+/** Whichever routing objects config.ingressMode calls for, in apply order (the middleware before the route). */
 export function buildRouting(
   session: VDISession,
   config: ReconcilerConfig,
 ): (TraefikMiddleware | TraefikIngressRoute | Desired<V1Ingress>)[] {
   return config.ingressMode === 'traefik'
-    ? [...buildMiddlewares(session, config), buildIngressRoute(session, config)]
+    ? [buildAuthMiddleware(session, config), buildIngressRoute(session, config)]
     : [buildIngress(session, config)];
 }
 

@@ -12,6 +12,7 @@ import {
   buildRouting,
   buildSecret,
   buildService,
+  legacyStripCookieName,
   sessionUrl,
 } from './builders.ts';
 import type { Caches } from './caches.ts';
@@ -269,6 +270,7 @@ export class SessionController {
     const outcomes = await Promise.allSettled(writes);
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failed) throw failed.reason;
+    await this.deleteLegacyMiddleware(current);
     const routed = true;
 
     const observed = sessionStatusFromPod(session, pod, routed, now, this.o.config);
@@ -355,6 +357,20 @@ export class SessionController {
         this.o.log.info({ session: `${namespace}/${name}`, kind }, 'deleted an orphaned object');
       }
     }
+  }
+
+  /**
+   * The cookie-blanking headers Middleware an earlier version wrote beside the forwardAuth one (which now
+   * drops the cookie itself). Deleted only after the route that named it has been rewritten without it.
+   */
+  private async deleteLegacyMiddleware(session: VDISession): Promise<void> {
+    if (this.o.config.ingressMode !== 'traefik') return;
+    const { namespace } = session.metadata as { namespace: string };
+    const name = legacyStripCookieName(session);
+    const legacy = this.o.caches.middlewares.get(`${namespace}/${name}`);
+    if (!legacy || (legacy.metadata as { deletionTimestamp?: string }).deletionTimestamp) return;
+    const path = objectPath({ apiVersion: 'traefik.io/v1alpha1', kind: 'Middleware', metadata: { namespace, name } });
+    await this.write('delete-legacy', () => this.o.client.delete(path)).catch(ignoreNotFound);
   }
 
   private async deleteSession(session: VDISession): Promise<void> {

@@ -3,10 +3,12 @@
 // without a pod. And a session whose Service an older version made (with a cluster IP) gets a headless one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
-import { buildService } from '../../operator/builders.ts';
+import { authMiddlewareName, buildAuthMiddleware, buildService, legacyStripCookieName, type TraefikIngressRoute } from '../../operator/builders.ts';
+import { childName } from '../../operator/naming.ts';
 import type { SessionController } from '../../operator/controller.ts';
 import type { VDITemplate } from '../../operator/v1alpha1.ts';
-import type { Service } from '../../src/service.ts';
+import { loadConfig } from '../../src/config.ts';
+import { reconcilerConfigFrom, type Service } from '../../src/service.ts';
 import { adminClient, testNamespace } from '../support/cluster.ts';
 import {
   createSession,
@@ -15,6 +17,7 @@ import {
   getOrUndefined,
   gone,
   leadingController,
+  reconcilerEnv,
   sessionInPhase,
   sessionWhere,
   startReconciler,
@@ -92,8 +95,8 @@ describe('a session asking for more than its template allows', () => {
   });
 });
 
-describe('a desktop Service made by an earlier version, with a cluster IP', () => {
-  it('is replaced by a headless one (a cluster IP cannot be removed in place) and the session runs', async () => {
+describe('children made by an earlier version', () => {
+  it('a desktop Service with a cluster IP is replaced by a headless one (a cluster IP cannot be removed in place) and the session runs', async () => {
     const name = templateManifest().metadata.name!;
     // Held in Pending (no template yet) so that the old Service is in place before the reconciler writes one.
     const session = await createSession(client, ns, 'legacy', { template: name, resources: { gpu: 0 } });
@@ -110,5 +113,34 @@ describe('a desktop Service made by an earlier version, with a cluster IP', () =
     expect(after.spec?.clusterIP).toBe('None');
     expect(after.metadata.uid).not.toBe(before.metadata?.uid);
     expect(after.metadata.ownerReferences?.map((r) => r.uid)).toEqual([session.metadata.uid]);
+  });
+
+  it('the cookie-blanking Middleware is deleted once the route no longer names it', async () => {
+    const name = templateManifest().metadata.name!;
+    const session = await createSession(client, ns, 'old-route', { template: name, resources: { gpu: 0 } });
+    await sessionWhere(client, ns, 'old-route', (s) => s.status?.reason === 'TemplateNotFound');
+    // What the earlier version wrote: our labels, owned by the session, a headers middleware blanking Cookie.
+    const auth = buildAuthMiddleware(session, reconcilerConfigFrom(loadConfig(reconcilerEnv('unused', 'unused'), [])));
+    const legacyPath = `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/${legacyStripCookieName(session)}`;
+    await client.create(`/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares`, {
+      ...auth,
+      metadata: { ...auth.metadata, name: legacyStripCookieName(session) },
+      spec: { headers: { customRequestHeaders: { Cookie: '' } } },
+    });
+    // A bystander in the same namespace that is not ours by name stays.
+    await client.create(`/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares`, {
+      apiVersion: 'traefik.io/v1alpha1',
+      kind: 'Middleware',
+      metadata: { name: 'someone-elses' },
+      spec: { headers: { customRequestHeaders: { 'X-Team': 'a' } } },
+    });
+
+    await createTemplate(client, { resources: { defaultGPU: 0, maxGPU: 1 } }, name);
+    templates.push(name);
+    await sessionInPhase(client, ns, 'old-route', 'Running');
+    await gone(client, legacyPath);
+    const route = await client.get<TraefikIngressRoute>(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes/${childName(session)}`);
+    expect(route.spec.routes[0]!.middlewares).toEqual([{ name: authMiddlewareName(session) }]);
+    expect(await getOrUndefined(client, `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/someone-elses`)).toBeDefined();
   });
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Ingress, V1NetworkPolicy, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import {
   buildIngressRoute,
-  buildMiddlewares,
+  buildAuthMiddleware,
   buildNetworkPolicy,
   buildPod,
   buildService,
@@ -122,7 +122,6 @@ describe('a session from create to delete', () => {
       core('services', 'vdi-desk'),
       core('pods', 'vdi-desk'),
       traefik('middlewares', 'vdi-desk-auth'),
-      traefik('middlewares', 'vdi-desk-strip-cookie'),
       traefik('ingressroutes', 'vdi-desk'),
       netpol('vdi-desk'),
     ];
@@ -139,11 +138,10 @@ describe('a session from create to delete', () => {
   it('writes every object as the builders made it: the apiserver (Traefik CRDs included) accepted them unchanged', async () => {
     const resolution = resolveSession(session, template, reconcilerConfig);
     if (!resolution.ok) throw new Error(resolution.message);
-    const [auth, strip] = buildMiddlewares(session, reconcilerConfig);
+    const auth = buildAuthMiddleware(session, reconcilerConfig);
     const expectations: [string, object][] = [
       [core('services', 'vdi-desk'), buildService(session)],
       [traefik('middlewares', 'vdi-desk-auth'), auth],
-      [traefik('middlewares', 'vdi-desk-strip-cookie'), strip],
       [traefik('ingressroutes', 'vdi-desk'), buildIngressRoute(session, reconcilerConfig)],
       [netpol('vdi-desk'), buildNetworkPolicy(session, reconcilerConfig)],
     ];
@@ -160,9 +158,9 @@ describe('a session from create to delete', () => {
     }
     const route = await client.get<TraefikIngressRoute>(traefik('ingressroutes', 'vdi-desk'));
     expect(route.spec.routes[0]!.match).toBe(`Host(\`desk-${ns}.vdi.localhost\`)`);
-    expect(route.spec.routes[0]!.middlewares).toEqual([{ name: 'vdi-desk-auth' }, { name: 'vdi-desk-strip-cookie' }]);
+    expect(route.spec.routes[0]!.middlewares).toEqual([{ name: 'vdi-desk-auth' }]);
     const forward = await client.get<TraefikMiddleware>(traefik('middlewares', 'vdi-desk-auth'));
-    expect(forward.spec.forwardAuth?.authResponseHeaders).toEqual(['Authorization']);
+    expect(forward.spec.forwardAuth?.authResponseHeaders).toEqual(['Authorization', 'Cookie']);
     const policy = await client.get<V1NetworkPolicy>(netpol('vdi-desk'));
     expect(policy.spec?.ingress?.[0]?._from ?? (policy.spec?.ingress?.[0] as { from?: unknown[] })?.from).toHaveLength(1);
 
@@ -197,7 +195,7 @@ describe('a session from create to delete', () => {
     // its way to Running (how many depends on how fast the scheduler and the volume binder answer; no-op
     // writes are skipped by statusEqual, unit-tested), so only its presence is asserted here.
     const { status = 0, ...children } = writes;
-    expect(children).toEqual({ finalizer: 1, Secret: 1, PersistentVolumeClaim: 1, NetworkPolicy: 1, Service: 1, Middleware: 2, IngressRoute: 1, Pod: 1 });
+    expect(children).toEqual({ finalizer: 1, Secret: 1, PersistentVolumeClaim: 1, NetworkPolicy: 1, Service: 1, Middleware: 1, IngressRoute: 1, Pod: 1 });
     expect(status).toBeGreaterThanOrEqual(1);
   });
 
@@ -230,7 +228,6 @@ describe('a session from create to delete', () => {
       core('secrets', 'vdi-desk'),
       core('services', 'vdi-desk'),
       traefik('middlewares', 'vdi-desk-auth'),
-      traefik('middlewares', 'vdi-desk-strip-cookie'),
       traefik('ingressroutes', 'vdi-desk'),
       netpol('vdi-desk'),
     ]) {
@@ -247,7 +244,7 @@ describe('a session from create to delete', () => {
     const writes = controller.sessionWritesByKind(`${ns}/desk-again`);
     console.log(`[reconciler] API writes for a session reusing its home PVC, create → Running, Events excluded: ${JSON.stringify(writes)}`);
     const { status = 0, ...children } = writes;
-    expect(children).toEqual({ finalizer: 1, Secret: 1, NetworkPolicy: 1, Service: 1, Middleware: 2, IngressRoute: 1, Pod: 1 });
+    expect(children).toEqual({ finalizer: 1, Secret: 1, NetworkPolicy: 1, Service: 1, Middleware: 1, IngressRoute: 1, Pod: 1 });
     expect(status).toBeGreaterThanOrEqual(1);
     const pod = await client.get<V1Pod>(core('pods', 'vdi-desk-again'));
     expect(pod.spec!.volumes?.find((v) => v.name === 'home')?.persistentVolumeClaim?.claimName).toBe(home);

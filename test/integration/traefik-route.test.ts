@@ -39,14 +39,11 @@ function seen(): ScenarioRecord {
 const desktopUrl = () => `http://${seen().host}/index.html?x=1`;
 
 describe('the route our reconciler wrote, served by Traefik v3.6', () => {
-  it('is an enabled router on the web entry point for the session host, with forwardAuth before the cookie strip', () => {
+  it('is an enabled router on the web entry point for the session host, through the forwardAuth middleware', () => {
     expect(seen().router.rule).toBe(`Host(\`${seen().host}\`)`);
     expect(seen().router.status).toBe('enabled');
     expect(seen().router.entryPoints).toEqual(['web']);
-    expect(seen().router.middlewares?.map((m) => m.replace(/@kubernetescrd$/, ''))).toEqual([
-      expect.stringMatching(/-auth$/),
-      expect.stringMatching(/-strip-cookie$/),
-    ]);
+    expect(seen().router.middlewares?.map((m) => m.replace(/@kubernetescrd$/, ''))).toEqual([expect.stringMatching(/-auth$/)]);
   });
 
   it('balances to the desktop pod IP on 8080 (from the EndpointSlice)', () => {
@@ -54,7 +51,7 @@ describe('the route our reconciler wrote, served by Traefik v3.6', () => {
   });
 
   it('comes from objects the reconciler applied and the session owns', () => {
-    expect(seen().routingObjects.map((o) => o.kind)).toEqual(['IngressRoute', 'Middleware', 'Middleware']);
+    expect(seen().routingObjects.map((o) => o.kind)).toEqual(['IngressRoute', 'Middleware']);
     for (const object of seen().routingObjects) {
       expect(object.managers, object.name).toEqual([MANAGER]);
       expect(object.ownerKinds, object.name).toEqual(['VDISession']);

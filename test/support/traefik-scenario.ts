@@ -393,7 +393,7 @@ async function desktopCredentials(client: KubeClient, pod: V1Pod): Promise<{ use
   return { user, password: Buffer.from(encoded, 'base64').toString('utf8') };
 }
 
-/** Who wrote the session's IngressRoute and Middlewares (managedFields) and who owns them. */
+/** Who wrote the session's IngressRoute and Middleware (managedFields) and who owns them. */
 async function describeRouting(client: KubeClient, session: VDISession): Promise<ScenarioRecord['routingObjects']> {
   const { namespace } = session.metadata;
   const base = `/apis/traefik.io/v1alpha1/namespaces/${namespace}`;
@@ -401,7 +401,6 @@ async function describeRouting(client: KubeClient, session: VDISession): Promise
   const kinds: [string, string][] = [
     ['IngressRoute', `${base}/ingressroutes/${childName(session)}`],
     ['Middleware', `${base}/middlewares/${childName(session, 'auth')}`],
-    ['Middleware', `${base}/middlewares/${childName(session, 'strip-cookie')}`],
   ];
   return await Promise.all(
     kinds.map(async ([kind, objectPath]) => {
