@@ -7,6 +7,7 @@
 // client-node.
 import https from 'node:https';
 import http from 'node:http';
+import tls from 'node:tls';
 import type { KubeConfig } from '@kubernetes/client-node';
 
 export interface Impersonation {
@@ -64,9 +65,12 @@ export interface RequestCounter {
 export class KubeClient {
   readonly server: URL;
   private readonly kubeConfig: KubeConfig;
-  private readonly agent: https.Agent | http.Agent;
+  private agent: https.Agent | http.Agent;
   private tlsOptions: https.RequestOptions | undefined;
   private tlsOptionsAt = 0;
+  /** Parsed once per set of certificates (parsing them for every new connection costs about a millisecond). */
+  private secureContext: tls.SecureContext | undefined;
+  private secureMaterial = '';
   counter: RequestCounter | undefined;
 
   constructor(kubeConfig: KubeConfig) {
@@ -74,8 +78,16 @@ export class KubeClient {
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.kubeConfig = kubeConfig;
     this.server = new URL(cluster.server);
-    const agentOptions = { keepAlive: true, maxSockets: 64, maxFreeSockets: 16 };
-    this.agent = this.server.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    this.agent = this.newAgent();
+  }
+
+  /**
+   * Connections are kept for reuse up to the limit in flight: fewer would close and reopen TLS connections to
+   * the apiserver (a handshake on both sides) whenever a burst of writes ebbs and comes back.
+   */
+  private newAgent(): https.Agent | http.Agent {
+    const agentOptions = { keepAlive: true, maxSockets: 64, maxFreeSockets: 64 };
+    return this.server.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
   }
 
   /** Credentials from the kubeconfig (token, client certificate, CA), refreshed every minute so rotated tokens work. */
@@ -83,6 +95,19 @@ export class KubeClient {
     if (!this.tlsOptions || Date.now() - this.tlsOptionsAt > 60_000) {
       const opts: https.RequestOptions = { headers: {} };
       await this.kubeConfig.applyToHTTPSOptions(opts);
+      const material = [opts.ca, opts.cert, opts.key].map((m) => (m === undefined ? '' : String(m))).join('\u0000');
+      if (material !== this.secureMaterial) {
+        this.secureContext = opts.ca || opts.cert || opts.key ? tls.createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key }) : undefined;
+        if (this.secureMaterial) {
+          // New certificates: new connections only. Idle ones made with the old close; busy ones (watches)
+          // finish on their own.
+          const old = this.agent;
+          this.agent = this.newAgent();
+          for (const sockets of Object.values(old.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+          old.maxFreeSockets = 0;
+        }
+        this.secureMaterial = material;
+      }
       this.tlsOptions = opts;
       this.tlsOptionsAt = Date.now();
     }
@@ -106,22 +131,18 @@ export class KubeClient {
       if (opts.as.groups.length) headers['Impersonate-Group'] = opts.as.groups;
     }
     const lib = url.protocol === 'https:' ? https : http;
+    // secureContext reaches tls.connect through the agent (https.RequestOptions does not declare it).
+    const requestOptions: https.RequestOptions & { secureContext?: tls.SecureContext } = {
+      method: opts.method ?? 'GET',
+      headers,
+      agent: this.agent,
+      secureContext: this.secureContext,
+      rejectUnauthorized: creds.rejectUnauthorized,
+      signal: opts.signal,
+      timeout: opts.timeoutMs ?? 30_000,
+    };
     return await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = lib.request(
-        url,
-        {
-          method: opts.method ?? 'GET',
-          headers,
-          agent: this.agent,
-          ca: creds.ca,
-          cert: creds.cert,
-          key: creds.key,
-          rejectUnauthorized: creds.rejectUnauthorized,
-          signal: opts.signal,
-          timeout: opts.timeoutMs ?? 30_000,
-        },
-        resolve,
-      );
+      const req = lib.request(url, requestOptions, resolve);
       req.on('timeout', () => req.destroy(new Error('request timed out')));
       req.on('error', (err) => reject(opts.signal?.aborted ? err : new KubeUnavailableError(err)));
       req.end(payload);
