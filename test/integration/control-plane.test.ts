@@ -1,11 +1,13 @@
 // The foundation: the harness's control plane is a real Kubernetes that schedules GPU slices, collects
 // garbage, and validates our CRDs.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { KubeError } from '../../src/kube/client.ts';
-import { adminClient, eventually, kubectl, testNamespace } from '../support/cluster.ts';
+import { KubeClient, KubeError, KubeUnavailableError } from '../../src/kube/client.ts';
+import { adminClient, adminKubeConfig, eventually, kubectl, testNamespace } from '../support/cluster.ts';
 
 const client = adminClient();
 
@@ -29,6 +31,29 @@ describe('the local control plane', () => {
     const cpuOnly = nodes.items.find((n) => n.metadata!.name === 'cpu-node-1');
     expect(cpuOnly?.status?.allocatable?.['nvidia.com/gpu']).toBeUndefined();
     for (const n of nodes.items) expect(n.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+  });
+});
+
+describe('the kube client', () => {
+  it("trusts only the kubeconfig's CA, and takes a new CA without a restart", async () => {
+    const kc = adminKubeConfig();
+    const cluster = kc.getCurrentCluster()!;
+    const realCa = await readFile(cluster.caFile!, 'utf8');
+    const dir = await mkdtemp(path.join(tmpdir(), 'vdi-ca-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const caFile = path.join(dir, 'ca.crt');
+    // The public CAs of the system: a real, valid bundle that did not sign the apiserver's certificate.
+    await writeFile(caFile, await readFile('/etc/ssl/certs/ca-certificates.crt'));
+    kc.clusters = kc.clusters.map((c) => (c.name === cluster.name ? { ...c, caFile } : c));
+    const client = new KubeClient(kc);
+    await expect(client.get('/version')).rejects.toBeInstanceOf(KubeUnavailableError);
+
+    // The CA file is replaced (a rotated CA): read again within the client's refresh interval (a minute).
+    await writeFile(caFile, realCa);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    onTestFinished(() => void vi.useRealTimers());
+    vi.setSystemTime(Date.now() + 61_000);
+    expect((await client.get<{ gitVersion: string }>('/version')).gitVersion).toBe('v1.37.2');
   });
 });
 
