@@ -6,7 +6,7 @@ import type { V1Pod, V1Service } from '@kubernetes/client-node';
 import { authMiddlewareName, buildAuthMiddleware, buildService, legacyStripCookieName, type TraefikIngressRoute } from '../../operator/builders.ts';
 import { childName } from '../../operator/naming.ts';
 import type { SessionController } from '../../operator/controller.ts';
-import type { VDITemplate } from '../../operator/v1alpha1.ts';
+import { FINALIZER, type VDITemplate } from '../../operator/v1alpha1.ts';
 import { loadConfig } from '../../src/config.ts';
 import { reconcilerConfigFrom, type Service } from '../../src/service.ts';
 import { adminClient, testNamespace } from '../support/cluster.ts';
@@ -142,5 +142,20 @@ describe('children made by an earlier version', () => {
     const route = await client.get<TraefikIngressRoute>(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes/${childName(session)}`);
     expect(route.spec.routes[0]!.middlewares).toEqual([{ name: authMiddlewareName(session) }]);
     expect(await getOrUndefined(client, `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/someone-elses`)).toBeDefined();
+  });
+});
+
+describe('a session without the finalizer (a cluster without the admission policy, or taken off by hand)', () => {
+  it('gets it back from the reconciler, so its deletion stays graceful', async () => {
+    const t = await template({ resources: { defaultGPU: 0, maxGPU: 1 } });
+    await createSession(client, ns, 'bare', { template: t.metadata.name!, resources: { gpu: 0 } });
+    await sessionInPhase(client, ns, 'bare', 'Running');
+    await controller.queue.idle();
+    const path = `/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions/bare`;
+    const before = controller.sessionWritesByKind(`${ns}/bare`).finalizer ?? 0;
+    await client.mergePatch(path, { metadata: { finalizers: null } });
+    const back = await sessionWhere(client, ns, 'bare', (s) => (s.metadata.finalizers ?? []).includes(FINALIZER));
+    expect(back.metadata.finalizers).toEqual([FINALIZER]);
+    expect(controller.sessionWritesByKind(`${ns}/bare`).finalizer).toBe(before + 1);
   });
 });
