@@ -100,8 +100,14 @@ function podSettled(pod: V1Pod): boolean {
   if (pod.status.phase !== 'Pending') return true;
   return (pod.status.containerStatuses ?? []).some((c) => c.state?.waiting?.reason && c.state.waiting.reason !== 'ContainerCreating');
 }
-/** How long a new session's first status write waits for the scheduler's verdict on its pod. */
-const AWAIT_SCHEDULER_MS = 2_000;
+/**
+ * How long a new session's first status write may wait for news that would replace it at once: the scheduler's
+ * verdict on its pod, then the desktop's readiness (seconds on a warm node). Each write saved is also an Event
+ * saved, and under a storm of creates every write slows all the others.
+ */
+const AWAIT_FIRST_STATUS_MS = 2_000;
+/** The states a new session's first status write may wait out (see AWAIT_FIRST_STATUS_MS). */
+const TRANSIENT_REASONS = new Set(['Scheduling', 'ContainerCreating', 'PodInitializing', 'WaitingForReadiness']);
 
 /** A kind of child object: its cache and its apiVersion and kind (for paths). */
 interface OwnedKind {
@@ -275,10 +281,11 @@ export class SessionController {
 
     const observed = sessionStatusFromPod(session, pod, routed, now, this.o.config);
     const podAgeMs = pod?.metadata?.creationTimestamp ? now.getTime() - Date.parse(String(pod.metadata.creationTimestamp)) : Infinity;
-    if (!status.phase && observed.phase === 'Pending' && observed.reason === 'Scheduling' && podAgeMs < AWAIT_SCHEDULER_MS) {
-      // A new session whose pod the scheduler has not judged yet: its verdict (bound or unschedulable) follows
-      // at once and brings us back with news worth a status write. Should it not, say Pending then.
-      return { requeueAfterMs: AWAIT_SCHEDULER_MS - Math.max(0, podAgeMs) };
+    if (!status.phase && TRANSIENT_REASONS.has(observed.reason) && podAgeMs < AWAIT_FIRST_STATUS_MS) {
+      // A new session whose pod the scheduler has not judged yet, or whose desktop is still starting: the
+      // verdict (unschedulable, or bound and then ready) follows and brings us back with news worth a status
+      // write. Should it not come soon, say Pending or Starting then.
+      return { requeueAfterMs: AWAIT_FIRST_STATUS_MS - Math.max(0, podAgeMs) };
     }
     const next: VDISessionStatus = { phase: observed.phase, reason: observed.reason, message: observed.message, podName: observed.podName, nodeName: observed.nodeName };
     if (!pod && status.startTime) {
