@@ -70,11 +70,33 @@ const owned = [
   ['Secret', () => buildSecret(session, 'pw', 'tok')],
   ['Pod', () => pod()],
   ['Service', () => buildService(session)],
-  ['auth Middleware', () => buildAuthMiddleware(session, config)],
   ['IngressRoute', () => buildIngressRoute(session, config)],
   ['Ingress', () => buildIngress(session, config)],
-  ['NetworkPolicy', () => buildNetworkPolicy(session, config)],
 ] as const;
+
+const shared = [
+  ['auth Middleware', () => buildAuthMiddleware(session, config), 'vdi-desktop-auth'],
+  ['NetworkPolicy', () => buildNetworkPolicy(session, config), 'vdi-desktops'],
+] as const;
+
+describe("every object the namespace's sessions share", () => {
+  it.each(shared)('%s is complete for server-side apply, named for the namespace, owned by no session', (kind, build, name) => {
+    const object = build();
+    expect(object.metadata).toEqual({
+      name,
+      namespace: 'team-a',
+      labels: {
+        'app.kubernetes.io/name': 'vdi-desktop',
+        'app.kubernetes.io/component': expect.any(String),
+        'app.kubernetes.io/part-of': 'vdi-operator',
+        'app.kubernetes.io/managed-by': 'vdi-operator',
+      },
+    });
+    // The same object whichever session of the namespace builds it.
+    const other = { ...session, metadata: { ...session.metadata, name: 'other', uid: 'uid-2' }, spec: { ...session.spec, user: 'bob@example.com' } };
+    expect(kind === 'NetworkPolicy' ? buildNetworkPolicy(other, config) : buildAuthMiddleware(other, config)).toEqual(object);
+  });
+});
 
 describe('every owned object', () => {
   it.each(owned)('%s is complete for server-side apply and owned by the session', (_kind, build) => {
@@ -370,9 +392,13 @@ describe('buildIngress', () => {
 });
 
 describe('buildNetworkPolicy', () => {
-  it('admits only the ingress controller, on 8080, to this session pod', () => {
+  it("admits only the ingress controller, on 8080, to every desktop pod of the namespace (so no desktop to another)", () => {
     const policy = buildNetworkPolicy(session, config);
-    expect(policy.spec?.podSelector).toEqual({ matchLabels: { 'vdi.kasm.io/session': 'desk' } });
+    expect(policy.spec?.podSelector).toEqual({
+      matchLabels: { 'app.kubernetes.io/name': 'vdi-desktop', 'app.kubernetes.io/component': 'desktop', 'app.kubernetes.io/managed-by': 'vdi-operator' },
+    });
+    // It selects the desktop pods the builders make.
+    expect(pod().metadata.labels).toMatchObject(policy.spec.podSelector.matchLabels);
     expect(policy.spec?.policyTypes).toEqual(['Ingress']);
     expect(policy.spec?.ingress).toEqual([
       {

@@ -80,6 +80,12 @@ export function sessionSelector(session: VDISession): Record<string, string> {
   return { [LABEL_SESSION]: instance, 'app.kubernetes.io/instance': instance };
 }
 
+/** The labels every desktop pod carries, whatever its session: what the namespace's NetworkPolicy selects. */
+export function desktopPodSelector(): Record<string, string> {
+  const { 'app.kubernetes.io/part-of': _partOf, ...labels } = commonLabels('desktop');
+  return labels;
+}
+
 export function ownerReference(session: VDISession): OwnerReference {
   const { name } = sessionKey(session);
   const { uid } = session.metadata;
@@ -94,6 +100,14 @@ function commonLabels(component: string): Record<string, string> {
     'app.kubernetes.io/part-of': MANAGER,
     [LABEL_MANAGED_BY]: MANAGER,
   };
+}
+
+/**
+ * Metadata of an object every session of a namespace shares (its forwardAuth Middleware, its NetworkPolicy):
+ * written once for the namespace, owned by no session, so it stays while sessions come and go.
+ */
+function sharedMeta(session: VDISession, component: string, name: string): DesiredMeta {
+  return { name, namespace: sessionKey(session).namespace, labels: commonLabels(component) };
 }
 
 /** Metadata of an object that lives and dies with the session. */
@@ -310,21 +324,27 @@ export function buildService(session: VDISession): Desired<V1Service> {
   };
 }
 
-/** The name of the session's forwardAuth Middleware. */
-export function authMiddlewareName(session: VDISession): string {
-  return childName(session, 'auth');
-}
+/** The forwardAuth Middleware every session route of a namespace runs (one per namespace). */
+export const AUTH_MIDDLEWARE_NAME = 'vdi-desktop-auth';
+/** The NetworkPolicy that guards every desktop pod of a namespace (one per namespace). */
+export const NETWORK_POLICY_NAME = 'vdi-desktops';
 
 /**
- * The name of the headers Middleware that earlier versions wrote beside the forwardAuth one to blank Cookie.
- * The forwardAuth Middleware does that itself now; the reconciler deletes this one where it finds it.
+ * The per-session objects of earlier versions, now shared by the namespace: a forwardAuth Middleware, a
+ * headers Middleware that blanked Cookie (forwardAuth does that itself now) and a NetworkPolicy. The
+ * reconciler deletes each where it finds it, once the session's route no longer names it.
  */
-export function legacyStripCookieName(session: VDISession): string {
-  return childName(session, 'strip-cookie');
+export function legacyPerSessionObjects(session: VDISession): { kind: 'Middleware' | 'NetworkPolicy'; name: string }[] {
+  return [
+    { kind: 'Middleware', name: childName(session, 'auth') },
+    { kind: 'Middleware', name: childName(session, 'strip-cookie') },
+    { kind: 'NetworkPolicy', name: childName(session) },
+  ];
 }
 
 /**
- * The one Middleware a session's route runs: forwardAuth to the service. The auth service still sees every
+ * The one Middleware a session's route runs, shared by every session of the namespace (its spec names no
+ * session): forwardAuth to the service, which finds the session by the request's host. The auth service still sees every
  * header of the request (authRequestHeaders is left unset), the portal's cookie included. On 2xx, for each
  * header named in authResponseHeaders Traefik deletes the request's header and copies the auth response's
  * one, if any, in its place (pkg/middlewares/auth/forward.go):
@@ -339,7 +359,7 @@ export function buildAuthMiddleware(session: VDISession, config: ReconcilerConfi
   return {
     apiVersion: TRAEFIK_API_VERSION,
     kind: 'Middleware',
-    metadata: ownedMeta(session, 'auth', authMiddlewareName(session)),
+    metadata: sharedMeta(session, 'auth', AUTH_MIDDLEWARE_NAME),
     spec: {
       forwardAuth: { address: config.authEndpoint, trustForwardHeader: true, authResponseHeaders: ['Authorization', 'Cookie'] },
     },
@@ -358,7 +378,7 @@ export function buildIngressRoute(session: VDISession, config: ReconcilerConfig)
           match: `Host(\`${sessionHost(session, config)}\`)`,
           kind: 'Rule',
           // Same namespace, by name: Traefik ignores cross-namespace middlewares unless allowCrossNamespace.
-          middlewares: [{ name: authMiddlewareName(session) }],
+          middlewares: [{ name: AUTH_MIDDLEWARE_NAME }],
           services: [{ name: childName(session), port: DESKTOP_PORT }],
         },
       ],
@@ -422,7 +442,7 @@ export function buildRouting(
 }
 
 /**
- * Only the ingress controller may open the desktop's port, so desktops (and anything else in the cluster)
+ * One per namespace, for all its desktop pods. Only the ingress controller may open a desktop's port, so desktops (and anything else in the cluster)
  * cannot reach each other's unauthenticated-by-cookie nginx. The TURN relay, when configured, may send on any
  * port: WebRTC media arrives over UDP on the ports Selkies' ICE candidates chose, never on 8080.
  *
@@ -468,9 +488,11 @@ export function buildNetworkPolicy(session: VDISession, config: ReconcilerConfig
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
-    metadata: ownedMeta(session, 'network-policy'),
+    metadata: sharedMeta(session, 'network-policy', NETWORK_POLICY_NAME),
     spec: {
-      podSelector: { matchLabels: { [LABEL_SESSION]: sessionLabelValue(session) } },
+      // Every desktop pod of the namespace: each admits the ingress controller (and the TURN relay), and none
+      // another desktop, which is not among the sources.
+      podSelector: { matchLabels: desktopPodSelector() },
       policyTypes: ['Ingress'],
       ingress,
     },

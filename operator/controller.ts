@@ -12,13 +12,13 @@ import {
   buildRouting,
   buildSecret,
   buildService,
-  legacyStripCookieName,
+  legacyPerSessionObjects,
   sessionUrl,
 } from './builders.ts';
 import type { Caches } from './caches.ts';
 import type { ReconcilerConfig } from './config.ts';
 import type { Informer, InformerEventType, KubeObject } from './informer.ts';
-import { childName, pvcName } from './naming.ts';
+import { childName, pvcName, sessionLabelValue } from './naming.ts';
 import { resolveSession } from './resolve.ts';
 import { mergeConditions, sessionStatusFromPod, statusEqual } from './status.ts';
 import {
@@ -127,6 +127,8 @@ export class SessionController {
   readonly writes = new Map<string, number>();
   /** API writes (Events excluded) per session key, while the session exists; see sessionWrites(). */
   private readonly writesBySession = new Map<string, Map<string, number>>();
+  /** Writes of a namespace's shared objects in flight, by kind/namespace/name (see applyShared). */
+  private readonly sharedWrites = new Map<string, Promise<unknown>>();
   /** The key whose reconcile is running, so each write is charged to its session. */
   private readonly reconciling = new AsyncLocalStorage<string>();
 
@@ -149,6 +151,11 @@ export class SessionController {
       const m = obj.metadata as { namespace?: string; labels?: Record<string, string>; ownerReferences?: { kind: string; name: string }[] } | undefined;
       const name = m?.ownerReferences?.find((r) => r.kind === 'VDISession')?.name ?? m?.labels?.[LABEL_SESSION];
       if (m?.namespace && name) this.queue.add(`${m.namespace}/${name}`, urgent);
+      else if (m?.namespace) {
+        // A namespace's shared object (its auth Middleware, its NetworkPolicy) changed or went away: any of
+        // its sessions puts it back; all are enqueued, and the first to run writes it once.
+        for (const s of caches.sessions.list()) if (s.metadata.namespace === m.namespace) this.queue.add(`${m.namespace}/${s.metadata.name}`);
+      }
     };
     const bySession = (_type: InformerEventType, obj: KubeObject) => enqueueOwner(obj, false);
     this.unsubscribe.push(
@@ -259,11 +266,11 @@ export class SessionController {
     if (effective.persistence.enabled && !this.o.caches.pvcs.get(`${namespace}/${pvcName(current.spec.user, current.spec.template)}`)) {
       writes.push(this.createIfAbsent(buildPvc(current, effective, this.o.config)));
     }
-    writes.push(this.applyIfDrifted(buildNetworkPolicy(current, this.o.config), this.o.caches.networkPolicies));
+    writes.push(this.applyShared(buildNetworkPolicy(current, this.o.config), this.o.caches.networkPolicies));
     writes.push(this.applyService(buildService(current)));
     for (const obj of buildRouting(current, this.o.config)) {
-      const cache = obj.kind === 'Middleware' ? this.o.caches.middlewares : obj.kind === 'IngressRoute' ? this.o.caches.ingressRoutes : this.o.caches.ingresses;
-      writes.push(this.applyIfDrifted(obj, cache));
+      if (obj.kind === 'Middleware') writes.push(this.applyShared(obj, this.o.caches.middlewares));
+      else writes.push(this.applyIfDrifted(obj, obj.kind === 'IngressRoute' ? this.o.caches.ingressRoutes : this.o.caches.ingresses));
     }
     if (!pod && !status.startTime) {
       writes.push(
@@ -276,7 +283,7 @@ export class SessionController {
     const outcomes = await Promise.allSettled(writes);
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failed) throw failed.reason;
-    await this.deleteLegacyMiddleware(current);
+    await this.deleteLegacyObjects(current);
     const routed = true;
 
     const observed = sessionStatusFromPod(session, pod, routed, now, this.o.config);
@@ -367,17 +374,37 @@ export class SessionController {
   }
 
   /**
-   * The cookie-blanking headers Middleware an earlier version wrote beside the forwardAuth one (which now
-   * drops the cookie itself). Deleted only after the route that named it has been rewritten without it.
+   * The per-session Middlewares and NetworkPolicy of earlier versions, which the namespace's shared ones
+   * replace. Deleted only after the route that named them has been rewritten (the caller's writes), and only
+   * if they carry this session's label.
    */
-  private async deleteLegacyMiddleware(session: VDISession): Promise<void> {
-    if (this.o.config.ingressMode !== 'traefik') return;
+  private async deleteLegacyObjects(session: VDISession): Promise<void> {
     const { namespace } = session.metadata as { namespace: string };
-    const name = legacyStripCookieName(session);
-    const legacy = this.o.caches.middlewares.get(`${namespace}/${name}`);
-    if (!legacy || (legacy.metadata as { deletionTimestamp?: string }).deletionTimestamp) return;
-    const path = objectPath({ apiVersion: 'traefik.io/v1alpha1', kind: 'Middleware', metadata: { namespace, name } });
-    await this.write('delete-legacy', () => this.o.client.delete(path)).catch(ignoreNotFound);
+    const label = sessionLabelValue(session);
+    for (const { kind, name } of legacyPerSessionObjects(session)) {
+      if (kind === 'Middleware' && this.o.config.ingressMode !== 'traefik') continue;
+      const cache = kind === 'Middleware' ? this.o.caches.middlewares : this.o.caches.networkPolicies;
+      const legacy = cache.get(`${namespace}/${name}`) as KubeObject | undefined;
+      const meta = legacy?.metadata as { labels?: Record<string, string>; deletionTimestamp?: string } | undefined;
+      if (!meta || meta.deletionTimestamp || meta.labels?.[LABEL_SESSION] !== label) continue;
+      const apiVersion = kind === 'Middleware' ? 'traefik.io/v1alpha1' : 'networking.k8s.io/v1';
+      await this.write('delete-legacy', () => this.o.client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name } }))).catch(ignoreNotFound);
+    }
+  }
+
+  /**
+   * An object every session of a namespace shares: applied once when missing or drifted. The reconciles of
+   * a namespace's sessions run concurrently (a storm of creates), so one write serves all that find it
+   * missing at the same time.
+   */
+  private applyShared(obj: Writable, cache: { get(key: string): unknown }): Promise<unknown> {
+    const key = `${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
+    let inFlight = this.sharedWrites.get(key);
+    if (!inFlight) {
+      inFlight = this.applyIfDrifted(obj, cache).finally(() => this.sharedWrites.delete(key));
+      this.sharedWrites.set(key, inFlight);
+    }
+    return inFlight;
   }
 
   private async deleteSession(session: VDISession): Promise<void> {

@@ -124,4 +124,20 @@ describe('WorkQueue', () => {
     // A timer, not an immediate re-run: the second run cannot come before the asked delay.
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(59);
   });
+
+  it('tells when a delayed run is due, keeping the earliest, and forgets it once it ran', async () => {
+    const runs: string[] = [];
+    const q = new WorkQueue(async (key) => void runs.push(key));
+    expect(q.dueAt('k')).toBeUndefined();
+    const before = Date.now();
+    q.addAfter('k', 60_000);
+    q.addAfter('k', 30);
+    q.addAfter('k', 90_000);
+    const due = q.dueAt('k')!;
+    expect(due).toBeGreaterThanOrEqual(before + 30);
+    expect(due).toBeLessThan(before + 60_000);
+    while (runs.length < 1) await tick(10);
+    expect(q.dueAt('k')).toBeUndefined();
+    q.stop();
+  });
 });

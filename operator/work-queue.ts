@@ -91,6 +91,11 @@ export class WorkQueue {
     this.timers.set(key, { at, timer });
   }
 
+  /** When the key's pending delayed run (addAfter) is due, in ms since the epoch; undefined if none. */
+  dueAt(key: string): number | undefined {
+    return this.timers.get(key)?.at;
+  }
+
   stop(): void {
     this.stopped = true;
     for (const { timer } of this.timers.values()) clearTimeout(timer);

@@ -3,13 +3,21 @@
 // without a pod. And a session whose Service an older version made (with a cluster IP) gets a headless one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
-import { authMiddlewareName, buildAuthMiddleware, buildService, legacyStripCookieName, type TraefikIngressRoute } from '../../operator/builders.ts';
+import {
+  AUTH_MIDDLEWARE_NAME,
+  NETWORK_POLICY_NAME,
+  buildAuthMiddleware,
+  buildNetworkPolicy,
+  buildService,
+  legacyPerSessionObjects,
+  type TraefikIngressRoute,
+} from '../../operator/builders.ts';
 import { childName } from '../../operator/naming.ts';
 import type { SessionController } from '../../operator/controller.ts';
 import { FINALIZER, type VDITemplate } from '../../operator/v1alpha1.ts';
 import { loadConfig } from '../../src/config.ts';
 import { reconcilerConfigFrom, type Service } from '../../src/service.ts';
-import { adminClient, testNamespace } from '../support/cluster.ts';
+import { adminClient, eventually, testNamespace } from '../support/cluster.ts';
 import {
   createSession,
   createTemplate,
@@ -115,19 +123,26 @@ describe('children made by an earlier version', () => {
     expect(after.metadata.ownerReferences?.map((r) => r.uid)).toEqual([session.metadata.uid]);
   });
 
-  it('the cookie-blanking Middleware is deleted once the route no longer names it', async () => {
+  it("the per-session Middlewares and NetworkPolicy are deleted once the route names the namespace's shared one", async () => {
     const name = templateManifest().metadata.name!;
     const session = await createSession(client, ns, 'old-route', { template: name, resources: { gpu: 0 } });
     await sessionWhere(client, ns, 'old-route', (s) => s.status?.reason === 'TemplateNotFound');
-    // What the earlier version wrote: our labels, owned by the session, a headers middleware blanking Cookie.
-    const auth = buildAuthMiddleware(session, reconcilerConfigFrom(loadConfig(reconcilerEnv('unused', 'unused'), [])));
-    const legacyPath = `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/${legacyStripCookieName(session)}`;
-    await client.create(`/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares`, {
-      ...auth,
-      metadata: { ...auth.metadata, name: legacyStripCookieName(session) },
-      spec: { headers: { customRequestHeaders: { Cookie: '' } } },
-    });
-    // A bystander in the same namespace that is not ours by name stays.
+    // What the earlier version wrote: our labels and this session's, owned by the session.
+    const config = reconcilerConfigFrom(loadConfig(reconcilerEnv('unused', 'unused'), []));
+    const ownedBy = (kind: string, name: string) => {
+      const base = kind === 'Middleware' ? buildAuthMiddleware(session, config) : buildNetworkPolicy(session, config);
+      const owned = buildService(session).metadata;
+      return { ...base, metadata: { ...owned, name } };
+    };
+    const paths: string[] = [];
+    for (const { kind, name: objectName } of legacyPerSessionObjects(session)) {
+      const obj = ownedBy(kind, objectName);
+      if (objectName.endsWith('-strip-cookie')) Object.assign(obj, { spec: { headers: { customRequestHeaders: { Cookie: '' } } } });
+      const collection = kind === 'Middleware' ? `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares` : `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`;
+      await client.create(collection, obj);
+      paths.push(`${collection}/${objectName}`);
+    }
+    // A bystander in the same namespace that is not ours stays.
     await client.create(`/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares`, {
       apiVersion: 'traefik.io/v1alpha1',
       kind: 'Middleware',
@@ -138,9 +153,11 @@ describe('children made by an earlier version', () => {
     await createTemplate(client, { resources: { defaultGPU: 0, maxGPU: 1 } }, name);
     templates.push(name);
     await sessionInPhase(client, ns, 'old-route', 'Running');
-    await gone(client, legacyPath);
+    for (const path of paths) await gone(client, path);
     const route = await client.get<TraefikIngressRoute>(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes/${childName(session)}`);
-    expect(route.spec.routes[0]!.middlewares).toEqual([{ name: authMiddlewareName(session) }]);
+    expect(route.spec.routes[0]!.middlewares).toEqual([{ name: AUTH_MIDDLEWARE_NAME }]);
+    expect(await getOrUndefined(client, `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/${AUTH_MIDDLEWARE_NAME}`)).toBeDefined();
+    expect(await getOrUndefined(client, `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${NETWORK_POLICY_NAME}`)).toBeDefined();
     expect(await getOrUndefined(client, `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/someone-elses`)).toBeDefined();
   });
 });
@@ -157,5 +174,36 @@ describe('a session without the finalizer (a cluster without the admission polic
     const back = await sessionWhere(client, ns, 'bare', (s) => (s.metadata.finalizers ?? []).includes(FINALIZER));
     expect(back.metadata.finalizers).toEqual([FINALIZER]);
     expect(controller.sessionWritesByKind(`${ns}/bare`).finalizer).toBe(before + 1);
+  });
+});
+
+describe("the namespace's shared NetworkPolicy and auth Middleware", () => {
+  it('come back when deleted or changed while its sessions run', async () => {
+    const t = await template({ resources: { defaultGPU: 0, maxGPU: 1 } });
+    await createSession(client, ns, 'guarded', { template: t.metadata.name!, resources: { gpu: 0 } });
+    const running = await sessionInPhase(client, ns, 'guarded', 'Running');
+    // Quiet first: the cache holds the Running session, nothing is queued and no delayed run is due before
+    // its expiry, so whatever reconciles the session next is the change below.
+    const key = `${ns}/guarded`;
+    await eventually(async () => {
+      const due = controller.queue.dueAt(key);
+      return service.caches.sessions.get(key)?.metadata.resourceVersion === running.metadata.resourceVersion && (due === undefined || due > Date.now() + 60_000);
+    });
+    await controller.queue.idle();
+    const policyPath = `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${NETWORK_POLICY_NAME}`;
+    const authPath = `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/${AUTH_MIDDLEWARE_NAME}`;
+    const before = await client.get<{ metadata: { uid: string }; spec: unknown }>(policyPath);
+
+    await client.delete(policyPath);
+    await client.mergePatch(authPath, { spec: { forwardAuth: { address: 'http://elsewhere.example/' } } });
+    const back = await eventually(async () => {
+      const p = await getOrUndefined<{ metadata: { uid: string }; spec: unknown }>(client, policyPath);
+      return p && p.metadata.uid !== before.metadata.uid ? p : undefined;
+    });
+    expect(back.spec).toEqual(before.spec);
+    await eventually(async () => {
+      const m = await client.get<{ spec: { forwardAuth: { address: string } } }>(authPath);
+      return m.spec.forwardAuth.address !== 'http://elsewhere.example/';
+    });
   });
 });

@@ -3,6 +3,7 @@
 // with no duplicate and no leaked object.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
+import { AUTH_MIDDLEWARE_NAME, NETWORK_POLICY_NAME } from '../../operator/builders.ts';
 import type { Service } from '../../src/service.ts';
 import { adminClient, clusterInfo, eventually, testNamespace } from '../support/cluster.ts';
 import { spawnReconciler, type ReconcilerProcess } from '../support/reconciler-process.ts';
@@ -121,8 +122,6 @@ describe('a replica killed in the middle of a create storm', () => {
       [`/api/v1/namespaces/${ns}/pods`, 1],
       [`/api/v1/namespaces/${ns}/secrets`, 1],
       [`/api/v1/namespaces/${ns}/services`, 1],
-      [`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`, 1],
-      [`/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares`, 2],
       [`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes`, 1],
     ];
     for (const [path, perSession] of expected) {
@@ -134,6 +133,15 @@ describe('a replica killed in the middle of a create storm', () => {
       }
       expect([...bySession.keys()].sort(), path).toEqual(names);
       expect([...bySession.values()].every((n) => n === perSession), path).toBe(true);
+    }
+    // The namespace's shared auth Middleware and NetworkPolicy: one each, for all 30 sessions.
+    for (const [path, name] of [
+      [`/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares`, AUTH_MIDDLEWARE_NAME],
+      [`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`, NETWORK_POLICY_NAME],
+    ] as const) {
+      const items = (await client.list<{ metadata: { name: string; labels: Record<string, string> } }>(path, ours)).items;
+      expect(items.map((i) => i.metadata.name), path).toEqual([name]);
+      expect(items[0]!.metadata.labels, path).not.toHaveProperty('vdi.kasm.io/session');
     }
     // Every pod is its session's: none from a session that does not exist, none twice.
     const pods = (await client.list<V1Pod>(`/api/v1/namespaces/${ns}/pods`)).items;

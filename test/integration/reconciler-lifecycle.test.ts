@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Ingress, V1NetworkPolicy, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import {
   buildIngressRoute,
+  AUTH_MIDDLEWARE_NAME,
+  NETWORK_POLICY_NAME,
   buildAuthMiddleware,
   buildNetworkPolicy,
   buildPod,
@@ -117,16 +119,9 @@ describe('a session from create to delete', () => {
     session = running;
   });
 
-  it('owns every child through an ownerReference, except the PVC', async () => {
+  it("owns every child through an ownerReference, except the PVC and the namespace's shared auth Middleware and NetworkPolicy", async () => {
     const ref = { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession', name: 'desk', uid: session.metadata.uid, controller: true, blockOwnerDeletion: true };
-    const paths = [
-      core('secrets', 'vdi-desk'),
-      core('services', 'vdi-desk'),
-      core('pods', 'vdi-desk'),
-      traefik('middlewares', 'vdi-desk-auth'),
-      traefik('ingressroutes', 'vdi-desk'),
-      netpol('vdi-desk'),
-    ];
+    const paths = [core('secrets', 'vdi-desk'), core('services', 'vdi-desk'), core('pods', 'vdi-desk'), traefik('ingressroutes', 'vdi-desk')];
     for (const path of paths) {
       const obj = await client.get<{ metadata: { ownerReferences?: unknown[]; labels?: Record<string, string> } }>(path);
       expect(obj.metadata.ownerReferences, path).toEqual([ref]);
@@ -135,6 +130,12 @@ describe('a session from create to delete', () => {
     const pvc = await client.get<V1PersistentVolumeClaim>(core('persistentvolumeclaims', home));
     expect(pvc.metadata?.ownerReferences).toBeUndefined();
     homeUid = pvc.metadata!.uid!;
+    for (const path of [traefik('middlewares', AUTH_MIDDLEWARE_NAME), netpol(NETWORK_POLICY_NAME)]) {
+      const obj = await client.get<{ metadata: { ownerReferences?: unknown[]; labels?: Record<string, string> } }>(path);
+      expect(obj.metadata.ownerReferences, path).toBeUndefined();
+      expect(obj.metadata.labels, path).toMatchObject({ 'app.kubernetes.io/managed-by': 'vdi-operator' });
+      expect(obj.metadata.labels, path).not.toHaveProperty('vdi.kasm.io/session');
+    }
   });
 
   it('writes every object as the builders made it: the apiserver (Traefik CRDs included) accepted them unchanged', async () => {
@@ -143,9 +144,9 @@ describe('a session from create to delete', () => {
     const auth = buildAuthMiddleware(session, reconcilerConfig);
     const expectations: [string, object][] = [
       [core('services', 'vdi-desk'), buildService(session)],
-      [traefik('middlewares', 'vdi-desk-auth'), auth],
+      [traefik('middlewares', AUTH_MIDDLEWARE_NAME), auth],
       [traefik('ingressroutes', 'vdi-desk'), buildIngressRoute(session, reconcilerConfig)],
-      [netpol('vdi-desk'), buildNetworkPolicy(session, reconcilerConfig)],
+      [netpol(NETWORK_POLICY_NAME), buildNetworkPolicy(session, reconcilerConfig)],
     ];
     // Admission adds the default not-ready/unreachable tolerations to a pod: ours must be among them.
     const desiredPod = buildPod(session, template, resolution.effective, reconcilerConfig, 'vdi-desk');
@@ -160,10 +161,10 @@ describe('a session from create to delete', () => {
     }
     const route = await client.get<TraefikIngressRoute>(traefik('ingressroutes', 'vdi-desk'));
     expect(route.spec.routes[0]!.match).toBe(`Host(\`desk-${ns}.vdi.localhost\`)`);
-    expect(route.spec.routes[0]!.middlewares).toEqual([{ name: 'vdi-desk-auth' }]);
-    const forward = await client.get<TraefikMiddleware>(traefik('middlewares', 'vdi-desk-auth'));
+    expect(route.spec.routes[0]!.middlewares).toEqual([{ name: AUTH_MIDDLEWARE_NAME }]);
+    const forward = await client.get<TraefikMiddleware>(traefik('middlewares', AUTH_MIDDLEWARE_NAME));
     expect(forward.spec.forwardAuth?.authResponseHeaders).toEqual(['Authorization', 'Cookie']);
-    const policy = await client.get<V1NetworkPolicy>(netpol('vdi-desk'));
+    const policy = await client.get<V1NetworkPolicy>(netpol(NETWORK_POLICY_NAME));
     expect(policy.spec?.ingress?.[0]?._from ?? (policy.spec?.ingress?.[0] as { from?: unknown[] })?.from).toHaveLength(1);
 
     const pod = await client.get<V1Pod>(core('pods', 'vdi-desk'));
@@ -226,17 +227,14 @@ describe('a session from create to delete', () => {
     expect(watched.at(-1)).toMatch(/^DELETED:Terminating:/);
 
     await gone(client, core('pods', 'vdi-desk'));
-    for (const path of [
-      core('secrets', 'vdi-desk'),
-      core('services', 'vdi-desk'),
-      traefik('middlewares', 'vdi-desk-auth'),
-      traefik('ingressroutes', 'vdi-desk'),
-      netpol('vdi-desk'),
-    ]) {
+    for (const path of [core('secrets', 'vdi-desk'), core('services', 'vdi-desk'), traefik('ingressroutes', 'vdi-desk')]) {
       await gone(client, path);
     }
     const pvc = await getOrUndefined<V1PersistentVolumeClaim>(client, core('persistentvolumeclaims', home));
     expect(pvc?.metadata?.uid).toBe(homeUid);
+    // The namespace's shared objects stay for its next sessions.
+    expect(await getOrUndefined(client, traefik('middlewares', AUTH_MIDDLEWARE_NAME))).toBeDefined();
+    expect(await getOrUndefined(client, netpol(NETWORK_POLICY_NAME))).toBeDefined();
   });
 
   it("mounts the same PVC into the user's next session of the template", async () => {
@@ -246,7 +244,8 @@ describe('a session from create to delete', () => {
     const writes = controller.sessionWritesByKind(`${ns}/desk-again`);
     console.log(`[reconciler] API writes for a session reusing its home PVC, create → Running, Events excluded: ${JSON.stringify(writes)}`);
     const { status = 0, ...children } = writes;
-    expect(children).toEqual({ Secret: 1, NetworkPolicy: 1, Service: 1, Middleware: 1, IngressRoute: 1, Pod: 1 });
+    // The namespace's auth Middleware and NetworkPolicy are there already: nothing to write for them.
+    expect(children).toEqual({ Secret: 1, Service: 1, IngressRoute: 1, Pod: 1 });
     expect(status).toBeGreaterThanOrEqual(1);
     const pod = await client.get<V1Pod>(core('pods', 'vdi-desk-again'));
     expect(pod.spec!.volumes?.find((v) => v.name === 'home')?.persistentVolumeClaim?.claimName).toBe(home);

@@ -50,12 +50,13 @@ describe('the route our reconciler wrote, served by Traefik v3.6', () => {
     expect(seen().serverUrls).toEqual([`http://${seen().podIP}:8080`]);
   });
 
-  it('comes from objects the reconciler applied and the session owns', () => {
+  it("comes from objects the reconciler applied: the session's route, and the namespace's auth Middleware", () => {
     expect(seen().routingObjects.map((o) => o.kind)).toEqual(['IngressRoute', 'Middleware']);
-    for (const object of seen().routingObjects) {
-      expect(object.managers, object.name).toEqual([MANAGER]);
-      expect(object.ownerKinds, object.name).toEqual(['VDISession']);
-    }
+    for (const object of seen().routingObjects) expect(object.managers, object.name).toEqual([MANAGER]);
+    const [route, middleware] = seen().routingObjects;
+    expect(route!.ownerKinds).toEqual(['VDISession']);
+    // Shared by the namespace's sessions: owned by none, it stays while they come and go.
+    expect(middleware!.ownerKinds).toEqual([]);
   });
 });
 

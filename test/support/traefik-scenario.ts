@@ -17,6 +17,7 @@ import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { userNamespace } from '../../auth/namespace.ts';
+import { AUTH_MIDDLEWARE_NAME } from '../../operator/builders.ts';
 import { childName, sessionHost } from '../../operator/naming.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -400,7 +401,7 @@ async function describeRouting(client: KubeClient, session: VDISession): Promise
   type Meta = { metadata: { name: string; managedFields?: { manager?: string }[]; ownerReferences?: { kind: string }[] } };
   const kinds: [string, string][] = [
     ['IngressRoute', `${base}/ingressroutes/${childName(session)}`],
-    ['Middleware', `${base}/middlewares/${childName(session, 'auth')}`],
+    ['Middleware', `${base}/middlewares/${AUTH_MIDDLEWARE_NAME}`],
   ];
   return await Promise.all(
     kinds.map(async ([kind, objectPath]) => {
