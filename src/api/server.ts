@@ -274,10 +274,15 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         contextValue.direct = (event) => {
           // A socket the client does not drain keeps its events queued, where a subscriber too far behind ends.
           if (socket.readyState !== socket.OPEN || socket.bufferedAmount > DIRECT_MAX_BUFFERED) return false;
-          const message = next(event);
-          if (message === undefined) return false;
-          socket.send(message);
-          return true;
+          try {
+            const message = next(event);
+            if (message === undefined) return false;
+            socket.send(message);
+            return true;
+          } catch {
+            // Whatever went wrong, the ordinary path delivers the event or ends the subscription with the error.
+            return false;
+          }
         };
         return args;
       },
