@@ -45,7 +45,6 @@ export class SessionEventHub {
   private readonly maxQueue: number;
   private readonly reauthorizeMs: number;
   private count = 0;
-  private refresher: NodeJS.Timeout | undefined;
 
   constructor(informer: Informer<VDISession>, opts: { maxQueue?: number; reauthorizeMs?: number } = {}) {
     this.informer = informer;
@@ -55,35 +54,33 @@ export class SessionEventHub {
   }
 
   /**
-   * Renews, in the background, every decision past half its life, so that an event finds its subscribers
-   * still fresh and takes the direct path, instead of all of them re-checking on the same event. A refusal
-   * ends the subscription at once, with nothing more delivered; an error (the apiserver unreachable) leaves
-   * the re-check to the next event, as before.
+   * Renews a subscriber's decision in the background once it is past half its life, when an event has just
+   * been delivered to it directly: the next event finds it still fresh and takes the direct path too, instead
+   * of every subscriber of a busy namespace re-checking on the same event. Idle subscribers cost no review.
+   * A refusal ends the subscription at once, with nothing more delivered; an error (the apiserver
+   * unreachable) leaves the re-check to a later event, as before.
    */
-  private refresh(): void {
-    const due = Date.now() - this.reauthorizeMs / 2;
-    const renew = (sub: Subscriber) => {
-      if (sub.done || sub.failed || sub.refreshing || sub.authorizedAt > due) return;
-      sub.refreshing = true;
-      const asked = Date.now();
-      sub.scope.authorize().then(
-        (allowed) => {
-          sub.refreshing = false;
-          if (allowed) {
-            sub.authorizedAt = Math.max(sub.authorizedAt, asked);
-            return;
-          }
-          sub.queue.length = 0;
-          sub.failed = new ApiError('FORBIDDEN', 'you may no longer see these sessions');
-          const wake = sub.wake;
-          sub.wake = undefined;
-          wake?.();
-        },
-        () => (sub.refreshing = false),
-      );
-    };
-    for (const set of this.byNamespace.values()) for (const sub of set) renew(sub);
-    for (const sub of this.everywhere) renew(sub);
+  private renew(sub: Subscriber): void {
+    if (sub.done || sub.failed) {
+      sub.refreshing = false;
+      return;
+    }
+    const asked = Date.now();
+    sub.scope.authorize().then(
+      (allowed) => {
+        sub.refreshing = false;
+        if (allowed) {
+          sub.authorizedAt = Math.max(sub.authorizedAt, asked);
+          return;
+        }
+        sub.queue.length = 0;
+        sub.failed = new ApiError('FORBIDDEN', 'you may no longer see these sessions');
+        const wake = sub.wake;
+        sub.wake = undefined;
+        wake?.();
+      },
+      () => (sub.refreshing = false),
+    );
   }
 
   get subscribers(): number {
@@ -94,17 +91,28 @@ export class SessionEventHub {
     if (type === 'RESYNC') return;
     const event: SessionEventModel = { type, session };
     const ns = session.metadata.namespace ?? '';
-    // Subscribers authorised after this instant may take the direct path.
-    const fresh = Date.now() - this.reauthorizeMs;
+    // Subscribers authorised after `fresh` may take the direct path; before `halfLife`, they are renewed.
+    const now = Date.now();
+    const fresh = now - this.reauthorizeMs;
+    const halfLife = now - this.reauthorizeMs / 2;
+    const due: Subscriber[] = [];
     const local = this.byNamespace.get(ns);
-    if (local) for (const sub of local) this.deliver(sub, event, fresh);
-    for (const sub of this.everywhere) this.deliver(sub, event, fresh);
+    if (local) for (const sub of local) this.deliver(sub, event, fresh, halfLife, due);
+    for (const sub of this.everywhere) this.deliver(sub, event, fresh, halfLife, due);
+    // After the sends: the renewals' work stays out of the loop that delivers the event.
+    if (due.length) setImmediate(() => due.forEach((sub) => this.renew(sub)));
   }
 
-  private deliver(sub: Subscriber, event: SessionEventModel, fresh: number): void {
+  private deliver(sub: Subscriber, event: SessionEventModel, fresh: number, halfLife: number, due: Subscriber[]): void {
     if (sub.done || sub.failed) return;
     if (sub.scope.name && sub.scope.name !== event.session.metadata.name) return;
-    if (sub.scope.direct && sub.wake && sub.queue.length === 0 && sub.authorizedAt > fresh && sub.scope.direct(event)) return;
+    if (sub.scope.direct && sub.wake && sub.queue.length === 0 && sub.authorizedAt > fresh && sub.scope.direct(event)) {
+      if (sub.authorizedAt <= halfLife && !sub.refreshing) {
+        sub.refreshing = true;
+        due.push(sub);
+      }
+      return;
+    }
     if (sub.queue.length >= this.maxQueue) {
       sub.failed = new ApiError('UNAVAILABLE', 'the subscription fell too far behind; subscribe again to get the current state');
     } else {
@@ -123,7 +131,6 @@ export class SessionEventHub {
     // Registered before the snapshot is taken: nothing that happens in between is missed.
     set.add(sub);
     this.count++;
-    this.refresher ??= setInterval(() => this.refresh(), Math.max(this.reauthorizeMs / 4, 50)).unref();
     for (const session of this.informer.list()) {
       if (scope.namespace !== undefined && session.metadata.namespace !== scope.namespace) continue;
       if (scope.name && session.metadata.name !== scope.name) continue;
@@ -135,10 +142,6 @@ export class SessionEventHub {
       set.delete(sub);
       if (scope.namespace !== undefined && set.size === 0) this.byNamespace.delete(scope.namespace);
       this.count--;
-      if (this.count === 0) {
-        clearInterval(this.refresher);
-        this.refresher = undefined;
-      }
       sub.wake?.();
     };
     const reauthorizeMs = this.reauthorizeMs;
