@@ -7,6 +7,7 @@
 // client-node.
 import https from 'node:https';
 import http from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import tls from 'node:tls';
 import type { KubeConfig } from '@kubernetes/client-node';
 
@@ -198,16 +199,11 @@ export class KubeClient {
     }
     // The request's `timeout` (idleMs) fires after idleMs without data on the socket, response included, and
     // destroys the request: a half-open connection ends the watch instead of stalling it.
-    let buffer = '';
+    const lines = new LineDecoder();
     let callbackError: unknown;
     try {
       for await (const chunk of res) {
-        buffer += (chunk as Buffer).toString('utf8');
-        let newline: number;
-        while ((newline = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, newline);
-          buffer = buffer.slice(newline + 1);
-          if (!line.trim()) continue;
+        for (const line of lines.push(chunk as Buffer)) {
           try {
             onEvent(JSON.parse(line) as WatchEvent<T>);
           } catch (err) {
@@ -251,4 +247,28 @@ export function isNotFound(err: unknown): boolean {
 
 export function isConflict(err: unknown): boolean {
   return err instanceof KubeError && err.status === 409;
+}
+
+/**
+ * Splits a stream of newline-delimited JSON into its non-empty lines. Bytes are decoded across chunk
+ * boundaries: a multi-byte character split between two chunks (a template's display name, an event's
+ * message) arrives whole.
+ */
+export class LineDecoder {
+  private readonly decoder = new StringDecoder('utf8');
+  private rest = '';
+
+  push(chunk: Buffer): string[] {
+    const text = this.rest + this.decoder.write(chunk);
+    const lines: string[] = [];
+    let start = 0;
+    let newline: number;
+    while ((newline = text.indexOf('\n', start)) >= 0) {
+      const line = text.slice(start, newline);
+      start = newline + 1;
+      if (line.trim()) lines.push(line);
+    }
+    this.rest = text.slice(start);
+    return lines;
+  }
 }
