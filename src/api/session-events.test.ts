@@ -164,62 +164,53 @@ describe('SessionEventHub', () => {
       expect(hub.subscribers).toBe(0);
     });
 
-    it('renews a decision past half its life as it delivers, so a busy subscriber keeps the direct path', async () => {
+    /**
+     * A subscriber of namespace `a` parked waiting for events, on a hub whose decisions live 200 ms, with a
+     * fake clock; counts its reviews and direct deliveries.
+     */
+    async function parked(allow: () => boolean = () => true) {
       vi.useFakeTimers({ toFake: ['Date'] });
       onTestFinished(() => void vi.useRealTimers());
       const c = cache([]);
       const hub = new SessionEventHub(c.informer, { reauthorizeMs: 200 });
-      let checks = 0;
-      let direct = 0;
-      const it = hub.subscribe({ namespace: 'a', authorize: async () => (checks++, true), direct: () => (direct++, true) });
+      const counts = { checks: 0, direct: 0 };
+      const it = hub.subscribe({ namespace: 'a', authorize: async () => (counts.checks++, allow()), direct: () => (counts.direct++, true) });
       const pending = it.next();
       await settle();
+      return { c, hub, counts, pending, end: async () => (await it.return!(), await pending) };
+    }
+
+    it('renews a decision past half its life as it delivers, so a busy subscriber keeps the direct path', async () => {
+      const { c, counts, end } = await parked();
       for (let i = 0; i < 6; i++) {
         vi.advanceTimersByTime(80);
         c.emit('MODIFIED', session('a', 'one', `p${i}`));
         await settle();
       }
       // 480 ms of events every 80 ms against a 200 ms decision: all direct, renewed on every second event.
-      expect(direct).toBe(6);
-      expect(checks).toBe(3);
-      await it.return!();
-      await pending;
+      expect(counts).toEqual({ direct: 6, checks: 3 });
+      await end();
     });
 
     it('reviews nobody while nothing happens', async () => {
-      vi.useFakeTimers({ toFake: ['Date'] });
-      onTestFinished(() => void vi.useRealTimers());
-      const c = cache([]);
-      const hub = new SessionEventHub(c.informer, { reauthorizeMs: 200 });
-      let checks = 0;
-      const it = hub.subscribe({ namespace: 'a', authorize: async () => (checks++, true), direct: () => true });
-      const pending = it.next();
-      await settle();
+      const { counts, end } = await parked();
       vi.advanceTimersByTime(10_000);
       await settle();
-      expect(checks).toBe(0);
-      await it.return!();
-      await pending;
+      expect(counts.checks).toBe(0);
+      await end();
     });
 
     it('ends a subscriber whose renewal is refused, before any further event', async () => {
-      vi.useFakeTimers({ toFake: ['Date'] });
-      onTestFinished(() => void vi.useRealTimers());
-      const c = cache([]);
       let allow = true;
-      const hub = new SessionEventHub(c.informer, { reauthorizeMs: 200 });
-      let direct = 0;
-      const it = hub.subscribe({ namespace: 'a', authorize: async () => allow, direct: () => (direct++, true) });
-      const pending = it.next();
-      await settle();
+      const { c, hub, counts, pending } = await parked(() => allow);
       allow = false;
       vi.advanceTimersByTime(150);
       // Still within the decision's life: delivered, and the renewal it starts is refused.
       c.emit('ADDED', session('a', 'one'));
-      expect(direct).toBe(1);
+      expect(counts.direct).toBe(1);
       await expect(pending).rejects.toMatchObject({ extensions: { code: 'FORBIDDEN' } });
       c.emit('MODIFIED', session('a', 'one', 'Running'));
-      expect(direct).toBe(1);
+      expect(counts.direct).toBe(1);
       expect(hub.subscribers).toBe(0);
     });
   });
