@@ -37,6 +37,7 @@ import type { Logger } from '../log.ts';
 import { operationLabel, type Metrics } from '../metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { directNext, sharedSubscribe } from './shared-execution.ts';
+import { sendText } from './ws-frame.ts';
 import type { ApiServices } from './services.ts';
 import type { BrowserSessions } from './browser-session.ts';
 
@@ -277,7 +278,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
           try {
             const message = next(event);
             if (message === undefined) return false;
-            socket.send(message);
+            sendText(socket, message);
             return true;
           } catch {
             // Whatever went wrong, the ordinary path delivers the event or ends the subscription with the error.

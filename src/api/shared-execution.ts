@@ -16,8 +16,9 @@ import {
 const printed = new WeakMap<DocumentNode, string>();
 /** Per event object: operation key → its (promised) result. Entries die with the event. */
 const results = new WeakMap<object, Map<string, Promise<ExecutionResult> | ExecutionResult>>();
-/** The JSON text of an error-free result, made once for every subscriber that shares it. */
-const serialised = new WeakMap<ExecutionResult, string>();
+/** The JSON of an error-free result as UTF-8, made once for every subscriber that shares it. */
+const serialised = new WeakMap<ExecutionResult, Buffer>();
+const CLOSE = Buffer.from('}');
 
 function operationKey(args: ExecutionArgs): string {
   let text = printed.get(args.document);
@@ -43,22 +44,22 @@ function resultFor(args: ExecutionArgs, key: string, event: object): Promise<Exe
 
 /**
  * For one subscription: a function that gives, synchronously, the complete graphql-transport-ws `next`
- * message for an event, or undefined when it cannot (the execution is asynchronous, or its result has errors,
- * which the server must mask): the caller then leaves the event to the ordinary path, which reuses the same
- * execution.
+ * message for an event as UTF-8 parts to send in order (this subscription's head, the shared result, the
+ * close), or undefined when it cannot (the execution is asynchronous, or its result has errors, which the
+ * server must mask): the caller then leaves the event to the ordinary path, which reuses the same execution.
  */
-export function directNext(args: ExecutionArgs, id: string): (event: object) => string | undefined {
+export function directNext(args: ExecutionArgs, id: string): (event: object) => readonly Buffer[] | undefined {
   const key = operationKey(args);
-  const head = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  const head = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
   return (event) => {
     const result = resultFor(args, key, event);
     if (isPromise(result) || result.errors) return undefined;
     let json = serialised.get(result);
     if (json === undefined) {
-      json = JSON.stringify(result);
+      json = Buffer.from(JSON.stringify(result));
       serialised.set(result, json);
     }
-    return `${head}${json}}`;
+    return [head, json, CLOSE];
   };
 }
 
