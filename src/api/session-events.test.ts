@@ -101,15 +101,15 @@ describe('SessionEventHub', () => {
       const hub = new SessionEventHub(c.informer);
       const direct: string[] = [];
       const it = hub.subscribe({ namespace: 'a', authorize: allowed, direct: (e) => (direct.push(label(e)), true) });
-      // The snapshot is queued: it goes through the iterator, not the sink.
-      expect(label((await it.next()).value!)).toBe('ADDED one Pending');
+      // The consumer asks: the snapshot goes to the sink, and the consumer waits for more.
       const pending = it.next();
       await settle();
+      expect(direct).toEqual(['ADDED one Pending']);
       c.emit('MODIFIED', session('a', 'one', 'Starting'));
       c.emit('MODIFIED', session('a', 'one', 'Running'));
-      expect(direct).toEqual(['MODIFIED one Starting', 'MODIFIED one Running']);
+      expect(direct).toEqual(['ADDED one Pending', 'MODIFIED one Starting', 'MODIFIED one Running']);
       c.emit('DELETED', session('a', 'one', 'Running'));
-      expect(direct).toHaveLength(3);
+      expect(direct).toHaveLength(4);
       await it.return!();
       expect((await pending).done).toBe(true);
     });
@@ -118,21 +118,25 @@ describe('SessionEventHub', () => {
       const c = cache([session('a', 'one')]);
       const hub = new SessionEventHub(c.informer);
       const direct: string[] = [];
-      const it = hub.subscribe({ namespace: 'a', authorize: allowed, direct: (e) => (direct.push(label(e)), true) });
-      // The consumer has not asked yet (it is still sending the snapshot): nothing may overtake it.
+      let take = true;
+      const it = hub.subscribe({ namespace: 'a', authorize: allowed, direct: (e) => take && (direct.push(label(e)), true) });
+      // The consumer has not asked yet: nothing may overtake the snapshot.
       c.emit('MODIFIED', session('a', 'one', 'Starting'));
       expect(direct).toEqual([]);
-      expect(label((await it.next()).value!)).toBe('ADDED one Pending');
-      expect(label((await it.next()).value!)).toBe('MODIFIED one Starting');
-      // Nothing is queued now, but the consumer is still sending what it took: it is not waiting until it
-      // calls next() again.
-      c.emit('MODIFIED', session('a', 'one', 'Running'));
-      expect(direct).toEqual([]);
-      expect(label((await it.next()).value!)).toBe('MODIFIED one Running');
-      const pending = it.next();
+      // It asks: what is queued goes to the sink in order, and it waits for more.
+      let pending = it.next();
       await settle();
+      expect(direct).toEqual(['ADDED one Pending', 'MODIFIED one Starting']);
+      // The sink declines one: the consumer takes it, and is busy sending it until it calls next() again.
+      take = false;
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      expect(label((await pending).value!)).toBe('MODIFIED one Running');
+      take = true;
       c.emit('DELETED', session('a', 'one', 'Running'));
-      expect(direct).toEqual(['DELETED one Running']);
+      expect(direct).toHaveLength(2);
+      pending = it.next();
+      await settle();
+      expect(direct).toEqual(['ADDED one Pending', 'MODIFIED one Starting', 'DELETED one Running']);
       await it.return!();
       await pending;
     });
@@ -189,6 +193,17 @@ describe('SessionEventHub', () => {
       }
       // 480 ms of events every 80 ms against a 200 ms decision: all direct, renewed on every second event.
       expect(counts).toEqual({ direct: 6, checks: 3 });
+      await end();
+    });
+
+    it('after a quiet spell, re-checks the expired decision and still hands the event to the sink', async () => {
+      const { c, counts, pending, end } = await parked();
+      vi.advanceTimersByTime(1_000);
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      await settle();
+      expect(counts).toEqual({ direct: 1, checks: 1 });
+      // The consumer was never given the event itself: it is still waiting.
+      expect(await Promise.race([pending.then(() => 'returned'), settle().then(() => 'waiting')])).toBe('waiting');
       await end();
     });
 

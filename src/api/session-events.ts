@@ -8,7 +8,8 @@
 // waiting (everything earlier has been sent), nothing is queued and its authorisation is fresh, an event goes
 // to the sink synchronously, in the same loop over the audience, instead of through a chain of promises per
 // subscriber. Anything else (a re-check due, events still queued, a sink that declines) takes the queue, so
-// the order of events and every check are the same on both paths.
+// the order of events and every check are the same on both paths; the waiting consumer's iterator then hands
+// the queued events, in order and re-checked, to the same sink.
 import type { Informer, InformerEventType } from '../../operator/informer.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import type { SessionEventModel } from '../../resolvers/context.ts';
@@ -22,8 +23,9 @@ export interface SubscriptionScope {
   /** Re-checked whenever the last decision is older than reauthorizeMs. */
   authorize: () => Promise<boolean>;
   /**
-   * Delivers an event at once, synchronously, if it can (true), or declines (false: the event is queued for
-   * the iterator). Called only while the iterator's consumer is waiting and nothing is queued.
+   * Delivers an event at once, synchronously, if it can (true), or declines (false: the iterator gives it to
+   * its consumer). Called only while the iterator's consumer is waiting and every earlier event has been
+   * delivered, with the authorisation fresh.
    */
   direct?: (event: SessionEventModel) => boolean;
 }
@@ -156,8 +158,14 @@ export class SessionEventHub {
                 throw new ApiError('FORBIDDEN', 'you may no longer see these sessions');
               }
               sub.authorizedAt = Date.now();
+              if (sub.done) continue;
             }
-            return { value: sub.queue.shift()!, done: false };
+            const event = sub.queue.shift()!;
+            // The consumer is waiting and everything before this event has been delivered: the sink may take
+            // it too. An event that finds every subscriber's decision expired (the first after a quiet spell)
+            // then costs each one a review from the shared cache and a socket write, not a result of its own.
+            if (scope.direct?.(event)) continue;
+            return { value: event, done: false };
           }
           if (sub.failed) {
             remove();
