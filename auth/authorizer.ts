@@ -15,6 +15,8 @@ export interface AccessQuestion {
 
 export interface Authorizer {
   can(identity: Identity, q: AccessQuestion): Promise<boolean>;
+  /** Equal for two calls of can() that always get the same answer (the same identity asking the same question). */
+  key(identity: Identity, q: AccessQuestion): string;
   /** Drops cached decisions about a user (after their permissions changed, e.g. a new RoleBinding). */
   forget(username: string): void;
 }
@@ -22,6 +24,10 @@ export interface Authorizer {
 interface CacheEntry {
   allowed: Promise<boolean>;
   at: number;
+}
+
+function decisionKey(identity: Identity, q: AccessQuestion): string {
+  return JSON.stringify([identity.username, identity.groups, q.verb, q.group, q.resource, q.namespace ?? '', q.name ?? '']);
 }
 
 export function createAuthorizer(client: KubeClient, opts: { ttlMs?: number; deniedTtlMs?: number; maxEntries?: number } = {}): Authorizer {
@@ -35,8 +41,9 @@ export function createAuthorizer(client: KubeClient, opts: { ttlMs?: number; den
       const prefix = JSON.stringify([username]).slice(0, -1);
       for (const key of cache.keys()) if (key.startsWith(prefix)) cache.delete(key);
     },
+    key: decisionKey,
     async can(identity, q) {
-      const key = JSON.stringify([identity.username, identity.groups, q.verb, q.group, q.resource, q.namespace ?? '', q.name ?? '']);
+      const key = decisionKey(identity, q);
       const hit = cache.get(key);
       if (hit && Date.now() - hit.at < deniedTtlMs) return await hit.allowed;
       if (hit && Date.now() - hit.at < ttlMs && (await hit.allowed)) return true;

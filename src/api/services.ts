@@ -240,6 +240,7 @@ export class ApiServices {
       namespace,
       name: opts.name ?? undefined,
       authorize: () => this.authorizer.can(identity, question),
+      authorizationKey: this.authorizer.key(identity, question),
       direct,
     });
   }

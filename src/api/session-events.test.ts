@@ -207,6 +207,80 @@ describe('SessionEventHub', () => {
       await end();
     });
 
+    /**
+     * Subscribers of namespace `a` parked waiting for events, one per authorisation key given, on a hub whose
+     * decisions live 200 ms, with a fake clock; records which key each review was for and what each sink got.
+     */
+    async function parkedMany(keys: string[], answer: () => Promise<boolean>) {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      onTestFinished(() => void vi.useRealTimers());
+      const c = cache([]);
+      const hub = new SessionEventHub(c.informer, { reauthorizeMs: 200 });
+      const checks: string[] = [];
+      const direct: string[][] = keys.map(() => []);
+      const its = keys.map((key, i) =>
+        hub.subscribe({ namespace: 'a', authorizationKey: key, authorize: () => (checks.push(key), answer()), direct: (e) => (direct[i]!.push(label(e)), true) }),
+      );
+      const pending = its.map((it) => it.next());
+      await settle();
+      return { c, hub, checks, direct, pending };
+    }
+    const deferred = () => {
+      let resolve!: (allowed: boolean) => void;
+      const promise = new Promise<boolean>((r) => (resolve = r));
+      return { promise, resolve };
+    };
+    const stillWaiting = async (pending: Promise<unknown>[]) =>
+      (await Promise.all(pending.map((p) => Promise.race([p.then(() => 'returned'), settle().then(() => 'waiting')])))).every((s) => s === 'waiting');
+
+    it('after a quiet spell, one review answers for every subscriber that shares the decision', async () => {
+      const { c, checks, direct, pending } = await parkedMany(['alice', 'alice', 'alice', 'bob'], async () => true);
+      vi.advanceTimersByTime(1_000);
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      await settle();
+      expect(checks.sort()).toEqual(['alice', 'bob']);
+      expect(direct).toEqual([['MODIFIED one Running'], ['MODIFIED one Running'], ['MODIFIED one Running'], ['MODIFIED one Running']]);
+      expect(await stillWaiting(pending)).toBe(true);
+    });
+
+    it('holds the events that come while the review runs, and hands them over in order after it', async () => {
+      const answer = deferred();
+      const { c, checks, direct, pending } = await parkedMany(['k', 'k'], () => answer.promise);
+      vi.advanceTimersByTime(1_000);
+      c.emit('MODIFIED', session('a', 'one', 'Starting'));
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      await settle();
+      expect(direct).toEqual([[], []]);
+      answer.resolve(true);
+      await settle();
+      expect(checks).toEqual(['k']);
+      expect(direct).toEqual([
+        ['MODIFIED one Starting', 'MODIFIED one Running'],
+        ['MODIFIED one Starting', 'MODIFIED one Running'],
+      ]);
+      expect(await stillWaiting(pending)).toBe(true);
+    });
+
+    it('ends every subscriber that shares a refused decision, with nothing delivered', async () => {
+      const answer = deferred();
+      const { c, hub, direct, pending } = await parkedMany(['k', 'k'], () => answer.promise);
+      vi.advanceTimersByTime(1_000);
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      answer.resolve(false);
+      for (const p of pending) await expect(p).rejects.toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+      expect(direct).toEqual([[], []]);
+      expect(hub.subscribers).toBe(0);
+    });
+
+    it('renews a decision shared by several subscribers with one review', async () => {
+      const { c, checks, direct } = await parkedMany(['k', 'k', 'k'], async () => true);
+      vi.advanceTimersByTime(150);
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      await settle();
+      expect(direct.map((d) => d.length)).toEqual([1, 1, 1]);
+      expect(checks).toEqual(['k']);
+    });
+
     it('reviews nobody while nothing happens', async () => {
       const { counts, end } = await parked();
       vi.advanceTimersByTime(10_000);

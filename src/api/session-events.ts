@@ -7,9 +7,11 @@
 // that writes the shared, already-serialised result to the subscriber's socket). While its consumer is parked
 // waiting (everything earlier has been sent), nothing is queued and its authorisation is fresh, an event goes
 // to the sink synchronously, in the same loop over the audience, instead of through a chain of promises per
-// subscriber. Anything else (a re-check due, events still queued, a sink that declines) takes the queue, so
-// the order of events and every check are the same on both paths; the waiting consumer's iterator then hands
-// the queued events, in order and re-checked, to the same sink.
+// subscriber. A waiting subscriber whose decision has expired (the first event after a quiet spell) holds the
+// event while the hub asks once for every subscriber that shares the decision (same identity, same question),
+// then hands it to the sink. Anything else (events still queued, a sink that declines) takes the queue, so the
+// order of events and every check are the same on all paths; the waiting consumer's iterator then hands the
+// queued events, in order and re-checked, to the same sink.
 import type { Informer, InformerEventType } from '../../operator/informer.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import type { SessionEventModel } from '../../resolvers/context.ts';
@@ -22,6 +24,11 @@ export interface SubscriptionScope {
   name?: string;
   /** Re-checked whenever the last decision is older than reauthorizeMs. */
   authorize: () => Promise<boolean>;
+  /**
+   * Subscribers with the same key get the same answer from authorize (one identity asking one question), so
+   * one call answers for all of them. Without a key a subscriber is asked about on its own.
+   */
+  authorizationKey?: string;
   /**
    * Delivers an event at once, synchronously, if it can (true), or declines (false: the iterator gives it to
    * its consumer). Called only while the iterator's consumer is waiting and every earlier event has been
@@ -37,8 +44,23 @@ interface Subscriber {
   failed: Error | undefined;
   done: boolean;
   authorizedAt: number;
+  /** A renewal of a still-valid decision is in flight. */
   refreshing: boolean;
+  /** Its decision expired while it waited and is being re-checked: events are held in the queue for the answer. */
+  checking: boolean;
 }
+
+/** Subscribers grouped by the decision they share (see SubscriptionScope.authorizationKey). */
+type Groups = Map<unknown, Subscriber[]>;
+
+function addTo(groups: Groups, sub: Subscriber): void {
+  const key = sub.scope.authorizationKey ?? sub;
+  const group = groups.get(key);
+  if (group) group.push(sub);
+  else groups.set(key, [sub]);
+}
+
+const revoked = () => new ApiError('FORBIDDEN', 'you may no longer see these sessions');
 
 export class SessionEventHub {
   private readonly byNamespace = new Map<string, Set<Subscriber>>();
@@ -56,33 +78,66 @@ export class SessionEventHub {
   }
 
   /**
-   * Renews a subscriber's decision in the background once it is past half its life, when an event has just
-   * been delivered to it directly: the next event finds it still fresh and takes the direct path too, instead
-   * of every subscriber of a busy namespace re-checking on the same event. Idle subscribers cost no review.
-   * A refusal ends the subscription at once, with nothing more delivered; an error (the apiserver
-   * unreachable) leaves the re-check to a later event, as before.
+   * Renews the decision of subscribers past half its life, when an event has just been delivered to them
+   * directly: the next event finds them still fresh and takes the direct path too, instead of every subscriber
+   * of a busy namespace re-checking on the same event. Idle subscribers cost no review. One call answers for a
+   * group that shares the decision. A refusal ends the subscriptions at once, with nothing more delivered; an
+   * error (the apiserver unreachable) leaves the re-check to a later event, as before.
    */
-  private renew(sub: Subscriber): void {
-    if (sub.done || sub.failed) {
-      sub.refreshing = false;
-      return;
-    }
+  private renew(group: Subscriber[]): void {
+    const live = group.filter((sub) => !(sub.done || sub.failed));
+    for (const sub of group) if (!live.includes(sub)) sub.refreshing = false;
+    if (live.length === 0) return;
     const asked = Date.now();
-    sub.scope.authorize().then(
+    live[0]!.scope.authorize().then(
       (allowed) => {
-        sub.refreshing = false;
+        for (const sub of live) {
+          sub.refreshing = false;
+          if (allowed) sub.authorizedAt = Math.max(sub.authorizedAt, asked);
+          else this.end(sub, revoked());
+        }
+      },
+      () => live.forEach((sub) => (sub.refreshing = false)),
+    );
+  }
+
+  /**
+   * Re-checks the expired decision of waiting subscribers that share it, with one call; their events wait in
+   * their queues meanwhile. Allowed: what each holds goes to its sink, in order. Refused: each ends with
+   * nothing delivered. An error: each consumer is woken and its iterator re-checks on its own.
+   */
+  private recheck(group: Subscriber[]): void {
+    const asked = Date.now();
+    const settle = (allowed: boolean | undefined) => {
+      for (const sub of group) {
+        sub.checking = false;
+        if (sub.done) continue;
+        if (allowed === false) {
+          this.end(sub, revoked());
+          continue;
+        }
         if (allowed) {
           sub.authorizedAt = Math.max(sub.authorizedAt, asked);
-          return;
+          while (!sub.failed && sub.wake && sub.queue.length && sub.scope.direct!(sub.queue[0]!)) sub.queue.shift();
+          if (!sub.failed && sub.queue.length === 0) continue;
         }
-        sub.queue.length = 0;
-        sub.failed = new ApiError('FORBIDDEN', 'you may no longer see these sessions');
-        const wake = sub.wake;
-        sub.wake = undefined;
-        wake?.();
-      },
-      () => (sub.refreshing = false),
-    );
+        this.wake(sub);
+      }
+    };
+    group[0]!.scope.authorize().then(settle, () => settle(undefined));
+  }
+
+  private wake(sub: Subscriber): void {
+    const wake = sub.wake;
+    sub.wake = undefined;
+    wake?.();
+  }
+
+  /** Ends a subscription with an error before anything else it holds is delivered. */
+  private end(sub: Subscriber, error: Error): void {
+    sub.queue.length = 0;
+    sub.failed = error;
+    this.wake(sub);
   }
 
   get subscribers(): number {
@@ -97,21 +152,24 @@ export class SessionEventHub {
     const now = Date.now();
     const fresh = now - this.reauthorizeMs;
     const halfLife = now - this.reauthorizeMs / 2;
-    const due: Subscriber[] = [];
+    const due: Groups = new Map();
+    const expired: Groups = new Map();
     const local = this.byNamespace.get(ns);
-    if (local) for (const sub of local) this.deliver(sub, event, fresh, halfLife, due);
-    for (const sub of this.everywhere) this.deliver(sub, event, fresh, halfLife, due);
+    if (local) for (const sub of local) this.deliver(sub, event, fresh, halfLife, due, expired);
+    for (const sub of this.everywhere) this.deliver(sub, event, fresh, halfLife, due, expired);
+    for (const group of expired.values()) this.recheck(group);
     // After the sends: the renewals' work stays out of the loop that delivers the event.
-    if (due.length) setImmediate(() => due.forEach((sub) => this.renew(sub)));
+    if (due.size) setImmediate(() => due.forEach((group) => this.renew(group)));
   }
 
-  private deliver(sub: Subscriber, event: SessionEventModel, fresh: number, halfLife: number, due: Subscriber[]): void {
+  private deliver(sub: Subscriber, event: SessionEventModel, fresh: number, halfLife: number, due: Groups, expired: Groups): void {
     if (sub.done || sub.failed) return;
     if (sub.scope.name && sub.scope.name !== event.session.metadata.name) return;
-    if (sub.scope.direct && sub.wake && sub.queue.length === 0 && sub.authorizedAt > fresh && sub.scope.direct(event)) {
+    const waiting = sub.scope.direct !== undefined && sub.wake !== undefined && sub.queue.length === 0 && !sub.checking;
+    if (waiting && sub.authorizedAt > fresh && sub.scope.direct!(event)) {
       if (sub.authorizedAt <= halfLife && !sub.refreshing) {
         sub.refreshing = true;
-        due.push(sub);
+        addTo(due, sub);
       }
       return;
     }
@@ -120,14 +178,19 @@ export class SessionEventHub {
     } else {
       sub.queue.push(event);
     }
-    const wake = sub.wake;
-    sub.wake = undefined;
-    wake?.();
+    // Held for the re-check in flight, which delivers or wakes.
+    if (sub.checking) return;
+    if (waiting && sub.authorizedAt <= fresh && !sub.failed) {
+      sub.checking = true;
+      addTo(expired, sub);
+      return;
+    }
+    this.wake(sub);
   }
 
   /** An async iterator of events, starting with the current state of every matching session as ADDED. */
   subscribe(scope: SubscriptionScope): AsyncIterableIterator<SessionEventModel> {
-    const sub: Subscriber = { scope, queue: [], wake: undefined, failed: undefined, done: false, authorizedAt: Date.now(), refreshing: false };
+    const sub: Subscriber = { scope, queue: [], wake: undefined, failed: undefined, done: false, authorizedAt: Date.now(), refreshing: false, checking: false };
     const set = scope.namespace === undefined ? this.everywhere : this.byNamespace.get(scope.namespace) ?? new Set<Subscriber>();
     if (scope.namespace !== undefined) this.byNamespace.set(scope.namespace, set);
     // Registered before the snapshot is taken: nothing that happens in between is missed.
@@ -155,7 +218,7 @@ export class SessionEventHub {
             if (Date.now() - sub.authorizedAt >= reauthorizeMs) {
               if (!(await scope.authorize())) {
                 remove();
-                throw new ApiError('FORBIDDEN', 'you may no longer see these sessions');
+                throw revoked();
               }
               sub.authorizedAt = Date.now();
               if (sub.done) continue;
