@@ -85,8 +85,11 @@ export class SessionEventHub {
    * error (the apiserver unreachable) leaves the re-check to a later event, as before.
    */
   private renew(group: Subscriber[]): void {
-    const live = group.filter((sub) => !(sub.done || sub.failed));
-    for (const sub of group) if (!live.includes(sub)) sub.refreshing = false;
+    const live: Subscriber[] = [];
+    for (const sub of group) {
+      if (sub.done || sub.failed) sub.refreshing = false;
+      else live.push(sub);
+    }
     if (live.length === 0) return;
     const asked = Date.now();
     live[0]!.scope.authorize().then(
