@@ -272,6 +272,32 @@ describe('SessionEventHub', () => {
       expect(hub.subscribers).toBe(0);
     });
 
+    it('takes a sink that throws for one that declines: that event goes through the iterator, the others still get theirs', async () => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      onTestFinished(() => void vi.useRealTimers());
+      const c = cache([]);
+      const hub = new SessionEventHub(c.informer, { reauthorizeMs: 200 });
+      const got: string[] = [];
+      const broken = hub.subscribe({
+        namespace: 'a',
+        authorizationKey: 'k',
+        authorize: allowed,
+        direct: () => {
+          throw new Error('socket gone');
+        },
+      });
+      const fine = hub.subscribe({ namespace: 'a', authorizationKey: 'k', authorize: allowed, direct: (e) => (got.push(label(e)), true) });
+      const [brokenNext, fineNext] = [broken.next(), fine.next()];
+      await settle();
+      vi.advanceTimersByTime(1_000);
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      expect(label((await brokenNext).value!)).toBe('MODIFIED one Running');
+      await settle();
+      expect(got).toEqual(['MODIFIED one Running']);
+      await fine.return!();
+      await fineNext;
+    });
+
     it('renews a decision shared by several subscribers with one review', async () => {
       const { c, checks, direct } = await parkedMany(['k', 'k', 'k'], async () => true);
       vi.advanceTimersByTime(150);

@@ -32,7 +32,7 @@ export interface SubscriptionScope {
   /**
    * Delivers an event at once, synchronously, if it can (true), or declines (false: the iterator gives it to
    * its consumer). Called only while the iterator's consumer is waiting and every earlier event has been
-   * delivered, with the authorisation fresh.
+   * delivered, with the authorisation fresh. A sink that throws has declined.
    */
   direct?: (event: SessionEventModel) => boolean;
 }
@@ -61,6 +61,15 @@ function addTo(groups: Groups, sub: Subscriber): void {
 }
 
 const revoked = () => new ApiError('FORBIDDEN', 'you may no longer see these sessions');
+
+/** Hands an event to the subscriber's sink; a sink that throws has declined (the iterator delivers it). */
+function offer(sub: Subscriber, event: SessionEventModel): boolean {
+  try {
+    return sub.scope.direct!(event);
+  } catch {
+    return false;
+  }
+}
 
 export class SessionEventHub {
   private readonly byNamespace = new Map<string, Set<Subscriber>>();
@@ -121,7 +130,7 @@ export class SessionEventHub {
         }
         if (allowed) {
           sub.authorizedAt = Math.max(sub.authorizedAt, asked);
-          while (!sub.failed && sub.wake && sub.queue.length && sub.scope.direct!(sub.queue[0]!)) sub.queue.shift();
+          while (!sub.failed && sub.wake && sub.queue.length && offer(sub, sub.queue[0]!)) sub.queue.shift();
           if (!sub.failed && sub.queue.length === 0) continue;
         }
         this.wake(sub);
@@ -169,7 +178,7 @@ export class SessionEventHub {
     if (sub.done || sub.failed) return;
     if (sub.scope.name && sub.scope.name !== event.session.metadata.name) return;
     const waiting = sub.scope.direct !== undefined && sub.wake !== undefined && sub.queue.length === 0 && !sub.checking;
-    if (waiting && sub.authorizedAt > fresh && sub.scope.direct!(event)) {
+    if (waiting && sub.authorizedAt > fresh && offer(sub, event)) {
       if (sub.authorizedAt <= halfLife && !sub.refreshing) {
         sub.refreshing = true;
         addTo(due, sub);
@@ -230,7 +239,7 @@ export class SessionEventHub {
             // The consumer is waiting and everything before this event has been delivered: the sink may take
             // it too. An event that finds every subscriber's decision expired (the first after a quiet spell)
             // then costs each one a review from the shared cache and a socket write, not a result of its own.
-            if (scope.direct?.(event)) continue;
+            if (scope.direct && offer(sub, event)) continue;
             return { value: event, done: false };
           }
           if (sub.failed) {
