@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Informer } from '../operator/informer.ts';
 import type { VDISession } from '../operator/v1alpha1.ts';
-import { apiserverWrites, cpuBetween, fmt, processCpu, startBenchStack, summarize, writesBetween } from './support.ts';
+import { apiserverWrites, applyBenchTemplate, cpuBetween, fmt, processCpu, startBenchStack, summarize, writesBetween } from './support.ts';
 
 const { values } = parseArgs({ options: { sessions: { type: 'string', default: '200' }, large: { type: 'string', default: '2000' }, concurrency: { type: 'string' } } });
 const N = Number(values.sessions);
@@ -34,16 +34,7 @@ try {
   const mkns = (name: string) => client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   await mkns('bench-pods');
   await mkns('bench-sessions');
-  await client.apply(
-    '/apis/vdi.kasm.io/v1alpha1/vditemplates/bench-desktop',
-    {
-      apiVersion: 'vdi.kasm.io/v1alpha1',
-      kind: 'VDITemplate',
-      metadata: { name: 'bench-desktop' },
-      spec: { image: 'desktop:bench', displayName: 'Bench', resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '1Gi', defaultCPU: '1' }, persistence: { defaultEnabled: false } },
-    },
-    'bench',
-  );
+  await applyBenchTemplate(client);
 
   // Baseline: bare pods, create → Running as seen through a watch.
   const pods = new Informer<V1Pod>(client, { path: '/api/v1/namespaces/bench-pods/pods' });

@@ -9,6 +9,7 @@ import { startOidcIssuer, type OidcIssuer } from '../test/support/oidc-issuer.ts
 import { loadConfig } from '../src/config.ts';
 import { startService, type Service } from '../src/service.ts';
 import type { KubeClient } from '../src/kube/client.ts';
+import type { VDITemplate } from '../operator/v1alpha1.ts';
 
 export const AUDIENCE = 'urn:vdi-operator:bench';
 
@@ -53,6 +54,20 @@ export async function startBenchStack(env: Record<string, string> = {}, cpOption
       await cp.stop();
     },
   };
+}
+
+/** The one-GPU desktop template the reconciler benchmarks create sessions of (`bench-desktop`). */
+export function applyBenchTemplate(client: KubeClient): Promise<VDITemplate> {
+  return client.apply<VDITemplate>(
+    '/apis/vdi.kasm.io/v1alpha1/vditemplates/bench-desktop',
+    {
+      apiVersion: 'vdi.kasm.io/v1alpha1',
+      kind: 'VDITemplate',
+      metadata: { name: 'bench-desktop' },
+      spec: { image: 'desktop:bench', displayName: 'Bench', resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '1Gi', defaultCPU: '1' }, persistence: { defaultEnabled: false } },
+    },
+    'bench',
+  );
 }
 
 export function percentile(sorted: number[], p: number): number {
