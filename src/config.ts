@@ -44,6 +44,12 @@ export interface Config {
     maxAliases: number;
     maxTokens: number;
     maxSubscriptionsPerConnection: number;
+    /**
+     * How long an authorisation decision (a SubjectAccessReview's answer) is used: for cached reads and for
+     * subscriptions, which are re-checked at this interval while events flow. A revoked user loses access
+     * within about this long.
+     */
+    decisionTtlMs: number;
     maxConnectionsPerUser: number;
     rateLimitPerMinute: number;
     bodyLimit: string;
@@ -206,6 +212,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       maxAliases: int(env, 'VDI_API_MAX_ALIASES', 15, 1),
       maxTokens: int(env, 'VDI_API_MAX_TOKENS', 1000, 1),
       maxSubscriptionsPerConnection: int(env, 'VDI_API_MAX_SUBSCRIPTIONS_PER_CONNECTION', 20, 1),
+      decisionTtlMs: int(env, 'VDI_API_DECISION_TTL_SECONDS', 10, 1) * 1000,
       maxConnectionsPerUser: int(env, 'VDI_API_MAX_CONNECTIONS_PER_USER', 10, 1),
       rateLimitPerMinute: int(env, 'VDI_API_RATE_LIMIT_PER_MINUTE', 600, 1),
       bodyLimit: str(env, 'VDI_API_BODY_LIMIT', '100kb'),

@@ -150,7 +150,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
         adminGroup: config.oidc.adminGroup,
       },
     });
-    const authorizer = createAuthorizer(client);
+    const authorizer = createAuthorizer(client, { ttlMs: config.api.decisionTtlMs });
     // The desktop access path (login, forwardAuth, TURN), mounted beside the API.
     const oidcClient = new OidcClient(config);
     const browserSessions = new BrowserSessions({
@@ -172,6 +172,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       authorizer,
       namespaces: new UserNamespaces(client, config),
       reconcilerConfig,
+      decisionTtlMs: config.api.decisionTtlMs,
     });
     api = await startApi({ app, server, config, services, verifier, metrics, log, browserSessions });
     // The dashboard, after every API route (npm run dashboard:build makes dashboard/dist).

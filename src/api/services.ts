@@ -83,8 +83,8 @@ export class ApiServices {
   readonly reconcilerConfig: ReconcilerConfig;
   readonly events: SessionEventHub;
 
-  constructor(deps: { client: KubeClient; caches: Caches; authorizer: Authorizer; namespaces: UserNamespaces; reconcilerConfig: ReconcilerConfig }) {
-    this.events = new SessionEventHub(deps.caches.sessions);
+  constructor(deps: { client: KubeClient; caches: Caches; authorizer: Authorizer; namespaces: UserNamespaces; reconcilerConfig: ReconcilerConfig; decisionTtlMs?: number }) {
+    this.events = new SessionEventHub(deps.caches.sessions, { reauthorizeMs: deps.decisionTtlMs });
     this.client = deps.client;
     this.caches = deps.caches;
     this.authorizer = deps.authorizer;

@@ -472,6 +472,56 @@ describe('hardening', () => {
     }
   });
 
+  it('re-checks a subscription after a quiet spell, and ends it once the RoleBinding is gone', async () => {
+    // Decisions live 1 s here (10 s by default), so the test can wait them out.
+    const short = await startApiStack({ VDI_API_DECISION_TTL_SECONDS: '1', VDI_MODE: 'api' }, { issuer: api.issuer });
+    const dave: TestUser = { email: `dave-${suffix}@example.com`, groups: ['vdi-users'] };
+    const ns = userNamespace(dave.email);
+    const name = `revoked-${suffix}`;
+    const sessionPath = `/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions/${name}`;
+    try {
+      const token = await short.token(dave);
+      // Dave's first session provisions his namespace and the RoleBinding that lets him see it.
+      const created = await short.gql(token, `mutation { createVDISession(input: {template: "${TEMPLATE}", name: "${name}", resources: {gpu: 0}}) { name } }`);
+      expect(created.errors).toBeUndefined();
+      await eventually(async () => (await client.get<{ status?: { phase?: string } }>(sessionPath)).status?.phase === 'Running', 60_000);
+      const events: string[] = [];
+      let failure: readonly { extensions?: { code?: unknown } }[] | undefined;
+      const ws = short.ws(token);
+      ws.subscribe<{ sessionStatus: { type: string } }>(
+        { query: 'subscription($name: String!) { sessionStatus(name: $name) { type } }', variables: { name } },
+        {
+          next: (value) => {
+            if (value.errors) failure = value.errors;
+            else events.push(value.data!.sessionStatus.type);
+          },
+          error: (err) => (failure = Array.isArray(err) ? err : [{ extensions: { code: String(err) } }]),
+          complete: () => {},
+        },
+      );
+      await eventually(async () => events.length === 1);
+      const touch = (n: number) => client.mergePatch(sessionPath, { metadata: { annotations: { 'test.vdi.kasm.io/touch': String(n) } } });
+
+      // Quiet for longer than a decision lives: the next event is re-checked first, then delivered.
+      await new Promise((r) => setTimeout(r, 1_500));
+      await touch(1);
+      await eventually(async () => events.includes('MODIFIED'), 10_000);
+      expect(failure).toBeUndefined();
+
+      // Access revoked: once the last decision has expired, the next event ends the subscription undelivered.
+      await client.delete(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/vdi-user`);
+      await new Promise((r) => setTimeout(r, 1_500));
+      const seen = events.length;
+      await touch(2);
+      await eventually(async () => failure !== undefined, 10_000);
+      expect(failure?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      expect(events.length).toBe(seen);
+    } finally {
+      await client.delete(sessionPath).catch(() => {});
+      await short.stop();
+    }
+  });
+
   it('closes a WebSocket when the token that opened it expires', async () => {
     const token = await api.token(alice, { expiresInSeconds: 2 });
     const closed = await new Promise<{ code: number; reason: string }>((resolve) => {
