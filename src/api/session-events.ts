@@ -237,8 +237,7 @@ export class SessionEventHub {
             }
             const event = sub.queue.shift()!;
             // The consumer is waiting and everything before this event has been delivered: the sink may take
-            // it too. An event that finds every subscriber's decision expired (the first after a quiet spell)
-            // then costs each one a review from the shared cache and a socket write, not a result of its own.
+            // it too (events that queued while the consumer was busy cost a socket write, not a result each).
             if (scope.direct && offer(sub, event)) continue;
             return { value: event, done: false };
           }
