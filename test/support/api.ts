@@ -55,6 +55,8 @@ export async function startApiStack(env: Record<string, string> = {}, shared?: {
     [],
   );
   const service = await startService({ config, kubeConfig: adminKubeConfig(), log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
+  // Ready as a Kubernetes readiness probe would let traffic in: answers come from synced caches.
+  await service.synced;
   const url = service.url;
   const sockets: Client[] = [];
   return {
