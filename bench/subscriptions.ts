@@ -20,7 +20,7 @@ const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100
 const SIZES = values.sizes.split(',').map(Number);
 const EVENTS = Number(values.events);
 const QUIET_EVENTS = Number(values['quiet-events']);
-/** Longer than the service's authorisation decisions live (SessionEventHub's reauthorizeMs). */
+/** Longer than the service's authorisation decisions live (VDI_API_DECISION_TTL_SECONDS, 10 s by default). */
 const QUIET_MS = 11_000;
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -275,15 +275,12 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         contextValue.direct = (event) => {
           // A socket the client does not drain keeps its events queued, where a subscriber too far behind ends.
           if (socket.readyState !== socket.OPEN || socket.bufferedAmount > DIRECT_MAX_BUFFERED) return false;
-          try {
-            const message = next(event);
-            if (message === undefined) return false;
-            sendText(socket, message);
-            return true;
-          } catch {
-            // Whatever went wrong, the ordinary path delivers the event or ends the subscription with the error.
-            return false;
-          }
+          // A throw here counts as declining (the hub catches it): the ordinary path then delivers the event or
+          // ends the subscription with the error.
+          const message = next(event);
+          if (message === undefined) return false;
+          sendText(socket, message);
+          return true;
         };
         return args;
       },
