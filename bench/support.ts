@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ControlPlane } from '../test/cluster/control-plane.ts';
 import { startOidcIssuer, type OidcIssuer } from '../test/support/oidc-issuer.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig, type Config } from '../src/config.ts';
 import { startService, type Service } from '../src/service.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import type { VDITemplate } from '../operator/v1alpha1.ts';
@@ -23,16 +23,43 @@ export interface BenchStack {
 }
 
 export async function startBenchStack(env: Record<string, string> = {}, cpOptions: Parameters<typeof ControlPlane.start>[0] = {}): Promise<BenchStack> {
+  return await startBenchService(await startBenchCluster(cpOptions), env);
+}
+
+/** The control plane (RBAC and the service's namespace applied) and the OIDC issuer, without the service yet. */
+export interface BenchCluster {
+  cp: ControlPlane;
+  client: KubeClient;
+  kubeConfig: KubeConfig;
+  issuer: OidcIssuer;
+  stop(): Promise<void>;
+}
+
+export async function startBenchCluster(cpOptions: Parameters<typeof ControlPlane.start>[0] = {}): Promise<BenchCluster> {
   const cp = await ControlPlane.start({ volumes: 0, ...cpOptions });
   await cp.applyManifests('deploy/rbac');
   const client = cp.client();
   await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'vdi-system' } });
   const issuer = await startOidcIssuer({ audience: AUDIENCE, accessTokenTTLSeconds: 3600 });
-  const config = loadConfig(
+  return {
+    cp,
+    client,
+    kubeConfig: cp.kubeConfig(),
+    issuer,
+    async stop() {
+      await issuer.close();
+      await cp.stop();
+    },
+  };
+}
+
+/** The configuration the benchmarks run the service with (`env` overrides). */
+export function benchConfig(cluster: BenchCluster, env: Record<string, string> = {}): Config {
+  return loadConfig(
     {
       PORT: '0',
       HOST: '127.0.0.1',
-      OIDC_ISSUER_URL: issuer.issuer,
+      OIDC_ISSUER_URL: cluster.issuer.issuer,
       OIDC_AUDIENCE: AUDIENCE,
       OIDC_ALLOW_INSECURE_ISSUER: 'true',
       VDI_URL_SCHEME: 'http',
@@ -41,17 +68,23 @@ export async function startBenchStack(env: Record<string, string> = {}, cpOption
     },
     [],
   );
-  const service = await startService({ config, kubeConfig: cp.kubeConfig(), log: pino({ level: 'warn' }) });
+}
+
+/** Starts the service in-process on `cluster`; stopping the stack stops both. */
+export async function startBenchService(cluster: BenchCluster, env: Record<string, string> = {}): Promise<BenchStack> {
+  let service: Service;
+  try {
+    service = await startService({ config: benchConfig(cluster, env), kubeConfig: cluster.kubeConfig, log: pino({ level: 'warn' }) });
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
   return {
-    cp,
-    client,
-    kubeConfig: cp.kubeConfig(),
-    issuer,
+    ...cluster,
     service,
     async stop() {
       await service.stop();
-      await issuer.close();
-      await cp.stop();
+      await cluster.stop();
     },
   };
 }
