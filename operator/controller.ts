@@ -17,6 +17,7 @@ import {
 } from './builders.ts';
 import type { Caches } from './caches.ts';
 import type { ReconcilerConfig } from './config.ts';
+import { EventRecorder } from './events.ts';
 import type { Informer, InformerEventType, KubeObject } from './informer.ts';
 import { childName, pvcName, sessionLabelValue } from './naming.ts';
 import { resolveSession } from './resolve.ts';
@@ -120,6 +121,8 @@ type Writable = { apiVersion: string; kind: string; metadata: { namespace?: stri
 
 export class SessionController {
   readonly queue: WorkQueue;
+  /** Events wait for a quiet moment of the queue (see events.ts). */
+  readonly events: EventRecorder;
   private readonly o: SessionControllerOptions;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly now: () => Date;
@@ -140,6 +143,11 @@ export class SessionController {
       onError: (key, err, attempt) =>
         options.log.warn({ session: key, attempt, error: errorText(err) }, 'reconcile failed, will retry'),
       onDone: (_key, ms, ok) => options.metrics?.reconcile(ok, ms / 1000),
+    });
+    this.events = new EventRecorder({
+      write: (event) => this.writeEvent(event as { metadata: { namespace: string; name: string } }),
+      idle: () => this.queue.idle(),
+      onDropped: () => options.log.debug({}, 'too many Events waiting; dropped one'),
     });
   }
 
@@ -173,9 +181,11 @@ export class SessionController {
     for (const s of caches.sessions.list()) this.queue.add(`${s.metadata.namespace}/${s.metadata.name}`);
   }
 
-  stop(): void {
+  /** Stops reconciling; resolves when the Events held have been written. */
+  stop(): Promise<void> {
     for (const off of this.unsubscribe.splice(0)) off();
     this.queue.stop();
+    return this.events.stop();
   }
 
   private countWrite(kind: string): void {
@@ -501,33 +511,35 @@ export class SessionController {
     this.o.caches.sessions.remember(updated);
     if (prev.phase !== status.phase) {
       this.o.log.info({ session: `${namespace}/${name}`, phase: status.phase, reason: status.reason }, 'session phase changed');
-      void this.recordEvent(session, status.phase!, status.reason ?? status.phase!, status.message ?? `phase ${status.phase}`);
+      this.recordEvent(session, status.phase!, status.reason ?? status.phase!, status.message ?? `phase ${status.phase}`);
     }
   }
 
-  /** An events.k8s.io/v1 Event on the session; best effort. */
-  private async recordEvent(session: VDISession, phase: SessionPhase, reason: string, note: string): Promise<void> {
+  /** An events.k8s.io/v1 Event on the session, stamped now and written when the queue is quiet; best effort. */
+  private recordEvent(session: VDISession, phase: SessionPhase, reason: string, note: string): void {
     const { namespace, name, uid } = session.metadata as { namespace: string; name: string; uid: string };
-    const warning = phase === 'Failed';
+    this.events.record({
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      // client-go's naming (generateName may not end in a dot): the session's name and a unique suffix.
+      metadata: { name: eventName(name), namespace },
+      eventTime: this.now().toISOString().replace(/Z$/, '000Z'),
+      reportingController: `${API_VERSION.split('/')[0]}/${MANAGER}`,
+      reportingInstance: this.o.identity,
+      action: phase,
+      reason: reason.slice(0, 128),
+      note: note.slice(0, 1024),
+      type: phase === 'Failed' ? 'Warning' : 'Normal',
+      regarding: { apiVersion: API_VERSION, kind: 'VDISession', name, namespace, uid },
+    });
+  }
+
+  private async writeEvent(event: { metadata: { namespace: string; name: string } }): Promise<void> {
+    const { namespace } = event.metadata;
     try {
-      await this.write('event', () =>
-        this.o.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, {
-          apiVersion: 'events.k8s.io/v1',
-          kind: 'Event',
-          // client-go's naming (generateName may not end in a dot): the session's name and a unique suffix.
-          metadata: { name: eventName(name), namespace },
-          eventTime: this.now().toISOString().replace(/Z$/, '000Z'),
-          reportingController: `${API_VERSION.split('/')[0]}/${MANAGER}`,
-          reportingInstance: this.o.identity,
-          action: phase,
-          reason: reason.slice(0, 128),
-          note: note.slice(0, 1024),
-          type: warning ? 'Warning' : 'Normal',
-          regarding: { apiVersion: API_VERSION, kind: 'VDISession', name, namespace, uid },
-        }),
-      );
+      await this.write('event', () => this.o.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, event));
     } catch (err) {
-      this.o.log.debug({ session: `${namespace}/${name}`, error: errorText(err) }, 'could not record an event');
+      this.o.log.debug({ event: event.metadata.name, error: errorText(err) }, 'could not record an event');
     }
   }
 

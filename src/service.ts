@@ -111,7 +111,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
         });
       },
       onStoppedLeading: () => {
-        controller?.stop();
+        void controller?.stop();
         controller = undefined;
       },
     });
@@ -200,7 +200,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       if (api) await api.stop();
       else await new Promise<void>((resolve) => server.close(() => resolve()));
       forwardAuth?.stop();
-      controller?.stop();
+      await controller?.stop();
       await elector?.stop();
       await stopCaches(caches);
     },
