@@ -44,6 +44,8 @@ export interface Logger {
 
 export interface ControllerMetrics {
   reconcile(ok: boolean, seconds: number): void;
+  /** An Event was dropped because too many were waiting to be written. */
+  eventDropped(): void;
 }
 
 export interface SessionControllerOptions {
@@ -147,7 +149,10 @@ export class SessionController {
     this.events = new EventRecorder({
       write: (event) => this.writeEvent(event as { metadata: { namespace: string; name: string } }),
       idle: () => this.queue.idle(),
-      onDropped: () => options.log.debug({}, 'too many Events waiting; dropped one'),
+      onDropped: () => {
+        options.metrics?.eventDropped();
+        options.log.debug({}, 'too many Events waiting; dropped one');
+      },
     });
   }
 

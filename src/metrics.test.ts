@@ -1,6 +1,6 @@
 import { parse, type OperationDefinitionNode } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { operationLabel } from './metrics.ts';
+import { createMetrics, operationLabel } from './metrics.ts';
 
 const roots = new Set(['me', 'sessions', 'createVDISession', '__typename']);
 const op = (text: string) => parse(text).definitions[0] as OperationDefinitionNode;
@@ -16,5 +16,19 @@ describe('operationLabel', () => {
     expect(operationLabel(op(`query { ${'x'.repeat(40)} }`), roots)).toBe('invalid');
     expect(operationLabel(op('query { ...F }'), roots)).toBe('fragment');
     expect(operationLabel(undefined, roots)).toBe('invalid');
+  });
+});
+
+describe('reconciler metrics', () => {
+  it('counts reconciles by outcome and dropped Events', async () => {
+    const { registry, reconciler } = createMetrics();
+    reconciler.reconcile(true, 0.01);
+    reconciler.reconcile(false, 0.2);
+    reconciler.eventDropped();
+    reconciler.eventDropped();
+    const text = await registry.metrics();
+    expect(text).toMatch(/^vdi_reconcile_duration_seconds_count\{outcome="success"\} 1$/m);
+    expect(text).toMatch(/^vdi_reconcile_duration_seconds_count\{outcome="error"\} 1$/m);
+    expect(text).toMatch(/^vdi_events_dropped_total 2$/m);
   });
 });

@@ -46,6 +46,11 @@ export function createMetrics(): Metrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
     registers: [registry],
   });
+  const eventsDropped = new Counter({
+    name: 'vdi_events_dropped_total',
+    help: 'Kubernetes Events the reconciler dropped because over 1,000 were waiting to be written',
+    registers: [registry],
+  });
   const kubeRequests = new Counter({
     name: 'vdi_kube_requests_total',
     help: 'Requests to the Kubernetes API by verb and status code',
@@ -57,7 +62,10 @@ export function createMetrics(): Metrics {
     operations,
     wsConnections,
     subscriptions,
-    reconciler: { reconcile: (ok, seconds) => reconciles.observe({ outcome: ok ? 'success' : 'error' }, seconds) },
+    reconciler: {
+      reconcile: (ok, seconds) => reconciles.observe({ outcome: ok ? 'success' : 'error' }, seconds),
+      eventDropped: () => eventsDropped.inc(),
+    },
     kubeRequests: { count: (verb, _path, code) => kubeRequests.inc({ verb, code: String(code) }) },
     watchInformers(caches, names) {
       const label = ['informer'] as const;
