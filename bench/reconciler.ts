@@ -124,8 +124,9 @@ try {
   sessions.on((_t, s) => {
     if (s.status?.phase === 'Running' && !running.has(s.metadata.name!)) running.set(s.metadata.name!, performance.now());
   });
-  let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  let peakRss = process.memoryUsage.rss();
+  // memoryUsage.rss() only: memoryUsage() also gathers V8's heap statistics, which took ~1 % of a storm's CPU (profiled).
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
   gc();
   const rssBefore = process.memoryUsage().rss;
   const cpuBefore = process.cpuUsage();

@@ -56,12 +56,20 @@ export function pvcName(user: string, template: string): string {
  */
 export function labelValue(text: string): string {
   if (LABEL_VALUE.test(text)) return text;
-  const clean = text
-    .replace(/[^A-Za-z0-9._-]/g, '_')
-    .slice(0, MAX_LABEL - HASH_LENGTH - 1)
-    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
-  return clean ? `${clean}-${hashHex(text)}` : hashHex(text);
+  let value = cleanedLabels.get(text);
+  if (value === undefined) {
+    const clean = text
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .slice(0, MAX_LABEL - HASH_LENGTH - 1)
+      .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+    value = clean ? `${clean}-${hashHex(text)}` : hashHex(text);
+    if (cleanedLabels.size >= 10_000) cleanedLabels.clear();
+    cleanedLabels.set(text, value);
+  }
+  return value;
 }
+/** Cleaned label values by input: every reconcile labels its children with the user's (a SHA-256 each time). */
+const cleanedLabels = new Map<string, string>();
 
 export function userLabelValue(user: string): string {
   return labelValue(user);
