@@ -443,19 +443,45 @@ current-context: vdi-local
     });
   }
 
-  /** Server-side applies every document of the YAML files in `dirOrFile` (skipping kinds in `skipKinds`). */
+  /**
+   * Server-side applies every document of the YAML files in `dirOrFile` (skipping kinds in `skipKinds`). With
+   * the session finalizer's MutatingAdmissionPolicy among them, returns once it is in force (see
+   * waitForSessionAdmission).
+   */
   async applyManifests(dirOrFile: string, skipKinds: string[] = []): Promise<number> {
     const client = this.client();
     const files = dirOrFile.endsWith('.yaml') ? [dirOrFile] : (await readdir(dirOrFile)).filter((f) => f.endsWith('.yaml')).sort().map((f) => path.join(dirOrFile, f));
     let applied = 0;
+    let finalizerPolicy = false;
     for (const file of files) {
       for (const doc of parseYamlDocuments(await readFile(file, 'utf8'))) {
         if (!doc?.kind || skipKinds.includes(doc.kind)) continue;
         await client.apply(resourcePath(doc), doc, 'vdi-harness');
         applied++;
+        if (doc.kind === 'MutatingAdmissionPolicyBinding' && doc.metadata.name === 'vdi-session-finalizer') finalizerPolicy = true;
       }
     }
+    if (finalizerPolicy) await this.waitForSessionAdmission();
     return applied;
+  }
+
+  /**
+   * Resolves once a VDISession create passes the finalizer's MutatingAdmissionPolicy: a dry-run create comes back
+   * with the finalizer. Until the apiserver's policy plugin has loaded the policy and the CRD's schema (seconds
+   * after both exist), a create is admitted without the finalizer or refused with 503 ("Resource kind … not
+   * found. There can be a delay between when CustomResourceDefinitions are created and when they are available").
+   */
+  async waitForSessionAdmission(): Promise<void> {
+    const client = this.client();
+    await this.waitFor('kube-apiserver', async () => {
+      const probe = await client.create<{ metadata: { finalizers?: string[] } }>(
+        '/apis/vdi.kasm.io/v1alpha1/namespaces/default/vdisessions',
+        { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession', metadata: { name: 'admission-probe' }, spec: { user: 'probe@example.com', template: 'probe' } },
+        undefined,
+        true,
+      );
+      return probe.metadata.finalizers?.includes('vdi.kasm.io/cleanup') ?? false;
+    });
   }
 
   async createNodes(client: KubeClient, nodes: SimulatedNode[]): Promise<void> {
