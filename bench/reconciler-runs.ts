@@ -1,0 +1,65 @@
+// bench/reconciler.ts several times, each in its own process on its own control plane, with the p99 of each run
+// and the medians over the runs. On the 2-core development machine the time a storm takes varies by a third
+// from run to run, more than the differences one wants to see, so decisions rest on medians of several runs.
+//
+//   npm run bench:reconciler:runs -- [--runs 5] [--sessions 200]
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, sessions: { type: 'string', default: '200' } } });
+const RUNS = Number(values.runs);
+const N = values.sessions;
+
+/** The p99 (ms) a line of bench/reconciler.ts reports for a storm, by the line's label. */
+const LINES = {
+  bare: /baseline bare pods: all Running after [\d.]+ s; create→Running p50 [\d.]+ ms {2}p99 ([\d.]+) ms/,
+  direct: /same objects written directly, no reconciler: all Running after [\d.]+ s; create→Running p50 [\d.]+ ms {2}p99 ([\d.]+) ms/,
+  sessions: /sessions: +all Running after [\d.]+ s; create→Running p50 [\d.]+ ms {2}p99 ([\d.]+) ms/,
+};
+type Run = Record<keyof typeof LINES, number>;
+
+function runOnce(): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', 'bench/reconciler.ts', '--sessions', N, '--large', N], {
+      env: { ...process.env, NODE_ENV: 'production' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const run: Partial<Run> = {};
+      for (const [k, re] of Object.entries(LINES)) {
+        const m = re.exec(out);
+        if (m) run[k as keyof Run] = Number(m[1]);
+      }
+      if (code !== 0 || Object.keys(run).length !== Object.keys(LINES).length) {
+        reject(new Error(`bench/reconciler.ts exited with ${code}; its output:\n${out}`));
+      } else resolve(run as Run);
+    });
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+const runs: Run[] = [];
+for (let i = 1; i <= RUNS; i++) {
+  const r = await runOnce();
+  runs.push(r);
+  console.log(
+    `run ${i}/${RUNS}: p99 bare pods ${s(r.bare)}, same objects written directly ${s(r.direct)}, sessions ${s(r.sessions)}; ` +
+      `sessions − direct ${s(r.sessions - r.direct)}, sessions − bare ${s(r.sessions - r.bare)}`,
+  );
+}
+const col = (f: (r: Run) => number) => runs.map(f);
+const range = (xs: number[]) => `${s(Math.min(...xs))}–${s(Math.max(...xs))}`;
+console.log(`reconciler storms: ${N} sessions, ${RUNS} runs; p99 median (range)`);
+console.log(`  bare pods:                     ${s(median(col((r) => r.bare)))} (${range(col((r) => r.bare))})`);
+console.log(`  same objects written directly: ${s(median(col((r) => r.direct)))} (${range(col((r) => r.direct))})`);
+console.log(`  sessions (the reconciler):     ${s(median(col((r) => r.sessions)))} (${range(col((r) => r.sessions))})`);
+console.log(`  added beyond the direct writes: ${s(median(col((r) => r.sessions - r.direct)))} (${range(col((r) => r.sessions - r.direct))})`);
+console.log(`  added beyond bare pods:         ${s(median(col((r) => r.sessions - r.bare)))} (${range(col((r) => r.sessions - r.bare))})`);
