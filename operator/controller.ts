@@ -121,10 +121,13 @@ interface OwnedKind {
 
 type Writable = { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } };
 
+/** An events.k8s.io/v1 Event, as recordEvent builds it. */
+type SessionEvent = { metadata: { namespace: string; name: string } } & Record<string, unknown>;
+
 export class SessionController {
   readonly queue: WorkQueue;
   /** Events wait for a quiet moment of the queue (see events.ts). */
-  readonly events: EventRecorder;
+  readonly events: EventRecorder<SessionEvent>;
   private readonly o: SessionControllerOptions;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly now: () => Date;
@@ -147,7 +150,7 @@ export class SessionController {
       onDone: (_key, ms, ok) => options.metrics?.reconcile(ok, ms / 1000),
     });
     this.events = new EventRecorder({
-      write: (event) => this.writeEvent(event as { metadata: { namespace: string; name: string } }),
+      write: (event) => this.writeEvent(event),
       idle: () => this.queue.idle(),
       onDropped: () => {
         options.metrics?.eventDropped();
@@ -539,7 +542,7 @@ export class SessionController {
     });
   }
 
-  private async writeEvent(event: { metadata: { namespace: string; name: string } }): Promise<void> {
+  private async writeEvent(event: SessionEvent): Promise<void> {
     const { namespace } = event.metadata;
     try {
       await this.write('event', () => this.o.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, event));

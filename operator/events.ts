@@ -5,9 +5,9 @@
 // anyway. On a quiet queue (the usual case) it goes out at once. Best effort, like client-go's recorder: a full
 // buffer drops the newest Event, and a failed write is not retried.
 
-export interface EventRecorderOptions {
+export interface EventRecorderOptions<E> {
   /** Writes one Event; failures are the caller's to log (a rejection is ignored here). */
-  write: (event: object) => Promise<unknown>;
+  write: (event: E) => Promise<unknown>;
   /** Resolves when no reconcile is running or waiting. */
   idle: () => Promise<void>;
   /** The longest an Event waits for a quiet moment. */
@@ -19,15 +19,15 @@ export interface EventRecorderOptions {
   onDropped?: () => void;
 }
 
-export class EventRecorder {
-  private readonly o: Required<Omit<EventRecorderOptions, 'onDropped'>> & Pick<EventRecorderOptions, 'onDropped'>;
-  private readonly pending: { event: object; at: number }[] = [];
+export class EventRecorder<E> {
+  private readonly o: Required<Omit<EventRecorderOptions<E>, 'onDropped'>> & Pick<EventRecorderOptions<E>, 'onDropped'>;
+  private readonly pending: { event: E; at: number }[] = [];
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
   private wake: (() => void) | undefined;
   private stopped = false;
 
-  constructor(options: EventRecorderOptions) {
+  constructor(options: EventRecorderOptions<E>) {
     this.o = { maxDelayMs: 10_000, maxPending: 1_000, concurrency: 4, ...options };
   }
 
@@ -36,7 +36,7 @@ export class EventRecorder {
     return this.pending.length;
   }
 
-  record(event: object): void {
+  record(event: E): void {
     if (this.stopped) return;
     if (this.pending.length >= this.o.maxPending) {
       this.o.onDropped?.();
@@ -70,9 +70,14 @@ export class EventRecorder {
   /** Resolves when the reconciler is quiet, after `ms`, or on stop(), whichever comes first. */
   private quietOr(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
+      // Called up to three times (timer, idle, stop); only the first counts, and a later call must not take
+      // away the wake of a later wait (idle() may resolve long after its timer fired).
+      let settled = false;
       const done = () => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
-        this.wake = undefined;
+        if (this.wake === done) this.wake = undefined;
         resolve();
       };
       const timer = setTimeout(done, ms);

@@ -48,6 +48,9 @@ export function pvcName(user: string, template: string): string {
   return `${base}-${hashHex(`${user}\n${template}`)}`;
 }
 
+/** Cleaned label values by input: every reconcile labels its children with the user's (a SHA-256 each). */
+const cleanedLabels = new Map<string, string>();
+
 /**
  * `text` as a label value (at most 63 of [A-Za-z0-9._-], alphanumeric at both ends): unchanged when it
  * already is one, else the allowed characters (others become `_`) plus a hash of the original, e.g.
@@ -68,8 +71,6 @@ export function labelValue(text: string): string {
   }
   return value;
 }
-/** Cleaned label values by input: every reconcile labels its children with the user's (a SHA-256 each time). */
-const cleanedLabels = new Map<string, string>();
 
 export function userLabelValue(user: string): string {
   return labelValue(user);
