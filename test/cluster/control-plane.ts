@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { KubeClient } from '../../src/kube/client.ts';
+import { FINALIZER } from '../../operator/v1alpha1.ts';
 
 const execFileP = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -480,7 +481,7 @@ current-context: vdi-local
         undefined,
         true,
       );
-      return probe.metadata.finalizers?.includes('vdi.kasm.io/cleanup') ?? false;
+      return probe.metadata.finalizers?.includes(FINALIZER) ?? false;
     });
   }
 
