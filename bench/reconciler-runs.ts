@@ -5,6 +5,7 @@
 //   npm run bench:reconciler:runs -- [--runs 5] [--sessions 200]
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { percentile } from './support.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, sessions: { type: 'string', default: '200' } } });
 const RUNS = Number(values.runs);
@@ -40,10 +41,7 @@ function runOnce(): Promise<Run> {
   });
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 const runs: Run[] = [];
