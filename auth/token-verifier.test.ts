@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportSPKI, importJWK, SignJWT } from 'jose';
 import type { JWK } from 'jose';
-import { startOidcIssuer } from '../test/support/oidc-issuer.ts';
-import type { OidcIssuer } from '../test/support/oidc-issuer.ts';
+import { startOidcIssuer } from '../dev/oidc-issuer.ts';
+import type { OidcIssuer } from '../dev/oidc-issuer.ts';
 import { AuthenticationError, createTokenVerifier } from './token-verifier.ts';
 import type { TokenVerifierOptions } from './token-verifier.ts';
 

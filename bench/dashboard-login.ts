@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { parse } from 'yaml';
 import type { Browser, Page } from 'playwright-core';
-import { ControlPlane } from '../test/cluster/control-plane.ts';
+import { ControlPlane } from '../dev/control-plane.ts';
 import { launchChromium, loginThroughPages, requireBuiltDashboard, startPortal } from '../test/support/browser-dashboard.ts';
 import { findDashboardDir } from '../src/dashboard-static.ts';
 import { summarize } from './support.ts';

@@ -4,8 +4,8 @@
 // checks every instanceof across realms, which took an eighth of a 1,000-session query's CPU.
 import { pino } from 'pino';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ControlPlane } from '../test/cluster/control-plane.ts';
-import { startOidcIssuer, type OidcIssuer } from '../test/support/oidc-issuer.ts';
+import { ControlPlane } from '../dev/control-plane.ts';
+import { startOidcIssuer, type OidcIssuer } from '../dev/oidc-issuer.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { startService, type Service } from '../src/service.ts';
 import type { KubeClient } from '../src/kube/client.ts';

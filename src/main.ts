@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     }
     // Test-support modules are loaded only here. The specifier is a variable so that the production build
     // (tsconfig.build.json, the image) leaves them out; the image never takes this path.
-    const localStackModule = './local/stack.ts';
+    const localStackModule = '../dev/local-stack.ts';
     const { startLocalStack } = (await import(localStackModule)) as LocalStackModule;
     const local = await startLocalStack(config, log);
     config = local.config;

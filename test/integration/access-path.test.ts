@@ -18,7 +18,7 @@ import { ScriptedBrowser } from '../support/browser.ts';
 import { createTemplate } from '../support/reconciler.ts';
 import { adminClient, eventually } from '../support/cluster.ts';
 import { freePort, startCoturn, type Coturn } from '../support/coturn.ts';
-import { startOidcIssuer, type OidcIssuer, type TestUser } from '../support/oidc-issuer.ts';
+import { startOidcIssuer, type OidcIssuer, type TestUser } from '../../dev/oidc-issuer.ts';
 
 const suffix = randomBytes(3).toString('hex');
 const alice: TestUser = { email: `alice-${suffix}@example.com`, groups: ['vdi-users'] };

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT, base64url, importJWK, exportSPKI } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOidcIssuer, type TestUser } from '../support/oidc-issuer.ts';
+import { startOidcIssuer, type TestUser } from '../../dev/oidc-issuer.ts';
 import { AUDIENCE, collect, startApiStack, type ApiStack } from '../support/api.ts';
 import { createTemplate } from '../support/reconciler.ts';
 import { adminClient, eventually, kubectl } from '../support/cluster.ts';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControlPlane } from '../cluster/control-plane.ts';
+import { ControlPlane } from '../../dev/control-plane.ts';
 import {
   applyUbuntuTemplate,
   checkPage,

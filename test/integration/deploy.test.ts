@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureHadolint, ensureHelm, parseYamlDocuments } from '../cluster/control-plane.ts';
+import { ensureHadolint, ensureHelm, parseYamlDocuments } from '../../dev/control-plane.ts';
 import { adminClient, clusterInfo, eventually, kubectl, testNamespace } from '../support/cluster.ts';
 
 const execFileP = promisify(execFile);

@@ -1,6 +1,6 @@
 // One real control plane per test run, shared by the integration test files (each test uses its own namespace).
 import type { TestProject } from 'vitest/node';
-import { ControlPlane } from '../cluster/control-plane.ts';
+import { ControlPlane } from '../../dev/control-plane.ts';
 import { TEST_STAGES } from '../support/stages.ts';
 
 export interface ClusterInfo {

@@ -29,10 +29,10 @@ import { loadSchema } from '../../src/api/server.ts';
 import { loadConfig } from '../../src/config.ts';
 import { isNotFound, type KubeClient } from '../../src/kube/client.ts';
 import { startService, type Service } from '../../src/service.ts';
-import { ControlPlane, resourcePath, type AuditEvent } from '../cluster/control-plane.ts';
+import { ControlPlane, resourcePath, type AuditEvent } from '../../dev/control-plane.ts';
 import { formatPermission, grants, isForbidden, permissionsOf, refusedPermission, requests, usedPermissions, type Permission } from '../support/audit.ts';
 import { chartEnvironment, chartObject, renderChart, serviceAccountKubeConfig, serviceAccountUser, type ChartObject, type PolicyRule } from '../support/chart.ts';
-import { startOidcIssuer, type OidcIssuer, type TestUser } from '../support/oidc-issuer.ts';
+import { startOidcIssuer, type OidcIssuer, type TestUser } from '../../dev/oidc-issuer.ts';
 
 const NAMESPACE = 'vdi-system';
 const LEASE = 'vdi-operator-leader';

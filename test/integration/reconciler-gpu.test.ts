@@ -2,7 +2,7 @@
 // arithmetic: the third session waits in Pending with the scheduler's reason and runs once a slice frees.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
-import { ControlPlane } from '../cluster/control-plane.ts';
+import { ControlPlane } from '../../dev/control-plane.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import type { Service } from '../../src/service.ts';
 import { testNamespace } from '../support/cluster.ts';

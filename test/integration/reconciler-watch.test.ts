@@ -2,7 +2,7 @@
 // relist when the resourceVersion they resume from has been compacted away.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Informer, KubeObject } from '../../operator/informer.ts';
-import { ControlPlane } from '../cluster/control-plane.ts';
+import { ControlPlane } from '../../dev/control-plane.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import type { Service } from '../../src/service.ts';
 import { eventually, testNamespace } from '../support/cluster.ts';

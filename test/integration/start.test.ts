@@ -6,7 +6,7 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startOidcIssuer } from '../support/oidc-issuer.ts';
+import { startOidcIssuer } from '../../dev/oidc-issuer.ts';
 import { clusterInfo } from '../support/cluster.ts';
 
 interface LogLine {

@@ -5,7 +5,7 @@
 // this file checks what it observed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANAGER } from '../../operator/v1alpha1.ts';
-import { ensureTraefik } from '../cluster/control-plane.ts';
+import { ensureTraefik } from '../../dev/control-plane.ts';
 import { runTraefikScenario, scenarioPrerequisiteProblem, type ScenarioRecord, type ScenarioRun } from '../support/traefik-scenario.ts';
 
 let run: ScenarioRun | undefined;

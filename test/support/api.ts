@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import WebSocket from 'ws';
 import { loadConfig } from '../../src/config.ts';
 import { startService, type Service } from '../../src/service.ts';
-import { startOidcIssuer, type OidcIssuer, type TestUser } from './oidc-issuer.ts';
+import { startOidcIssuer, type OidcIssuer, type TestUser } from '../../dev/oidc-issuer.ts';
 import { adminClient, adminKubeConfig } from './cluster.ts';
 
 export const AUDIENCE = 'urn:vdi-operator:test';

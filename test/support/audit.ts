@@ -1,6 +1,6 @@
 // Reading the apiserver's audit log (ControlPlane's auditLog option) for what one identity asked and was refused:
 // the permission each request needed, the permission each 403 names as missing, and the RBAC rules that grant them.
-import type { AuditEvent } from '../cluster/control-plane.ts';
+import type { AuditEvent } from '../../dev/control-plane.ts';
 import type { PolicyRule } from './chart.ts';
 
 /** An RBAC permission: a verb on `resource` (or `resource/subresource`) of an API group, optionally one object. */

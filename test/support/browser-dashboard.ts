@@ -15,7 +15,7 @@ import { findDashboardDir } from '../../src/dashboard-static.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { startService, type Service } from '../../src/service.ts';
 import { freePort } from './coturn.ts';
-import { startOidcIssuer, type OidcIssuer } from './oidc-issuer.ts';
+import { startOidcIssuer, type OidcIssuer } from '../../dev/oidc-issuer.ts';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const SCREENSHOTS = path.resolve('test-results/screenshots');

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ensureHelm, parseYamlDocuments } from '../cluster/control-plane.ts';
+import { ensureHelm, parseYamlDocuments } from '../../dev/control-plane.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 
 const execFileP = promisify(execFile);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { freePort } from './coturn.ts';
 
 export interface TraefikOptions {
-  /** The binary (ensureTraefik() in test/cluster/control-plane.ts). */
+  /** The binary (ensureTraefik() in dev/control-plane.ts). */
   binary: string;
   apiserverUrl: string;
   /** A bearer token that may list and watch the traefik.io kinds, Services, EndpointSlices and Secrets. */

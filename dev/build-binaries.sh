@@ -2,7 +2,7 @@
 # Builds the real Kubernetes control-plane binaries (and the tools the tests drive) from the Go module
 # proxy, once, into a cache outside the repository keyed by version. Nothing is downloaded prebuilt.
 #
-#   test/cluster/build-binaries.sh [component...]   components: kube etcd kwok traefik helm hadolint
+#   dev/build-binaries.sh [component...]   components: kube etcd kwok traefik helm hadolint
 #                                                    (default: kube etcd kwok)
 #
 # Prints the assets directory on its last line. Honours KUBEBUILDER_ASSETS: a binary already there is used.

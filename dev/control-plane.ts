@@ -13,11 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { KubeClient } from '../../src/kube/client.ts';
-import { FINALIZER } from '../../operator/v1alpha1.ts';
+import { KubeClient } from '../src/kube/client.ts';
+import { FINALIZER } from '../operator/v1alpha1.ts';
 
 const execFileP = promisify(execFile);
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export const K8S_VERSION = process.env.K8S_VERSION ?? 'v1.37.2';
 export const ETCD_VERSION = process.env.ETCD_VERSION ?? 'v3.6.13';
@@ -104,7 +104,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Finds (or builds once, into the versioned cache) the binaries; honours KUBEBUILDER_ASSETS. */
 export async function ensureBinaries(log: (line: string) => void = () => {}): Promise<Record<string, string>> {
-  const script = path.join(repoRoot, 'test/cluster/build-binaries.sh');
+  const script = path.join(repoRoot, 'dev/build-binaries.sh');
   log('checking the control-plane binaries (a cold build takes about 11 minutes)');
   const { stdout } = await execFileP('bash', [script, 'kube', 'etcd', 'kwok'], {
     env: process.env,
@@ -133,7 +133,7 @@ export const TRAEFIK_VERSION = process.env.TRAEFIK_VERSION ?? 'v3.6.12';
 
 /** Finds (or builds/installs once, into the versioned cache) one of the tools the deploy tests drive. */
 async function ensureTool(component: 'helm' | 'hadolint' | 'traefik', version: string, log: (line: string) => void): Promise<string> {
-  const script = path.join(repoRoot, 'test/cluster/build-binaries.sh');
+  const script = path.join(repoRoot, 'dev/build-binaries.sh');
   log(`checking ${component} ${version}`);
   const { stdout } = await execFileP('bash', [script, component], {
     env: process.env,
@@ -417,14 +417,12 @@ current-context: vdi-local
   }
 
   private async installCrds(client: KubeClient): Promise<void> {
-    const sources = [path.join(repoRoot, 'deploy/crds'), path.join(repoRoot, '../shared/crds/traefik'), ...(this.options.extraCrds ?? [])];
+    const sources = [path.join(repoRoot, 'deploy/crds'), path.join(repoRoot, 'dev/crds/traefik'), ...(this.options.extraCrds ?? [])];
     const names: string[] = [];
     for (const src of sources) {
-      if (!existsSync(src)) {
-        this.log(`CRD source ${src} not found, skipped`);
-        continue;
-      }
-      const files = src.endsWith('.yaml') ? [src] : (await readdir(src)).filter((f) => f.endsWith('.yaml')).map((f) => path.join(src, f));
+      // Every source is part of the repository: a missing one is a broken checkout, not something to skip.
+      if (!existsSync(src)) throw new Error(`CRD source ${src} not found`);
+      const files = src.endsWith('.yaml') ? [src] : (await readdir(src)).filter((f) => f.endsWith('.yaml')).sort().map((f) => path.join(src, f));
       for (const file of files) {
         for (const doc of parseYamlDocuments(await readFile(file, 'utf8'))) {
           if (doc?.kind !== 'CustomResourceDefinition') continue;

@@ -4,10 +4,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ControlPlane } from '../../test/cluster/control-plane.ts';
-import { startOidcIssuer } from '../../test/support/oidc-issuer.ts';
-import type { Config } from '../config.ts';
-import type { Logger } from '../log.ts';
+import { ControlPlane } from './control-plane.ts';
+import { startOidcIssuer } from './oidc-issuer.ts';
+import type { Config } from '../src/config.ts';
+import type { Logger } from '../src/log.ts';
 
 export interface LocalStack {
   config: Config;
@@ -15,7 +15,7 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
+const repoRoot = path.resolve(import.meta.dirname, '..');
 
 export async function startLocalStack(config: Config, log: Logger): Promise<LocalStack> {
   log.info('no cluster configured (KUBECONFIG, ~/.kube/config, in-cluster): starting the embedded local control plane');
