@@ -4,8 +4,8 @@ import { userNamespace } from './namespace.ts';
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 describe('userNamespace', () => {
-  it('is vdi-<slug>-<6 hex>', () => {
-    expect(userNamespace('Alice@Example.com')).toMatch(/^vdi-alice-example-com-[0-9a-f]{6}$/);
+  it('is vdi-<slug>-<32 hex>', () => {
+    expect(userNamespace('Alice@Example.com')).toMatch(/^vdi-alice-example-com-[0-9a-f]{32}$/);
   });
 
   it('is deterministic', () => {
@@ -33,11 +33,24 @@ describe('userNamespace', () => {
   });
 
   it('fits a custom prefix', () => {
-    expect(userNamespace('bob', 'desk-')).toMatch(/^desk-bob-[0-9a-f]{6}$/);
-    expect(userNamespace('b'.repeat(100), 'p'.repeat(40) + '-')).toHaveLength(63);
+    expect(userNamespace('bob', 'desk-')).toMatch(/^desk-bob-[0-9a-f]{32}$/);
+    expect(userNamespace('b'.repeat(100), 'p'.repeat(20) + '-')).toHaveLength(63);
   });
 
   it('refuses a prefix that leaves no room', () => {
-    expect(() => userNamespace('bob', 'p'.repeat(60))).toThrow(RangeError);
+    expect(() => userNamespace('bob', 'p'.repeat(31))).toThrow(RangeError);
+  });
+
+  // Found by brute force against the 24-bit scheme (issue #20): each landed in the first name's namespace.
+  it.each([
+    ['alice@example.com', 'alicE+_!=!~!__++!+-_-@example.com'],
+    ['john.smith@example.com', 'John+SMiTh~_~_==@example.com'],
+  ])('keeps %j and its twin %j apart', (owner, twin) => {
+    expect(userNamespace(twin)).not.toBe(userNamespace(owner));
+  });
+
+  it('refuses a name with a lone surrogate, which would hash like U+FFFD', () => {
+    expect(() => userNamespace('jos\uD800@example.com')).toThrow(RangeError);
+    expect(userNamespace('jos\uFFFD@example.com')).toMatch(DNS_LABEL);
   });
 });

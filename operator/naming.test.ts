@@ -79,7 +79,13 @@ describe('userLabelValue', () => {
   });
 
   it('maps alice@example.com to alice_example.com plus a hash', () => {
-    expect(userLabelValue('alice@example.com')).toMatch(/^alice_example\.com-[0-9a-f]{10}$/);
+    expect(userLabelValue('alice@example.com')).toMatch(/^alice_example\.com-[0-9a-f]{32}$/);
+  });
+
+  it('never gives a user the hashed value of another user', () => {
+    const hashed = userLabelValue('alice@example.com');
+    expect(userLabelValue(hashed)).not.toBe(hashed);
+    expect(userLabelValue(hashed)).toMatch(LABEL_VALUE);
   });
 
   it.each(['alice@example.com', '@@@', `${'x'.repeat(80)}@example.com`, '_leading', 'trailing.', 'ünïcode', ''])(

@@ -72,8 +72,33 @@ export function labelValue(text: string): string {
   return value;
 }
 
+/** User label values by input, as for cleanedLabels. */
+const userLabels = new Map<string, string>();
+/** 128 bits: two users whose label values collide would take about 2^64 hashes to find. */
+const USER_HASH_LENGTH = 32;
+const HASHED_USER_LABEL = /-[0-9a-f]{32}$/;
+
+/**
+ * The `vdi.kasm.io/user` label value: the user's name unchanged when it is a label value and does not end in
+ * `-<32 hex>`; otherwise the allowed characters (others become `_`, at least `u`) plus `-<32 hex of sha256>`.
+ * Kept values never end in `-<32 hex>` and hashed ones always do, so no user can pick a name equal to another's
+ * hashed value: distinct users get distinct label values (up to a SHA-256 collision).
+ */
 export function userLabelValue(user: string): string {
-  return labelValue(user);
+  if (LABEL_VALUE.test(user) && !HASHED_USER_LABEL.test(user)) return user;
+  let value = userLabels.get(user);
+  if (value === undefined) {
+    // A lone surrogate would be hashed as U+FFFD, the same bytes as a name that holds U+FFFD.
+    if (!user.isWellFormed()) throw new RangeError('the user name is not well-formed Unicode');
+    const clean = user
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .slice(0, MAX_LABEL - USER_HASH_LENGTH - 1)
+      .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+    value = `${clean || 'u'}-${hashHex(user, USER_HASH_LENGTH)}`;
+    if (userLabels.size >= 10_000) userLabels.clear();
+    userLabels.set(user, value);
+  }
+  return value;
 }
 
 /** Value of the `vdi.kasm.io/session` and `app.kubernetes.io/instance` labels (session names may exceed 63). */

@@ -12,6 +12,8 @@ export interface Metrics {
   subscriptions: Gauge;
   reconciler: ControllerMetrics;
   kubeRequests: RequestCounter;
+  /** Provisioning refused to take over a user's Namespace, RoleBinding or ResourceQuota held by another. */
+  namespaceTakeoversRefused: Counter<'kind'>;
   watchInformers(caches: Caches, names: CacheName[]): void;
 }
 
@@ -57,9 +59,16 @@ export function createMetrics(): Metrics {
     labelNames: ['verb', 'code'] as const,
     registers: [registry],
   });
+  const namespaceTakeoversRefused = new Counter({
+    name: 'vdi_namespace_takeovers_refused_total',
+    help: "Objects of a user's namespace that provisioning refused to take over because another user owns them, by kind",
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
   return {
     registry,
     operations,
+    namespaceTakeoversRefused,
     wsConnections,
     subscriptions,
     reconciler: {

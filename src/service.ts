@@ -170,7 +170,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       client,
       caches,
       authorizer,
-      namespaces: new UserNamespaces(client, config),
+      namespaces: new UserNamespaces(client, config, { log, onTakeoverRefused: (kind) => metrics.namespaceTakeoversRefused.inc({ kind }) }),
       reconcilerConfig,
       decisionTtlMs: config.api.decisionTtlMs,
     });

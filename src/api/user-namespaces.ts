@@ -1,15 +1,35 @@
 // Each user's sessions live in the user's own namespace, created on first use by the service account with a
 // RoleBinding to the shipped vdi-user ClusterRole (for that user only) and a ResourceQuota. Everything the
 // user does inside it is then decided by Kubernetes RBAC, quotas and admission, for GraphQL and kubectl alike.
+//
+// Provisioning never takes over an object that exists already: each object records its owner's exact name in
+// the `vdi.kasm.io/user` annotation, and an existing one is changed only by a JSON patch whose first operation
+// tests that annotation, so the check and the change are one atomic write. An object owned by anyone else (or
+// by no one) is left exactly as it is, and the caller is refused (docs/adr/0006-one-identity-one-namespace.md).
 import type { Identity } from '../../auth/identity.ts';
 import { userNamespace } from '../../auth/namespace.ts';
 import { LABEL_USER, MANAGER } from '../../operator/v1alpha1.ts';
 import { userLabelValue } from '../../operator/naming.ts';
 import type { Config } from '../config.ts';
-import type { KubeClient } from '../kube/client.ts';
+import { forbidden } from '../errors.ts';
+import { KubeError, isConflict, type KubeClient } from '../kube/client.ts';
+import type { Logger } from '../log.ts';
 
 export const QUOTA_NAME = 'vdi-quota';
 export const SESSION_COUNT_RESOURCE = 'count/vdisessions.vdi.kasm.io';
+/** The annotation that names an object's owner: the exact, unprefixed verified name. */
+export const OWNER_ANNOTATION = LABEL_USER;
+const OWNER_POINTER = `/metadata/annotations/${OWNER_ANNOTATION.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+
+export type ProvisionedKind = 'Namespace' | 'RoleBinding' | 'ResourceQuota';
+
+export interface UserNamespacesOptions {
+  log?: Pick<Logger, 'warn'>;
+  /** Called once for each object provisioning refused to take over. */
+  onTakeoverRefused?: (kind: ProvisionedKind) => void;
+}
+
+type JsonPatchOperation = { op: 'test' | 'replace' | 'add'; path: string; value: unknown };
 
 export class UserNamespaces {
   private readonly client: KubeClient;
@@ -17,12 +37,14 @@ export class UserNamespaces {
   private readonly gpuResource: string;
   readonly usernamePrefix: string;
   private readonly ensured = new Map<string, Promise<string>>();
+  private readonly options: UserNamespacesOptions;
 
-  constructor(client: KubeClient, config: Config) {
+  constructor(client: KubeClient, config: Config, options: UserNamespacesOptions = {}) {
     this.client = client;
     this.config = config.users;
     this.gpuResource = config.desktops.gpuResourceName;
     this.usernamePrefix = config.oidc.usernamePrefix;
+    this.options = options;
   }
 
   /** The namespace of a user by their unprefixed name (spec.user). */
@@ -33,6 +55,7 @@ export class UserNamespaces {
   /**
    * Creates (once per process and user) the namespace, its RoleBinding and its ResourceQuota. Resolves to
    * true when this call provisioned it (the user's permissions may just have changed), false when done before.
+   * Refuses with FORBIDDEN, changing nothing, when any of them exists and belongs to someone else.
    */
   async ensure(user: Pick<Identity, 'name'>): Promise<boolean> {
     const existing = this.ensured.get(user.name);
@@ -50,29 +73,59 @@ export class UserNamespaces {
   private async provision(name: string): Promise<string> {
     const ns = this.namespaceOf(name);
     const labels = { [LABEL_USER]: userLabelValue(name), 'app.kubernetes.io/managed-by': MANAGER };
-    const annotations = { [LABEL_USER]: name };
-    await this.client.apply(`/api/v1/namespaces/${ns}`, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels, annotations } }, MANAGER);
-    await this.client.apply(
-      `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/vdi-user`,
+    const annotations = { [OWNER_ANNOTATION]: name };
+    const metadata = (extra: Record<string, string> = {}) => ({ ...extra, labels, annotations });
+    await this.claim(name, 'Namespace', '/api/v1/namespaces', ns, { apiVersion: 'v1', kind: 'Namespace', metadata: metadata({ name: ns }) }, []);
+
+    const subjects = [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `${this.usernamePrefix}${name}` }];
+    await this.claim(
+      name,
+      'RoleBinding',
+      `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`,
+      'vdi-user',
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'RoleBinding',
-        metadata: { name: 'vdi-user', namespace: ns, labels, annotations },
+        metadata: metadata({ name: 'vdi-user', namespace: ns }),
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: this.config.userClusterRole },
-        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `${this.usernamePrefix}${name}` }],
+        subjects,
       },
-      MANAGER,
+      // The owner's own binding is put back to the owner alone (a subject added by hand is dropped).
+      [{ op: 'replace', path: '/subjects', value: subjects }],
     );
-    await this.client.apply(
-      `/api/v1/namespaces/${ns}/resourcequotas/${QUOTA_NAME}`,
-      {
-        apiVersion: 'v1',
-        kind: 'ResourceQuota',
-        metadata: { name: QUOTA_NAME, namespace: ns, labels },
-        spec: { hard: { [SESSION_COUNT_RESOURCE]: String(this.config.quotaSessions), [`requests.${this.gpuResource}`]: String(this.config.quotaGpus) } },
-      },
-      MANAGER,
+
+    const hard = { [SESSION_COUNT_RESOURCE]: String(this.config.quotaSessions), [`requests.${this.gpuResource}`]: String(this.config.quotaGpus) };
+    await this.claim(
+      name,
+      'ResourceQuota',
+      `/api/v1/namespaces/${ns}/resourcequotas`,
+      QUOTA_NAME,
+      { apiVersion: 'v1', kind: 'ResourceQuota', metadata: metadata({ name: QUOTA_NAME, namespace: ns }), spec: { hard } },
+      // The configured limits win over earlier ones (the configuration may have changed since).
+      [{ op: 'replace', path: '/spec/hard', value: hard }],
     );
     return ns;
+  }
+
+  /**
+   * Creates the object, or, when it exists, applies `updates` to it only if its owner annotation is `owner`:
+   * the apiserver applies a JSON patch whole or not at all, so a failed `test` leaves it untouched.
+   */
+  private async claim(owner: string, kind: ProvisionedKind, collection: string, name: string, body: unknown, updates: JsonPatchOperation[]): Promise<void> {
+    try {
+      await this.client.create(collection, body);
+      return;
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+    }
+    try {
+      await this.client.jsonPatch(`${collection}/${name}`, [{ op: 'test', path: OWNER_POINTER, value: owner }, ...updates], MANAGER);
+    } catch (err) {
+      // A failed test (another owner, or none) is an invalid patch: 422, or 400 from some versions.
+      if (!(err instanceof KubeError && (err.status === 422 || err.status === 400))) throw err;
+      this.options.log?.warn({ kind, name, namespace: kind === 'Namespace' ? name : this.namespaceOf(owner), user: owner }, 'refused to take over an object that belongs to another user');
+      this.options.onTakeoverRefused?.(kind);
+      throw forbidden('your namespace cannot be set up: its name is held by another user; ask an administrator');
+    }
   }
 }

@@ -235,6 +235,10 @@ export class KubeClient {
   mergePatch<T>(path: string, body: unknown, as?: Impersonation, fieldManager?: string): Promise<T> {
     return this.request<T>({ method: 'PATCH', path, body, as, contentType: MERGE_PATCH, query: fieldManager ? { fieldManager } : undefined });
   }
+  /** A JSON patch (RFC 6902): the apiserver applies all of its operations or none (a failed `test` is a 422). */
+  jsonPatch<T>(path: string, operations: unknown[], fieldManager?: string, as?: Impersonation): Promise<T> {
+    return this.request<T>({ method: 'PATCH', path, body: operations, as, contentType: JSON_PATCH, query: fieldManager ? { fieldManager } : undefined });
+  }
   /** Server-side apply under one field manager; `force` takes ownership of fields another manager set. */
   apply<T>(path: string, body: unknown, fieldManager: string, force = true): Promise<T> {
     return this.request<T>({ method: 'PATCH', path, body, contentType: APPLY_PATCH, query: { fieldManager, force } });
