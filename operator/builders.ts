@@ -12,6 +12,7 @@ import type {
 } from '@kubernetes/client-node';
 import type { ReconcilerConfig } from './config.ts';
 import { childName, labelValue, pvcName, sessionHost, sessionKey, sessionLabelValue, userLabelValue } from './naming.ts';
+import { quantityText } from './quantity.ts';
 import type { EffectiveSession } from './resolve.ts';
 import {
   API_VERSION,
@@ -297,7 +298,7 @@ export function buildPod(
       volumes: [
         // Docker's 64 MiB default /dev/shm crashes browsers and GStreamer; memory-backed, it counts against
         // the memory limit.
-        { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: template.spec.sharedMemorySize ?? '1Gi' } },
+        { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: quantityText(template.spec.sharedMemorySize ?? '1Gi') } },
         home,
       ],
     },

@@ -1,6 +1,7 @@
 // Kubernetes resource quantities (`8Gi`, `500m`, `4`, `1.5`, `2G`, `1e3`) as plain numbers, for comparing a
-// request against a template's maximum. Floating point is precise enough for "is A above B"; the original
-// string is what gets written into objects, never a number turned back into text.
+// request against a template's maximum. Floating point is precise enough for "is A above B"; the text written
+// into objects is the user's own (quantityText), never a number turned back into text with a suffix.
+import type { Quantity } from './v1alpha1.ts';
 
 const QUANTITY = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+|n|u|m|k|M|G|T|P|E)?$/;
 
@@ -9,12 +10,22 @@ const MULTIPLIERS: Record<string, number> = {
   n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
 };
 
-/** Bytes or cores, or undefined when `text` is not a Kubernetes quantity. */
-export function parseQuantity(text: string): number | undefined {
-  const match = QUANTITY.exec(text);
+/**
+ * Bytes or cores, or undefined when `value` is not a Kubernetes quantity. An integer is one (a YAML `cpu: 2`
+ * reaches us as the number 2, as the CRDs' int-or-string fields allow); other numbers are not, as for the
+ * apiserver.
+ */
+export function parseQuantity(value: Quantity): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : undefined;
+  const match = QUANTITY.exec(value);
   if (!match) return undefined;
   const [, digits = '', suffix = ''] = match;
   const factor = suffix === '' ? 1 : (MULTIPLIERS[suffix] ?? 10 ** Number(suffix.slice(1)));
-  const value = Number(digits) * factor;
-  return Number.isFinite(value) ? value : undefined;
+  const amount = Number(digits) * factor;
+  return Number.isFinite(amount) ? amount : undefined;
+}
+
+/** The quantity as the text a pod, a PVC or a GraphQL client gets: `2` for the integer 2, strings unchanged. */
+export function quantityText(value: Quantity): string {
+  return typeof value === 'number' ? String(value) : value;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultReconcilerConfig } from './config.ts';
-import { resolveSession } from './resolve.ts';
+import { MAX_GPU_SLICES_PER_DESKTOP, resolveSession, sessionGpuSlices, sessionLimits } from './resolve.ts';
 import type { VDISession, VDISessionSpec, VDITemplate, VDITemplateSpec } from './v1alpha1.ts';
 
 const config = defaultReconcilerConfig();
@@ -67,10 +67,27 @@ describe('resolveSession', () => {
     expect(resolved(s, t)).toMatchObject({ memory: '12Gi', cpu: '6', timeoutMs: 90 * 60_000, persistence: { enabled: false } });
   });
 
-  it('a session asking for 3 GPUs on a max-2 template fails with ExceedsTemplateLimits', () => {
-    const result = resolveSession(session({ resources: { gpu: 3 } }), template({ resources: { maxGPU: 2 } }), config);
+  it('a session asking for 1 GPU on a max-0 template fails with ExceedsTemplateLimits', () => {
+    const result = resolveSession(session({ resources: { gpu: 1 } }), template({ resources: { maxGPU: 0 } }), config);
     expect(result).toMatchObject({ ok: false, phase: 'Failed', reason: 'ExceedsTemplateLimits' });
-    if (!result.ok) expect(result.message).toMatch(/gpu 3 .*maxGPU 2/);
+    if (!result.ok) expect(result.message).toMatch(/gpu 1 .*maxGPU 0/);
+  });
+
+  it('gives a desktop at most one GPU time-slice, whatever an older template allows', () => {
+    expect(MAX_GPU_SLICES_PER_DESKTOP).toBe(1);
+    const result = resolveSession(session({ resources: { gpu: 2 } }), template({ resources: { maxGPU: 2 } }), config);
+    expect(result).toMatchObject({ ok: false, phase: 'Failed', reason: 'ExceedsTemplateLimits', message: expect.stringContaining('gpu 2 exceeds 1') });
+    expect(resolved(session({ resources: { gpu: 1 } }), template({ resources: { maxGPU: 2 } })).gpu).toBe(1);
+  });
+
+  it('takes integer quantities (a YAML `cpu: 2`) and writes them as text', () => {
+    const t = template({ resources: { defaultCPU: 2, maxCPU: 8, defaultMemory: '4Gi' } });
+    expect(resolved(session(), t)).toMatchObject({ cpu: '2', memory: '4Gi' });
+    expect(resolved(session({ resources: { cpu: 6 } }), t).cpu).toBe('6');
+    expect(resolveSession(session({ resources: { cpu: 9 } }), t, config)).toMatchObject({
+      ok: false, reason: 'ExceedsTemplateLimits', message: expect.stringMatching(/cpu 9 .*maxCPU 8/),
+    });
+    expect(resolved(session({ resources: { cpu: '7500m' } }), t).cpu).toBe('7500m');
   });
 
   it('names field, value and maximum when memory or CPU exceed the template', () => {
@@ -135,5 +152,38 @@ describe('resolveSession', () => {
   it('ignores the size of a disabled home volume', () => {
     const t = template({ persistence: { maxSize: '50Gi' } });
     expect(resolved(session({ persistence: { enabled: false, size: '100Gi' } }), t).persistence.enabled).toBe(false);
+  });
+});
+
+describe('sessionLimits', () => {
+  it("is what resolveSession gives a session that asks for nothing, and the maxima it enforces", () => {
+    const t = template({ resources: { defaultGPU: 0, maxGPU: 1, defaultCPU: 2, maxCPU: '8', maxMemory: '4Gi' }, maxTimeout: '1h' });
+    const limits = sessionLimits(t, config);
+    const effective = resolved(session(), t);
+    expect([limits.gpu.default, limits.gpu.max]).toEqual([effective.gpu, 1]);
+    expect([limits.cpu.default, limits.cpu.max]).toEqual([2, '8']);
+    // The built-in 8Gi yields to the smaller maximum, and so does the configured 8h timeout.
+    expect(limits.memory.default).toBe('4Gi');
+    expect(effective.memory).toBe('4Gi');
+    expect(limits.timeout.default).toBe('1h');
+  });
+
+  it('caps maxGPU at one slice, and reports no higher maximum than that', () => {
+    expect(sessionLimits(template({ resources: { maxGPU: 2 } }), config).gpu.max).toBe(1);
+    expect(sessionLimits(template(), config).gpu.max).toBe(1);
+    expect(sessionLimits(template({ resources: { maxGPU: 0 } }), config).gpu.max).toBe(0);
+  });
+});
+
+describe('sessionGpuSlices', () => {
+  it("counts a session of a CPU-only template as no slice, and one of a GPU template as the template's default", () => {
+    expect(sessionGpuSlices(session(), template({ resources: { defaultGPU: 0 } }), config)).toBe(0);
+    expect(sessionGpuSlices(session(), template(), config)).toBe(1);
+    expect(sessionGpuSlices(session({ resources: { gpu: 0 } }), template(), config)).toBe(0);
+  });
+
+  it('counts nothing for a session that cannot have a desktop (no template, or outside the limits)', () => {
+    expect(sessionGpuSlices(session(), undefined, config)).toBe(0);
+    expect(sessionGpuSlices(session({ resources: { gpu: 1 } }), template({ resources: { maxGPU: 0 } }), config)).toBe(0);
   });
 });

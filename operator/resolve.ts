@@ -1,11 +1,21 @@
 // Turns a session's request plus its template into the effective settings of the desktop, or the reason it
-// cannot have one. Pure: the reconciler writes the failure into status and builds children from `effective`.
+// cannot have one. Pure: the reconciler writes the failure into status and builds children from `effective`;
+// the API runs the same rules before it creates a session, counts quota with them and reports them over
+// GraphQL, so a number shown anywhere is the number the pod gets.
 import type { ReconcilerConfig } from './config.ts';
 import { parseDuration } from './duration.ts';
-import { parseQuantity } from './quantity.ts';
-import type { VDISession, VDITemplate, VDITemplateSpec } from './v1alpha1.ts';
+import { parseQuantity, quantityText } from './quantity.ts';
+import type { Quantity, VDISession, VDITemplate, VDITemplateSpec } from './v1alpha1.ts';
 
 export type Encoder = NonNullable<VDITemplateSpec['encoder']>;
+
+/**
+ * The most GPU time-slices one desktop can hold. Time-slicing gives a pod no more of a GPU for a second slice,
+ * and with failRequestsGreaterThanOne (deploy/manifests/time-slicing-config.yaml) the device plugin refuses a
+ * pod asking for more than one (UnexpectedAdmissionError) after the scheduler has placed it. The CRDs' bounds
+ * agree (test/unit/gpu-model.test.ts holds the manifest, the CRDs and this number together).
+ */
+export const MAX_GPU_SLICES_PER_DESKTOP = 1;
 
 export interface EffectiveSession {
   /** GPU time-slices; 0 is a CPU-only desktop. */
@@ -24,7 +34,77 @@ export type Resolution =
   | { ok: true; effective: EffectiveSession }
   | { ok: false; phase: 'Pending' | 'Failed'; reason: ResolveFailureReason; message: string };
 
+/** Used where neither the session nor its template says anything. */
 const FALLBACK = { gpu: 1, memory: '8Gi', cpu: '4', persistenceSize: '10Gi' } as const;
+
+/** One setting of a template: what a session that asks for nothing gets, and the most it may ask for. */
+export interface Limit<V> {
+  default: V;
+  max: V | undefined;
+  /** How messages name the default: the template's field, or undefined for the built-in fallback. */
+  defaultFrom: string | undefined;
+  /** How messages name the maximum, e.g. `the VDITemplate "ubuntu" resources.maxGPU 2`. */
+  maxFrom: string | undefined;
+}
+
+export interface SessionLimits {
+  gpu: Limit<number>;
+  memory: Limit<Quantity>;
+  cpu: Limit<Quantity>;
+  timeout: Limit<string>;
+  persistence: { defaultEnabled: boolean; size: Limit<Quantity> };
+}
+
+/**
+ * The defaults and maxima of sessions started from `template`: the one place they are computed, for the
+ * reconciler (through resolveSession), the API's checks and the template's GraphQL view alike. Values are as
+ * the template writes them; resolveSession judges whether they are valid.
+ */
+export function sessionLimits(template: VDITemplate, config: ReconcilerConfig): SessionLimits {
+  const resources = template.spec.resources ?? {};
+  const storage = template.spec.persistence ?? {};
+  const source = `VDITemplate "${template.metadata.name ?? ''}"`;
+  const limit = <V extends Quantity>(
+    templateDefault: V | undefined,
+    defaultField: string,
+    fallback: V,
+    max: V | undefined,
+    maxField: string,
+    parse: (value: V) => number | undefined,
+  ): Limit<V> => {
+    // The built-in fallback yields to a smaller template maximum: a session that asked for nothing should run.
+    const fallbackAmount = parse(fallback);
+    const maxAmount = max === undefined ? undefined : parse(max);
+    const yielded = max !== undefined && maxAmount !== undefined && fallbackAmount !== undefined && fallbackAmount > maxAmount;
+    return {
+      default: templateDefault ?? (yielded ? max : fallback),
+      max,
+      defaultFrom: templateDefault === undefined ? undefined : `${source} ${defaultField}`,
+      maxFrom: max === undefined ? undefined : `the ${source} ${maxField} ${quantityText(max)}`,
+    };
+  };
+
+  const templateMaxGpu = resources.maxGPU;
+  const gpuCapped = templateMaxGpu === undefined || (Number.isInteger(templateMaxGpu) && templateMaxGpu > MAX_GPU_SLICES_PER_DESKTOP);
+  const gpu = limit(
+    resources.defaultGPU, 'resources.defaultGPU', FALLBACK.gpu,
+    gpuCapped ? MAX_GPU_SLICES_PER_DESKTOP : templateMaxGpu, 'resources.maxGPU', wholeNumber,
+  );
+  if (gpuCapped) {
+    gpu.maxFrom = `${MAX_GPU_SLICES_PER_DESKTOP}, the most GPU time-slices a desktop can use (a second slice of a GPU adds nothing, and the device plugin refuses it)`;
+  }
+
+  return {
+    gpu,
+    memory: limit(resources.defaultMemory, 'resources.defaultMemory', FALLBACK.memory, resources.maxMemory, 'resources.maxMemory', positiveQuantity),
+    cpu: limit(resources.defaultCPU, 'resources.defaultCPU', FALLBACK.cpu, resources.maxCPU, 'resources.maxCPU', positiveQuantity),
+    timeout: limit(template.spec.defaultTimeout, 'defaultTimeout', config.defaultSessionTimeout, template.spec.maxTimeout, 'maxTimeout', positiveDuration),
+    persistence: {
+      defaultEnabled: storage.defaultEnabled ?? false,
+      size: limit(storage.defaultSize, 'persistence.defaultSize', FALLBACK.persistenceSize, storage.maxSize, 'persistence.maxSize', positiveQuantity),
+    },
+  };
+}
 
 export function resolveSession(
   session: VDISession,
@@ -48,6 +128,12 @@ export function resolveSession(
   }
 }
 
+/** GPU slices the session's desktop holds or will hold: 0 when it cannot have a desktop (yet). */
+export function sessionGpuSlices(session: VDISession, template: VDITemplate | undefined, config: ReconcilerConfig): number {
+  const resolution = resolveSession(session, template, config);
+  return resolution.ok ? resolution.effective.gpu : 0;
+}
+
 class Rejection extends Error {
   reason: ResolveFailureReason;
   constructor(reason: ResolveFailureReason, message: string) {
@@ -58,111 +144,68 @@ class Rejection extends Error {
 
 function effectiveSettings(session: VDISession, template: VDITemplate, config: ReconcilerConfig): EffectiveSession {
   const requested = session.spec.resources ?? {};
-  const limits = template.spec.resources ?? {};
-  const storage = template.spec.persistence ?? {};
-  const source = `VDITemplate "${template.metadata.name ?? session.spec.template}"`;
+  const limits = sessionLimits(template, config);
 
-  const gpu = pick({
-    source, requested: requested.gpu, field: 'spec.resources.gpu',
-    templateDefault: limits.defaultGPU, defaultField: 'resources.defaultGPU', fallback: FALLBACK.gpu,
-    max: limits.maxGPU, maxField: 'resources.maxGPU',
-    parse: wholeNumber, expected: 'a whole number of GPUs, 0 or more',
-  });
-  const memory = pick({
-    source, requested: requested.memory, field: 'spec.resources.memory',
-    templateDefault: limits.defaultMemory, defaultField: 'resources.defaultMemory', fallback: FALLBACK.memory,
-    max: limits.maxMemory, maxField: 'resources.maxMemory',
-    parse: positiveQuantity, expected: 'a positive quantity such as 8Gi',
-  });
-  const cpu = pick({
-    source, requested: requested.cpu, field: 'spec.resources.cpu',
-    templateDefault: limits.defaultCPU, defaultField: 'resources.defaultCPU', fallback: FALLBACK.cpu,
-    max: limits.maxCPU, maxField: 'resources.maxCPU',
-    parse: positiveQuantity, expected: 'a positive quantity such as 4 or 500m',
-  });
-  const timeout = pick({
-    source, requested: session.spec.timeout, field: 'spec.timeout',
-    templateDefault: template.spec.defaultTimeout, defaultField: 'defaultTimeout',
-    fallback: config.defaultSessionTimeout,
-    max: template.spec.maxTimeout, maxField: 'maxTimeout',
-    parse: positiveDuration, expected: 'a positive duration such as 8h or 1h30m',
-  });
+  const gpu = choose(limits.gpu, requested.gpu, 'spec.resources.gpu', wholeNumber, 'a whole number of GPUs, 0 or more');
+  const memory = choose(limits.memory, requested.memory, 'spec.resources.memory', positiveQuantity, 'a positive quantity such as 8Gi');
+  const cpu = choose(limits.cpu, requested.cpu, 'spec.resources.cpu', positiveQuantity, 'a positive quantity such as 4 or 500m');
+  const timeout = choose(limits.timeout, session.spec.timeout, 'spec.timeout', positiveDuration, 'a positive duration such as 8h or 1h30m');
 
-  const enabled = session.spec.persistence?.enabled ?? storage.defaultEnabled ?? false;
+  const enabled = session.spec.persistence?.enabled ?? limits.persistence.defaultEnabled;
   const sizeRequest = session.spec.persistence?.size;
   // A disabled home volume has no size worth rejecting a session over.
   const size = enabled
-    ? pick({
-        source, requested: sizeRequest, field: 'spec.persistence.size',
-        templateDefault: storage.defaultSize, defaultField: 'persistence.defaultSize',
-        fallback: FALLBACK.persistenceSize,
-        max: storage.maxSize, maxField: 'persistence.maxSize',
-        parse: positiveQuantity, expected: 'a positive quantity such as 10Gi',
-      }).value
-    : (sizeRequest ?? storage.defaultSize ?? FALLBACK.persistenceSize);
+    ? choose(limits.persistence.size, sizeRequest, 'spec.persistence.size', positiveQuantity, 'a positive quantity such as 10Gi').value
+    : (sizeRequest ?? limits.persistence.size.default);
 
   return {
     gpu: gpu.value,
-    memory: memory.value,
-    cpu: cpu.value,
-    persistence: { enabled, size },
+    memory: quantityText(memory.value),
+    cpu: quantityText(cpu.value),
+    persistence: { enabled, size: quantityText(size) },
     timeoutMs: timeout.amount,
     // NVENC needs a GPU; a CPU-only desktop must encode in software whatever the template prefers.
     encoder: gpu.value > 0 ? (template.spec.encoder ?? 'nvh264enc') : 'x264enc',
   };
 }
 
-interface Choice<V> {
-  /** How messages name the template. */
-  source: string;
-  requested: V | undefined;
-  field: string;
-  templateDefault: V | undefined;
-  defaultField: string;
-  fallback: V;
-  max: V | undefined;
-  maxField: string;
-  /** The comparable amount, or undefined when the value is invalid. */
-  parse: (value: V) => number | undefined;
-  expected: string;
-}
-
-/** The session's value, else the template's default, else the built-in fallback; checked against the max. */
-function pick<V extends string | number>(choice: Choice<V>): { value: V; amount: number } {
-  const { source, requested, field, templateDefault, defaultField, fallback, max, maxField, parse, expected } = choice;
-  const maxAmount = max === undefined ? undefined : parse(max);
-  if (max !== undefined && maxAmount === undefined) {
-    throw new Rejection('InvalidTemplate', `${source} ${maxField} "${max}" is not ${expected}`);
+/** The session's value, else the limit's default; checked against the limit's maximum. */
+function choose<V extends Quantity>(
+  limit: Limit<V>,
+  requested: V | undefined,
+  field: string,
+  parse: (value: V) => number | undefined,
+  expected: string,
+): { value: V; amount: number } {
+  const maxAmount = limit.max === undefined ? undefined : parse(limit.max);
+  if (limit.max !== undefined && maxAmount === undefined) {
+    throw new Rejection('InvalidTemplate', `${limit.maxFrom ?? 'the maximum'} is not ${expected}`);
   }
   if (requested !== undefined) return bounded(requested, field, 'InvalidSpec');
-  if (templateDefault !== undefined) return bounded(templateDefault, `${source} ${defaultField}`, 'InvalidTemplate');
-  // The built-in fallback yields to a smaller template maximum: a session that asked for nothing should run.
-  const fallbackAmount = parse(fallback);
-  if (max !== undefined && maxAmount !== undefined && fallbackAmount !== undefined && fallbackAmount > maxAmount) {
-    return { value: max, amount: maxAmount };
-  }
-  return bounded(fallback, field, 'InvalidSpec');
+  return limit.defaultFrom === undefined
+    ? bounded(limit.default, field, 'InvalidSpec')
+    : bounded(limit.default, limit.defaultFrom, 'InvalidTemplate');
 
   function bounded(value: V, name: string, invalid: ResolveFailureReason): { value: V; amount: number } {
     const amount = parse(value);
-    if (amount === undefined) throw new Rejection(invalid, `${name} "${value}" is not ${expected}`);
+    if (amount === undefined) throw new Rejection(invalid, `${name} "${quantityText(value)}" is not ${expected}`);
     if (maxAmount !== undefined && amount > maxAmount) {
-      throw new Rejection('ExceedsTemplateLimits', `${name} ${value} exceeds the ${source} ${maxField} ${max}`);
+      throw new Rejection('ExceedsTemplateLimits', `${name} ${quantityText(value)} exceeds ${limit.maxFrom}`);
     }
     return { value, amount };
   }
 }
 
-function wholeNumber(value: string | number): number | undefined {
+function wholeNumber(value: Quantity): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined;
 }
 
-function positiveQuantity(value: string | number): number | undefined {
-  const amount = typeof value === 'string' ? parseQuantity(value) : undefined;
+function positiveQuantity(value: Quantity): number | undefined {
+  const amount = parseQuantity(value);
   return amount !== undefined && amount > 0 ? amount : undefined;
 }
 
-function positiveDuration(value: string | number): number | undefined {
+function positiveDuration(value: Quantity): number | undefined {
   const ms = typeof value === 'string' ? parseDuration(value) : undefined;
   return ms !== undefined && ms > 0 ? ms : undefined;
 }

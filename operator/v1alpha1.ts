@@ -53,11 +53,17 @@ export interface Condition {
   observedGeneration?: number;
 }
 
+/**
+ * A Kubernetes resource quantity as the apiserver stores it: `8Gi` and `"4"` are strings, while a plain YAML
+ * integer (`cpu: 2`) arrives as a number (the CRDs declare these fields int-or-string, as Kubernetes does).
+ */
+export type Quantity = string | number;
+
 export interface SessionResources {
   /** Number of GPU time-slices; 0 is a CPU-only desktop (x264enc). */
   gpu?: number;
-  memory?: string;
-  cpu?: string;
+  memory?: Quantity;
+  cpu?: Quantity;
 }
 
 export interface VDISessionSpec {
@@ -65,7 +71,7 @@ export interface VDISessionSpec {
   user: string;
   template: string;
   resources?: SessionResources;
-  persistence?: { enabled?: boolean; size?: string };
+  persistence?: { enabled?: boolean; size?: Quantity };
   /** A duration such as 8h, 90m or 1h30m; absent means the template's default. */
   timeout?: string;
 }
@@ -94,10 +100,10 @@ export interface VDISession {
 export interface TemplateResources {
   defaultGPU?: number;
   maxGPU?: number;
-  defaultMemory?: string;
-  maxMemory?: string;
-  defaultCPU?: string;
-  maxCPU?: string;
+  defaultMemory?: Quantity;
+  maxMemory?: Quantity;
+  defaultCPU?: Quantity;
+  maxCPU?: Quantity;
 }
 
 export interface VDITemplateSpec {
@@ -112,10 +118,10 @@ export interface VDITemplateSpec {
   encoder?: 'nvh264enc' | 'vah264enc' | 'x264enc' | 'vp8enc' | 'vp9enc';
   env?: { name: string; value: string }[];
   /** Size of the memory-backed /dev/shm. */
-  sharedMemorySize?: string;
+  sharedMemorySize?: Quantity;
   defaultTimeout?: string;
   maxTimeout?: string;
-  persistence?: { defaultEnabled?: boolean; defaultSize?: string; maxSize?: string; mountPath?: string };
+  persistence?: { defaultEnabled?: boolean; defaultSize?: Quantity; maxSize?: Quantity; mountPath?: string };
 }
 
 export interface VDITemplate {

@@ -1,9 +1,12 @@
 // Thin adapters: arguments → ApiServices → the raw VDISession, projected by the field resolvers below.
+import { sessionSpecView, sessionUrlView } from '../src/api/session-view.ts';
 import type { Resolvers } from './__generated__/types.ts';
+import { QuantityScalar } from './session-quantity.ts';
 
 const DEFAULT_PHASE = 'Pending' as const;
 
 export const sessionResolvers: Resolvers = {
+  Quantity: QuantityScalar,
   Query: {
     sessions: (_p, args, { services, identity }) => services.sessions(identity, args),
     vdiSessions: (_p, args, { services, identity }) => services.sessions(identity, args),
@@ -30,20 +33,14 @@ export const sessionResolvers: Resolvers = {
     namespace: (s) => s.metadata.namespace!,
     user: (s) => s.spec.user,
     createdAt: (s) => s.metadata.creationTimestamp ?? new Date(0).toISOString(),
-    spec: (s) => ({
-      user: s.spec.user,
-      template: s.spec.template,
-      resources: { gpu: s.spec.resources?.gpu ?? null, memory: s.spec.resources?.memory ?? null, cpu: s.spec.resources?.cpu ?? null },
-      persistence: s.spec.persistence ? { enabled: s.spec.persistence.enabled ?? false, size: s.spec.persistence.size ?? null } : null,
-      timeout: s.spec.timeout ?? null,
-    }),
-    status: (s) => ({
+    spec: async (s, _args, { loaders, services }) => sessionSpecView(s, await loaders.template.load(s.spec.template), services.reconcilerConfig),
+    status: (s, _args, { services }) => ({
       phase: s.status?.phase ?? DEFAULT_PHASE,
       reason: s.status?.reason ?? null,
       message: s.status?.message ?? null,
       podName: s.status?.podName ?? null,
       nodeName: s.status?.nodeName ?? null,
-      url: s.status?.url ?? null,
+      url: sessionUrlView(s, services.reconcilerConfig),
       startTime: s.status?.startTime ?? null,
       expiresAt: s.status?.expiresAt ?? null,
       conditions: s.status?.conditions ?? [],

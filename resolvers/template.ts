@@ -1,3 +1,4 @@
+import { templateView } from '../src/api/session-view.ts';
 import type { Resolvers } from './__generated__/types.ts';
 
 export const templateResolvers: Resolvers = {
@@ -11,23 +12,11 @@ export const templateResolvers: Resolvers = {
     description: (t) => t.spec.description ?? null,
     image: (t) => t.spec.image,
     encoder: (t) => t.spec.encoder ?? null,
-    resources: (t) => {
-      const r = t.spec.resources ?? {};
-      return {
-        defaultGPU: r.defaultGPU ?? 1,
-        maxGPU: r.maxGPU ?? r.defaultGPU ?? 1,
-        defaultMemory: r.defaultMemory ?? '8Gi',
-        maxMemory: r.maxMemory ?? null,
-        defaultCPU: r.defaultCPU ?? '4',
-        maxCPU: r.maxCPU ?? null,
-      };
-    },
+    // The reconciler's own defaults and limits (operator/resolve.ts sessionLimits), not the raw fields.
+    resources: (t, _a, { services }) => templateView(t, services.reconcilerConfig).resources,
     applications: (t) => (t.spec.applications ?? []).map((a) => ({ name: a.name, icon: a.icon ?? null })),
-    defaultTimeout: (t) => t.spec.defaultTimeout ?? null,
-    maxTimeout: (t) => t.spec.maxTimeout ?? null,
-    persistence: (t) =>
-      t.spec.persistence
-        ? { defaultEnabled: t.spec.persistence.defaultEnabled ?? false, defaultSize: t.spec.persistence.defaultSize ?? null, maxSize: t.spec.persistence.maxSize ?? null }
-        : null,
+    defaultTimeout: (t, _a, { services }) => templateView(t, services.reconcilerConfig).defaultTimeout,
+    maxTimeout: (t, _a, { services }) => templateView(t, services.reconcilerConfig).maxTimeout,
+    persistence: (t, _a, { services }) => templateView(t, services.reconcilerConfig).persistence,
   },
 };

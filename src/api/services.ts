@@ -8,7 +8,7 @@ import type { Identity } from '../../auth/identity.ts';
 import type { Caches } from '../../operator/caches.ts';
 import type { ReconcilerConfig } from '../../operator/config.ts';
 import { formatDuration, parseDuration } from '../../operator/duration.ts';
-import { resolveSession } from '../../operator/resolve.ts';
+import { resolveSession, sessionGpuSlices } from '../../operator/resolve.ts';
 import {
   API_VERSION,
   FINALIZER,
@@ -184,6 +184,8 @@ export class ApiServices {
   async terminateSession(identity: Identity, name: string, user?: string | null): Promise<VDISession> {
     const namespace = this.namespaces.namespaceOf(user ?? identity.name);
     const path = `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}`;
+    // Asked before anything is sent, as for every read: a DELETE goes out only for a caller who may make it.
+    await this.require(identity, { ...sessionsResource(namespace, 'delete'), name });
     // Read before deleting: a session not finalized yet is gone at once, and its DELETED watch event may empty
     // the cache before the DELETE's answer (a Status, for a custom resource) arrives.
     const cached = this.caches.sessions.get(`${namespace}/${name}`);
@@ -204,6 +206,7 @@ export class ApiServices {
     const namespace = this.namespaces.namespaceOf(user ?? identity.name);
     const current = this.caches.sessions.get(`${namespace}/${name}`);
     if (!current || !(await this.authorizer.can(identity, { ...sessionsResource(namespace, 'get'), name }))) throw notFound(`session "${name}"`);
+    await this.require(identity, { ...sessionsResource(namespace, 'patch'), name });
     const template = this.caches.templates.get(current.spec.template);
     const byMs = parseDuration(by ?? template?.spec.defaultTimeout ?? this.reconcilerConfig.defaultSessionTimeout);
     if (!byMs) throw badInput('by must be a duration such as 1h or 30m', 'by');
@@ -263,8 +266,18 @@ export class ApiServices {
     const limit = (k: string) => (hard[k] !== undefined ? Number(hard[k]) : null);
     return {
       sessions: { used: mine.length, limit: limit(SESSION_COUNT_RESOURCE) },
-      gpus: { used: gpuSlicesInUse(mine), limit: limit(`requests.${this.reconcilerConfig.gpuResourceName}`) },
+      gpus: { used: this.gpuSlicesInUse(mine), limit: limit(`requests.${this.reconcilerConfig.gpuResourceName}`) },
     };
+  }
+
+  /**
+   * GPU slices held by sessions that still have (or will get) a pod, each counted as the reconciler gives it
+   * (the template's default applied: a CPU-only template's session holds none).
+   */
+  private gpuSlicesInUse(sessions: VDISession[]): number {
+    return sessions
+      .filter((s) => !s.metadata.deletionTimestamp && s.status?.phase !== 'Failed' && s.status?.phase !== 'Expired')
+      .reduce((n, s) => n + sessionGpuSlices(s, this.caches.templates.get(s.spec.template), this.reconcilerConfig), 0);
   }
 
   /** Refuses up front a session whose GPU slices the user's quota cannot hold (its pod would be refused later). */
@@ -308,11 +321,4 @@ export class ApiServices {
   private async require(identity: Identity, q: AccessQuestion): Promise<void> {
     if (!(await this.authorizer.can(identity, q))) throw forbidden();
   }
-}
-
-/** GPU slices held by sessions that still have (or will get) a pod. */
-function gpuSlicesInUse(sessions: VDISession[]): number {
-  return sessions
-    .filter((s) => !s.metadata.deletionTimestamp && s.status?.phase !== 'Failed' && s.status?.phase !== 'Expired')
-    .reduce((n, s) => n + (s.spec.resources?.gpu ?? 1), 0);
 }

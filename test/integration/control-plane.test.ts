@@ -7,7 +7,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { KubeClient, KubeError, KubeUnavailableError } from '../../src/kube/client.ts';
+import type { VDISession } from '../../operator/v1alpha1.ts';
 import { adminClient, adminKubeConfig, eventually, kubectl, testNamespace } from '../support/cluster.ts';
+import { gone, leadingController, sessionInPhase, sessionPath, startReconciler } from '../support/reconciler.ts';
+
+/** The design document's two objects, exactly as it writes them (docs/design/README.md). */
+const DESIGN_EXAMPLES = 'docs/design/examples/';
+const DESIGN_NAMESPACE = 'vdi';
 
 const client = adminClient();
 
@@ -173,12 +179,43 @@ describe('the vdi.kasm.io CRDs', () => {
   }
 
   it("accepts the seed's examples as written", async () => {
+    // The design's own documents, verbatim (integer quantities, the shared namespace vdi, a status block).
+    await kubectl(['create', 'namespace', DESIGN_NAMESPACE]);
+    const design = await kubectl(['apply', '-f', DESIGN_EXAMPLES]);
+    expect(design.stderr).toBe('');
+    expect(design.code).toBe(0);
+    expect(design.stdout).toContain('vditemplate.vdi.kasm.io/ubuntu-gpu');
+    expect(design.stdout).toContain('vdisession.vdi.kasm.io/alice-ubuntu');
+    const stored = await client.get<VDISession>(sessionPath(DESIGN_NAMESPACE, 'alice-ubuntu'));
+    expect(stored.spec.resources?.cpu).toBe(2);
+    // Status is a subresource: the document's `status:` is dropped, not taken for the truth.
+    expect(stored.status).toBeUndefined();
+
+    // The project's tidied examples.
     await kubectl(['create', 'namespace', 'vdi-alice']);
     const res = await kubectl(['apply', '-f', 'deploy/examples/']);
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('vditemplate.vdi.kasm.io/ubuntu-desktop');
     expect(res.stdout).toContain('vdisession.vdi.kasm.io/alice-desktop');
+  });
+
+  it("turns the design's session, made by an admin in the shared namespace vdi, into a Running desktop", async () => {
+    const service = await startReconciler({ namespace: ns });
+    onTestFinished(async () => {
+      // The reconciler lifts the session's finalizer before it stops.
+      await client.delete(sessionPath(DESIGN_NAMESPACE, 'alice-ubuntu')).catch(() => undefined);
+      await gone(client, sessionPath(DESIGN_NAMESPACE, 'alice-ubuntu'), 60_000).catch(() => undefined);
+      await service.stop();
+      await client.delete(`/api/v1/namespaces/${DESIGN_NAMESPACE}`).catch(() => undefined);
+    });
+    await leadingController(service);
+    const running = await sessionInPhase(client, DESIGN_NAMESPACE, 'alice-ubuntu', 'Running', 60_000);
+    expect(running.status?.url).toMatch(/^https:\/\/alice-ubuntu-vdi\./);
+    const pod = await client.get<V1Pod>(`/api/v1/namespaces/${DESIGN_NAMESPACE}/pods/vdi-alice-ubuntu`);
+    const resources = pod.spec?.containers[0]?.resources;
+    // cpu: 2 from the session, the template's default GPU slice and memory.
+    expect(resources?.limits).toMatchObject({ cpu: '2', memory: '8Gi', 'nvidia.com/gpu': '1' });
   });
 
   it('shows user, template, phase, URL and age in kubectl get vdis', async () => {

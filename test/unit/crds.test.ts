@@ -178,6 +178,8 @@ const session = loadCrd(SESSION_CRD_FILE);
 const template = loadCrd(TEMPLATE_CRD_FILE);
 const aliceSession = loadExample('deploy/examples/alice-session.yaml');
 const ubuntuTemplate = loadExample('deploy/examples/ubuntu-desktop-template.yaml');
+const designSession = loadExample('docs/design/examples/vdisession.yaml');
+const designTemplate = loadExample('docs/design/examples/vditemplate.yaml');
 
 // ---- Schema helpers --------------------------------------------------------------------------------------------------
 
@@ -229,7 +231,9 @@ function hasType(type: string | undefined, value: unknown): boolean {
 /** What the apiserver's OpenAPI validation would object to (everything but CEL and formats); empty when valid. */
 function violations(schema: Schema, value: unknown, path = ''): string[] {
   const where = path || '(root)';
-  if (!hasType(schema.type, value)) return [`${where}: expected ${schema.type}, got ${JSON.stringify(value)}`];
+  if (isIntOrString(schema)) {
+    if (!Number.isInteger(value) && typeof value !== 'string') return [`${where}: expected integer or string, got ${JSON.stringify(value)}`];
+  } else if (!hasType(schema.type, value)) return [`${where}: expected ${schema.type}, got ${JSON.stringify(value)}`];
   const found: string[] = [];
   if (schema.enum && !schema.enum.includes(value)) found.push(`${where}: ${JSON.stringify(value)} is not in the enum`);
   if (typeof value === 'string') {
@@ -264,6 +268,16 @@ function violations(schema: Schema, value: unknown, path = ''): string[] {
     }
   }
   return found;
+}
+
+/**
+ * `x-kubernetes-int-or-string: true` with the one structure the apiserver allows for it (anyOf integer | string,
+ * no type of its own): a Kubernetes quantity, `cpu: 2` or `cpu: "500m"`.
+ */
+function isIntOrString(node: Schema): boolean {
+  if (node['x-kubernetes-int-or-string'] !== true) return false;
+  const anyOf = (node.anyOf ?? []) as Schema[];
+  return node.type === undefined && anyOf.length === 2 && anyOf.some((s) => s.type === 'integer') && anyOf.some((s) => s.type === 'string');
 }
 
 /** Every schema node under root, with its dotted path. */
@@ -329,7 +343,7 @@ describe.each([
 
   it('is structural without preserving unknown fields', () => {
     for (const [path, node] of walk(schema)) {
-      expect(node.type, `${path} type`).toBeDefined();
+      if (!isIntOrString(node)) expect(node.type, `${path} type`).toBeDefined();
       expect(node['x-kubernetes-preserve-unknown-fields'], path).toBeUndefined();
     }
     expect(schema.required).toEqual(['spec']);
@@ -354,7 +368,8 @@ describe.each([
         const read = /\b(self|oldSelf)\b(?!\.)/.test(rule) ? [[path, node] as const] : [];
         const touched = [...read, ...fields.map((field) => [`${path}.${field}`, at(node, field)] as const)];
         for (const [touchedPath, touchedNode] of touched) {
-          if (touchedNode.type === 'string' && touchedNode.maxLength === undefined) unbounded.push(touchedPath);
+          const stringy = touchedNode.type === 'string' || isIntOrString(touchedNode);
+          if (stringy && touchedNode.maxLength === undefined) unbounded.push(touchedPath);
           if (touchedNode.type === 'array' && touchedNode.maxItems === undefined) unbounded.push(touchedPath);
         }
       }
@@ -490,13 +505,28 @@ describe('the VDITemplate schema', () => {
 describe.each(QUANTITY_FIELDS)('the %s quantity field', (_kind, root, path) => {
   const field = at(root, path);
 
-  it.each(['8Gi', '500m', '4', '1.5', '100M', '2e3'])(`${path} accepts %s`, (value) => {
-    expect(field.type).toBe('string');
+  it(`${path} is int-or-string, as Kubernetes quantities are (a YAML \`cpu: 2\` is an integer)`, () => {
+    expect(isIntOrString(field)).toBe(true);
+    expect(field.maxLength).toBe(64);
+  });
+
+  it.each(['8Gi', '500m', '4', '1.5', '100M', '2e3', 2, 16])(`${path} accepts %j`, (value) => {
     expect(violations(field, value)).toEqual([]);
   });
 
-  it.each(['8GB', 'lots', '', '8 Gi', '4 cores'])(`${path} rejects %j`, (value) => {
+  it.each(['8GB', 'lots', '', '8 Gi', '4 cores', 1.5, true, null])(`${path} rejects %j`, (value) => {
     expect(violations(field, value)).not.toEqual([]);
+  });
+});
+
+describe('CEL rules over quantities', () => {
+  it('read int-or-string fields through string(), so an integer default compares with a string maximum', () => {
+    const rules = [template.schema, at(template.schema, 'spec.resources'), at(template.schema, 'spec.persistence')]
+      .flatMap((node) => node['x-kubernetes-validations'] ?? [])
+      .map((r) => r.rule)
+      .filter((rule) => rule.includes('quantity('));
+    expect(rules.length).toBe(3);
+    for (const rule of rules) expect(rule, rule).not.toMatch(/quantity\(self\./);
   });
 });
 
@@ -551,5 +581,20 @@ describe('the examples', () => {
     const templateSpec = ubuntuTemplate.spec as VDITemplateSpec;
     expect(sessionSpec.template).toBe((ubuntuTemplate.metadata as Record<string, unknown>).name);
     expect(sessionSpec.resources?.gpu).toBeLessThanOrEqual(templateSpec.resources?.maxGPU ?? 0);
+  });
+});
+
+describe("the design's examples, as the design writes them", () => {
+  it('use plain YAML integers for CPU, as the design does', () => {
+    expect((designSession.spec as VDISessionSpec).resources?.cpu).toBe(2);
+    expect((designTemplate.spec as VDITemplateSpec).resources).toMatchObject({ defaultCPU: 2, maxCPU: 8 });
+  });
+
+  it('are a valid VDISession in the shared namespace vdi (status block included) and a valid VDITemplate', () => {
+    expect(designSession.metadata).toMatchObject({ namespace: 'vdi' });
+    expect(designSession.status).toBeDefined();
+    expect(violations(session.schema, designSession)).toEqual([]);
+    expect(violations(template.schema, designTemplate)).toEqual([]);
+    expect((designSession.spec as VDISessionSpec).template).toBe((designTemplate.metadata as Record<string, unknown>).name);
   });
 });

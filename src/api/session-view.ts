@@ -1,0 +1,86 @@
+// What the API shows of a session and a template: the same effective settings, limits and URL the reconciler
+// computes (operator/resolve.ts, operator/builders.ts), so a client sees the numbers the pod gets and the
+// address the desktop will have, not just what was written into the object.
+import { sessionUrl } from '../../operator/builders.ts';
+import type { ReconcilerConfig } from '../../operator/config.ts';
+import { quantityText } from '../../operator/quantity.ts';
+import { resolveSession, sessionLimits } from '../../operator/resolve.ts';
+import type { Quantity, VDISession, VDITemplate } from '../../operator/v1alpha1.ts';
+
+export interface SessionSpecView {
+  user: string;
+  template: string;
+  resources: { gpu: number | null; memory: string | null; cpu: string | null };
+  persistence: { enabled: boolean; size: string | null } | null;
+  timeout: string | null;
+}
+
+const text = (value: Quantity | undefined): string | null => (value === undefined ? null : quantityText(value));
+
+/**
+ * The session's spec with its template's defaults applied. When the reconciler cannot give it a desktop (no
+ * template, a request beyond the limits) there are no effective settings: the request is shown as written.
+ */
+export function sessionSpecView(session: VDISession, template: VDITemplate | undefined, config: ReconcilerConfig): SessionSpecView {
+  const { spec } = session;
+  const resolution = resolveSession(session, template, config);
+  if (resolution.ok) {
+    const { effective } = resolution;
+    return {
+      user: spec.user,
+      template: spec.template,
+      resources: { gpu: effective.gpu, memory: effective.memory, cpu: effective.cpu },
+      persistence: { enabled: effective.persistence.enabled, size: effective.persistence.size },
+      timeout: spec.timeout ?? null,
+    };
+  }
+  return {
+    user: spec.user,
+    template: spec.template,
+    resources: { gpu: spec.resources?.gpu ?? null, memory: text(spec.resources?.memory), cpu: text(spec.resources?.cpu) },
+    persistence: spec.persistence ? { enabled: spec.persistence.enabled ?? false, size: text(spec.persistence.size) } : null,
+    timeout: spec.timeout ?? null,
+  };
+}
+
+/** The desktop's URL: the reconciler's once it wrote one, else the one it will write (the same rule). */
+export function sessionUrlView(session: VDISession, config: ReconcilerConfig): string {
+  return session.status?.url ?? sessionUrl(session, config);
+}
+
+export interface TemplateResourcesView {
+  defaultGPU: number;
+  maxGPU: number;
+  defaultMemory: string;
+  maxMemory: string | null;
+  defaultCPU: string;
+  maxCPU: string | null;
+}
+
+/** A template's defaults and maxima as the reconciler enforces them (sessionLimits). */
+export function templateView(template: VDITemplate, config: ReconcilerConfig): {
+  resources: TemplateResourcesView;
+  defaultTimeout: string;
+  maxTimeout: string | null;
+  persistence: { defaultEnabled: boolean; defaultSize: string; maxSize: string | null };
+} {
+  const limits = sessionLimits(template, config);
+  return {
+    resources: {
+      defaultGPU: limits.gpu.default,
+      // Always bounded: a desktop uses at most MAX_GPU_SLICES_PER_DESKTOP.
+      maxGPU: limits.gpu.max ?? limits.gpu.default,
+      defaultMemory: quantityText(limits.memory.default),
+      maxMemory: text(limits.memory.max),
+      defaultCPU: quantityText(limits.cpu.default),
+      maxCPU: text(limits.cpu.max),
+    },
+    defaultTimeout: limits.timeout.default,
+    maxTimeout: limits.timeout.max ?? null,
+    persistence: {
+      defaultEnabled: limits.persistence.defaultEnabled,
+      defaultSize: quantityText(limits.persistence.size.default),
+      maxSize: text(limits.persistence.size.max),
+    },
+  };
+}
