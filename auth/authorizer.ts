@@ -2,7 +2,7 @@
 // SubjectAccessReview that names the user and groups explicitly in its spec (never a self-review sent with
 // credentials a client library might drop, which made every review in the closest prior art run as the
 // service account), cached briefly per identity and question.
-import type { KubeClient } from '../src/kube/client.ts';
+import { utf8HeaderValue, type KubeClient } from '../src/kube/client.ts';
 import type { Identity } from './identity.ts';
 
 export interface AccessQuestion {
@@ -43,6 +43,9 @@ export function createAuthorizer(client: KubeClient, opts: { ttlMs?: number; den
     },
     key: decisionKey,
     async can(identity, q) {
+      // A review about a name the apiserver would read differently (a lone surrogate becomes U+FFFD in JSON)
+      // would answer for someone else: refused like the impersonated request it stands for.
+      for (const name of [identity.username, ...identity.groups]) utf8HeaderValue(name);
       const key = decisionKey(identity, q);
       const hit = cache.get(key);
       if (hit && Date.now() - hit.at < deniedTtlMs) return await hit.allowed;

@@ -52,6 +52,12 @@ describe('identityFromClaims', () => {
     ['a non-string group', { email: 'a@x', groups: ['dev', 7] }],
     ['an empty group', { email: 'a@x', groups: [''] }],
     ['a groups claim that is an object', { email: 'a@x', groups: { admin: true } }],
+    // The apiserver would see these as other names: HTTP trims header values, UTF-8 has no lone surrogates.
+    ['a username that ends in a space', { email: 'alice@example.com ' }],
+    ['a username that ends in a tab', { email: 'alice@example.com\t' }],
+    ['a username with a lone surrogate', { email: 'jos\uD800@example.com' }],
+    ['a group that begins with a space', { email: 'a@x', groups: [' vdi-admins'] }],
+    ['a group with a lone surrogate', { email: 'a@x', groups: ['dev\uDC00'] }],
   ])('refuses %s', (_case, claims) => {
     expect(() => identityFromClaims(claims, config)).toThrow(IdentityError);
   });
@@ -62,6 +68,14 @@ describe('identityFromClaims', () => {
     expect(() => identityFromClaims({ email: 'a@x', groups: ['dev'] }, { ...config, groupsPrefix: 'system:' })).toThrow(
       IdentityError,
     );
+  });
+
+  it('refuses a username that begins with whitespace once the prefix is empty', () => {
+    expect(() => identityFromClaims({ email: ' alice@example.com' }, { ...config, usernamePrefix: '' })).toThrow(IdentityError);
+  });
+
+  it('keeps non-ASCII names exactly as claimed', () => {
+    expect(identityFromClaims({ email: 'josé@example.com', groups: ['équipe'] }, config)).toMatchObject({ name: 'josé@example.com', groups: ['oidc:équipe'] });
   });
 
   it('carries the UNAUTHENTICATED code', () => {

@@ -42,6 +42,20 @@ const MAX_NAME_LENGTH = 253;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const RESERVED_PREFIX = 'system:';
+// HTTP drops whitespace at either end of a header value, so `alice ` would reach the apiserver as `alice`.
+const EDGE_WHITESPACE = /^[ \t]|[ \t]$/;
+
+/**
+ * Why `text` cannot be sent to the apiserver as exactly these characters, or undefined when it can. Names and
+ * groups travel as UTF-8 (impersonation headers, JSON bodies, hashes); a lone surrogate has no UTF-8 form and
+ * would become U+FFFD, the same bytes as another name that holds U+FFFD.
+ */
+export function unsendable(text: string): string | undefined {
+  if (!text.isWellFormed()) return 'is not well-formed Unicode (a lone surrogate)';
+  if (CONTROL_CHARACTERS.test(text)) return 'contains control characters';
+  if (EDGE_WHITESPACE.test(text)) return 'begins or ends with whitespace';
+  return undefined;
+}
 
 export function identityFromClaims(claims: Readonly<Record<string, unknown>>, config: IdentityConfig): Identity {
   const name = claims[config.usernameClaim];
@@ -49,12 +63,14 @@ export function identityFromClaims(claims: Readonly<Record<string, unknown>>, co
     throw new IdentityError(`claim "${config.usernameClaim}" is missing or not a non-empty string`);
   }
   if (name.length > MAX_NAME_LENGTH) throw new IdentityError('username is longer than 253 characters');
-  if (CONTROL_CHARACTERS.test(name)) throw new IdentityError('username contains control characters');
+  const nameProblem = unsendable(name);
+  if (nameProblem) throw new IdentityError(`username ${nameProblem}`);
   // kube-apiserver refuses an email username whose email_verified is present and not true.
   if (config.usernameClaim === 'email' && 'email_verified' in claims && claims.email_verified !== true) {
     throw new IdentityError('email is not verified');
   }
   const username = config.usernamePrefix + name;
+  if (unsendable(username)) throw new IdentityError(`username with its prefix ${unsendable(username)}`);
   if (name.startsWith(RESERVED_PREFIX) || username.startsWith(RESERVED_PREFIX)) {
     throw new IdentityError('username is in the reserved system: namespace');
   }
@@ -77,7 +93,8 @@ function groupsClaimValues(value: unknown, claimName: string): string[] {
     if (typeof group !== 'string' || group === '') {
       throw new IdentityError(`claim "${claimName}" holds a value that is not a non-empty string`);
     }
-    if (CONTROL_CHARACTERS.test(group)) throw new IdentityError('a group contains control characters');
+    const problem = unsendable(group);
+    if (problem) throw new IdentityError(`a group ${problem}`);
     if (group.startsWith(RESERVED_PREFIX)) throw new IdentityError('a group is in the reserved system: namespace');
   }
   return values as string[];

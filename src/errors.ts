@@ -1,7 +1,7 @@
 // Typed GraphQL errors with stable extension codes. Kubernetes failures are mapped here and only here, so a
 // raw apiserver message, header or stack never reaches a client.
 import { GraphQLError } from 'graphql';
-import { KubeError, KubeUnavailableError } from './kube/client.ts';
+import { ImpersonationEncodingError, KubeError, KubeUnavailableError } from './kube/client.ts';
 
 export type ErrorCode =
   | 'UNAUTHENTICATED'
@@ -36,6 +36,7 @@ export const rateLimited = () => new ApiError('RATE_LIMITED', 'too many requests
 export function fromKubeError(err: unknown, what = 'the object'): Error {
   if (err instanceof ApiError) return err;
   if (err instanceof KubeUnavailableError) return unavailable();
+  if (err instanceof ImpersonationEncodingError) return forbidden('your user name or a group cannot be sent to Kubernetes exactly as it is');
   if (!(err instanceof KubeError)) return err instanceof Error ? err : new Error(String(err));
   switch (err.status) {
     case 400:

@@ -41,6 +41,30 @@ export class KubeError extends Error {
   }
 }
 
+/** An identity that cannot be sent so that the apiserver reads exactly its characters; nothing was sent. */
+export class ImpersonationEncodingError extends Error {
+  constructor(reason: string) {
+    super(`cannot impersonate: the name ${reason}`);
+    this.name = 'ImpersonationEncodingError';
+  }
+}
+
+// eslint-disable-next-line no-control-regex
+const HEADER_UNSAFE = /[\u0000-\u001f\u007f]|^[ \t]|[ \t]$/;
+
+/**
+ * `text` as a header value whose bytes on the wire are its UTF-8. Node writes a header string one byte per
+ * character (Latin-1), and the apiserver reads the bytes as UTF-8 (Go strings): sent as is, `josé` would
+ * arrive as the invalid byte E9 and `josÃ©` as C3 A9, which is `josé`. So each UTF-8 byte becomes one
+ * character. Text that would not arrive as itself (a lone surrogate has no UTF-8; HTTP trims spaces and tabs
+ * at the ends; control characters end a header) is refused instead of being sent altered.
+ */
+export function utf8HeaderValue(text: string): string {
+  if (!text.isWellFormed()) throw new ImpersonationEncodingError('is not well-formed Unicode');
+  if (HEADER_UNSAFE.test(text)) throw new ImpersonationEncodingError('has control characters or whitespace at an end');
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
 /** The apiserver could not be reached at all (connection refused, reset, timed out). */
 export class KubeUnavailableError extends Error {
   constructor(cause: unknown) {
@@ -127,9 +151,9 @@ export class KubeClient {
       headers['Content-Length'] = payload.length;
     }
     if (opts.as) {
-      headers['Impersonate-User'] = opts.as.username;
+      headers['Impersonate-User'] = utf8HeaderValue(opts.as.username);
       // An array makes node write one header line per group: the apiserver needs them separate.
-      if (opts.as.groups.length) headers['Impersonate-Group'] = opts.as.groups;
+      if (opts.as.groups.length) headers['Impersonate-Group'] = opts.as.groups.map(utf8HeaderValue);
     }
     const lib = url.protocol === 'https:' ? https : http;
     // secureContext reaches tls.connect through the agent (https.RequestOptions does not declare it).
