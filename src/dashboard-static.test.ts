@@ -1,4 +1,5 @@
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
 import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -81,6 +82,32 @@ describe('findDashboardDir', () => {
       expect(findDashboardDir(path.join(root, 'dist', 'src'))).toBe(path.join(root, 'dist', 'dashboard'));
     } finally {
       await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('sends a page opened under another host name to the public URL, path and query kept', async () => {
+    const app = express();
+    app.use(dashboardRouter(dir, 'http://vdi.localhost:8080'));
+    const other = app.listen(0, '127.0.0.1');
+    await new Promise((r) => other.once('listening', r));
+    try {
+      const url = `http://127.0.0.1:${(other.address() as { port: number }).port}`;
+      const res = await fetch(`${url}/sessions?x=1`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+      expect(res.status).toBe(302);
+      expect(res.headers.get('location')).toBe('http://vdi.localhost:8080/sessions?x=1');
+      // fetch sets Host itself; a raw request names the public host as a browser there would.
+      const sameStatus = await new Promise<number | undefined>((resolve, reject) =>
+        httpGet(`${url}/sessions`, { headers: { accept: 'text/html', host: 'vdi.localhost:8080' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        }).on('error', reject),
+      );
+      expect(sameStatus).toBe(200);
+      for (const p of ['/graphql', '/login', '/auth/forward', '/assets/index-abc123.js']) {
+        expect((await fetch(`${url}${p}`, { headers: { accept: 'text/html' }, redirect: 'manual' })).status, p).not.toBe(302);
+      }
+    } finally {
+      other.close();
     }
   });
 });

@@ -22,8 +22,20 @@ function reserved(urlPath: string): boolean {
   return RESERVED.some((p) => urlPath === p || urlPath.startsWith(`${p}/`));
 }
 
-export function dashboardRouter(dir: string): express.Router {
+/**
+ * @param publicUrl the portal's public origin. Login works only there (the issuer knows that callback, and the
+ * cookie is scoped to it), so a page opened under another name of the same service (`localhost`, a
+ * port-forward, the pod's address) is sent there, path and query kept.
+ */
+export function dashboardRouter(dir: string, publicUrl?: string): express.Router {
   const router = express.Router();
+  if (publicUrl) {
+    const publicOrigin = new URL(publicUrl);
+    router.use((req, res, next) => {
+      if (req.method !== 'GET' || req.headers.host === publicOrigin.host || reserved(req.path) || path.extname(req.path) || !req.accepts('html')) return next();
+      res.redirect(302, `${publicOrigin.origin}${req.originalUrl}`);
+    });
+  }
   router.use(
     '/assets',
     express.static(path.join(dir, 'assets'), { immutable: true, maxAge: '365d', index: false, fallthrough: false }),

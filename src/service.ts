@@ -51,6 +51,7 @@ export function reconcilerConfigFrom(config: Config): ReconcilerConfig {
     domain: d.domain,
     hostPattern: d.hostPattern,
     urlScheme: d.urlScheme as 'https' | 'http',
+    urlPort: d.urlPort,
     tls: d.tlsSecretName || d.tlsCertResolver ? { secretName: d.tlsSecretName, certResolver: d.tlsCertResolver } : undefined,
     ingressMode: d.ingressMode,
     ingressClassName: d.ingressClassName,
@@ -177,7 +178,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     api = await startApi({ app, server, config, services, verifier, metrics, log, browserSessions });
     // The dashboard, after every API route (npm run dashboard:build makes dashboard/dist).
     const dashboardDir = findDashboardDir();
-    if (dashboardDir) app.use(dashboardRouter(dashboardDir));
+    if (dashboardDir) app.use(dashboardRouter(dashboardDir, config.access.publicUrl));
     else log.info('dashboard/dist not found: serving the API only (npm run dashboard:build)');
   }
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));

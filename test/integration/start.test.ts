@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startOidcIssuer } from '../../dev/oidc-issuer.ts';
-import { clusterInfo } from '../support/cluster.ts';
+import { clusterInfo, eventually } from '../support/cluster.ts';
+import { alive, commandLine, descendants } from '../support/processes.ts';
 
 interface LogLine {
   msg?: string;
@@ -89,6 +90,23 @@ describe('npm start', () => {
     const code = await new Promise((r) => child!.once('exit', r));
     expect(code).toBe(0);
     expect(existsSync(local.kubeconfig!)).toBe(false);
+  });
+
+  it('stops every child when a signal comes before it is ready', async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), 'vdi-home-'));
+    start({ HOME: home });
+    // Mid-boot: the apiserver is up, the rest of the local default is not.
+    const started = await eventually(async () => {
+      const pids = descendants(child!.pid!);
+      return pids.map(commandLine).some((c) => c.includes('kube-apiserver')) && !child!.exitCode ? pids : undefined;
+    }, 120_000, 20);
+    child!.kill('SIGTERM');
+    const code = await new Promise((r) => (child!.exitCode !== null ? r(child!.exitCode) : child!.once('exit', r)));
+    expect(code).toBe(0);
+    await eventually(async () => {
+      expect(alive([...started, ...descendants(child!.pid!)]).map(commandLine)).toEqual([]);
+      return true;
+    }, 20_000);
   });
 
   it('uses the cluster of KUBECONFIG when there is one', async () => {
