@@ -49,3 +49,52 @@ describe('ApiServices.quota', () => {
     expect(shown.message).not.toContain('10.0.0.7');
   });
 });
+
+/** Services over one session of alice's, with an authorizer that allows only `allowed` verbs; records what is sent. */
+function servicesForAlice(allowed: string[]) {
+  const sent: string[] = [];
+  const asked: string[] = [];
+  const ns = 'vdi-alice';
+  const session = { metadata: { name: 'desk', namespace: ns, creationTimestamp: new Date().toISOString() }, spec: { user: 'alice@example.com', template: 't' } };
+  const client = {
+    delete: async (path: string) => (sent.push(`DELETE ${path}`), session),
+    mergePatch: async (path: string) => (sent.push(`PATCH ${path}`), session),
+  } as unknown as KubeClient;
+  const authorizer = {
+    can: async (_identity: unknown, q: { verb: string; namespace?: string; name?: string }) => (asked.push(`${q.verb} ${q.namespace}/${q.name}`), allowed.includes(q.verb)),
+    key: () => 'k',
+    forget: () => {},
+  } as Authorizer;
+  const services = new ApiServices({
+    client,
+    caches: { sessions: { list: () => [session], get: () => session, remember: () => {}, on: () => () => {} }, templates: { get: () => undefined } } as unknown as Caches,
+    authorizer,
+    namespaces: { namespaceOf: () => ns } as unknown as UserNamespaces,
+    reconcilerConfig: defaultReconcilerConfig(),
+  });
+  return { services, sent, asked };
+}
+
+const mallory = { username: 'oidc:mallory@example.com', name: 'mallory@example.com', groups: [], isAdmin: false };
+
+describe('destructive mutations are authorised on the named session before anything is sent', () => {
+  it('terminateVDISession asks for delete on that session and sends nothing when refused', async () => {
+    const { services, sent, asked } = servicesForAlice(['get', 'list', 'watch']);
+    await expect(services.terminateSession(mallory, 'desk', 'alice@example.com')).rejects.toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+    expect(asked).toContain('delete vdi-alice/desk');
+    expect(sent).toEqual([]);
+  });
+
+  it('extendVDISession asks for patch on that session and sends nothing when refused', async () => {
+    const { services, sent, asked } = servicesForAlice(['get', 'list', 'watch']);
+    await expect(services.extendSession(mallory, 'desk', 'alice@example.com', '1h')).rejects.toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+    expect(asked).toContain('patch vdi-alice/desk');
+    expect(sent).toEqual([]);
+  });
+
+  it('sends the DELETE when RBAC allows it', async () => {
+    const { services, sent } = servicesForAlice(['get', 'delete']);
+    await services.terminateSession(mallory, 'desk', 'alice@example.com');
+    expect(sent).toEqual(['DELETE /apis/vdi.kasm.io/v1alpha1/namespaces/vdi-alice/vdisessions/desk']);
+  });
+});

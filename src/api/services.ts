@@ -231,7 +231,11 @@ export class ApiServices {
     }
   }
 
-  /** Session events for a subscription, authorised as the subscriber (at start and again while it runs). */
+  /**
+   * Session events for a subscription, authorised as the subscriber before anything is delivered and again
+   * while it runs, with the question the HTTP query asks. In the caller's own namespace a refusal withholds
+   * (the query answers [] there until the namespace is provisioned); anywhere else it ends the subscription.
+   */
   async subscribeSessions(
     identity: Identity,
     opts: { user?: string | null; allUsers?: boolean | null; name?: string | null },
@@ -244,6 +248,7 @@ export class ApiServices {
       name: opts.name ?? undefined,
       authorize: () => this.authorizer.can(identity, question),
       authorizationKey: this.authorizer.key(identity, question),
+      whenRefused: opts.allUsers || (opts.user && opts.user !== identity.name) ? 'end' : 'withhold',
       direct,
     });
   }

@@ -53,6 +53,50 @@ describe('SessionEventHub', () => {
     expect([next.type, next.session.metadata.name, next.session.status?.phase]).toEqual(['MODIFIED', 'two', 'Starting']);
   });
 
+  describe('decides before anything is delivered (issue #20: own-namespace subscriptions started as authorised)', () => {
+    const label = (e: { type: string; session: VDISession }) => `${e.type} ${e.session.metadata.name} ${e.session.status?.phase}`;
+    const settle = () => new Promise((r) => setImmediate(r));
+
+    it('asks before the snapshot, and a refusal ends the subscription with nothing delivered', async () => {
+      const c = cache([session('a', 'one')]);
+      const hub = new SessionEventHub(c.informer);
+      let checks = 0;
+      const it = hub.subscribe({ namespace: 'a', authorize: async () => (checks++, false) });
+      await expect(it.next()).rejects.toMatchObject({ extensions: { code: 'FORBIDDEN' } });
+      expect(checks).toBe(1);
+      expect(hub.subscribers).toBe(0);
+    });
+
+    it('holds the snapshot and later events until the first answer, then delivers them in order', async () => {
+      const c = cache([session('a', 'one')]);
+      const hub = new SessionEventHub(c.informer);
+      let answer!: (allowed: boolean) => void;
+      const it = hub.subscribe({ namespace: 'a', authorize: () => new Promise<boolean>((resolve) => (answer = resolve)) });
+      const first = it.next();
+      c.emit('MODIFIED', session('a', 'one', 'Running'));
+      expect(await Promise.race([first.then(() => 'delivered'), settle().then(() => 'held')])).toBe('held');
+      answer(true);
+      expect(label((await first).value!)).toBe('ADDED one Pending');
+      expect(label((await it.next()).value!)).toBe('MODIFIED one Running');
+    });
+
+    it('withholds from a refused subscriber of its own namespace, which stays and gets what comes once allowed', async () => {
+      const c = cache([session('a', 'theirs')]);
+      const hub = new SessionEventHub(c.informer, { reauthorizeMs: 0 });
+      let allow = false;
+      const it = hub.subscribe({ namespace: 'a', whenRefused: 'withhold', authorize: async () => allow });
+      const next = it.next();
+      await settle();
+      c.emit('MODIFIED', session('a', 'theirs', 'Running'));
+      await settle();
+      expect(await Promise.race([next.then(() => 'delivered'), settle().then(() => 'nothing')])).toBe('nothing');
+      expect(hub.subscribers).toBe(1);
+      allow = true;
+      c.emit('ADDED', session('a', 'mine'));
+      expect(label((await next).value!)).toBe('ADDED mine Pending');
+    });
+  });
+
   it('ends a subscriber that falls too far behind with an error instead of dropping events', async () => {
     const c = cache([]);
     const hub = new SessionEventHub(c.informer, { maxQueue: 3 });
@@ -181,6 +225,8 @@ describe('SessionEventHub', () => {
       const it = hub.subscribe({ namespace: 'a', authorize: async () => (counts.checks++, allow()), direct: () => (counts.direct++, true) });
       const pending = it.next();
       await settle();
+      // Not counted: the check every subscription starts with.
+      counts.checks = 0;
       return { c, hub, counts, pending, end: async () => (await it.return!(), await pending) };
     }
 
@@ -218,11 +264,15 @@ describe('SessionEventHub', () => {
       const hub = new SessionEventHub(c.informer, { reauthorizeMs: 200 });
       const checks: string[] = [];
       const direct: string[][] = keys.map(() => []);
+      // The check every subscription starts with says yes and is not counted; `answer` gives the later ones.
+      let started = false;
+      const authorize = (key: string) => (started ? (checks.push(key), answer()) : Promise.resolve(true));
       const its = keys.map((key, i) =>
-        hub.subscribe({ namespace: 'a', authorizationKey: key, authorize: () => (checks.push(key), answer()), direct: (e) => (direct[i]!.push(label(e)), true) }),
+        hub.subscribe({ namespace: 'a', authorizationKey: key, authorize: () => authorize(key), direct: (e) => (direct[i]!.push(label(e)), true) }),
       );
       const pending = its.map((it) => it.next());
       await settle();
+      started = true;
       return { c, hub, checks, direct, pending };
     }
     const deferred = () => {

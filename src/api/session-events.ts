@@ -22,8 +22,17 @@ export interface SubscriptionScope {
   namespace?: string;
   /** Only the session with this name. */
   name?: string;
-  /** Re-checked whenever the last decision is older than reauthorizeMs. */
+  /**
+   * Asked when the subscription starts (nothing, the snapshot neither, is delivered before it says yes) and
+   * again whenever the last decision is older than reauthorizeMs.
+   */
   authorize: () => Promise<boolean>;
+  /**
+   * What a refusal does: `end` the subscription with FORBIDDEN (the default), or `withhold` what it holds and
+   * ask again at the next event. `withhold` is for the caller's own namespace, where an HTTP query answers with
+   * no sessions until the namespace is provisioned.
+   */
+  whenRefused?: 'end' | 'withhold';
   /**
    * Subscribers with the same key get the same answer from authorize (one identity asking one question), so
    * one call answers for all of them. Without a key a subscriber is asked about on its own.
@@ -43,6 +52,7 @@ interface Subscriber {
   wake: (() => void) | undefined;
   failed: Error | undefined;
   done: boolean;
+  /** When authorize last said yes; -Infinity until it has, so nothing (the snapshot neither) goes out before. */
   authorizedAt: number;
   /** A renewal of a still-valid decision is in flight. */
   refreshing: boolean;
@@ -106,7 +116,7 @@ export class SessionEventHub {
         for (const sub of live) {
           sub.refreshing = false;
           if (allowed) sub.authorizedAt = Math.max(sub.authorizedAt, asked);
-          else this.end(sub, revoked());
+          else this.refuse(sub);
         }
       },
       () => live.forEach((sub) => (sub.refreshing = false)),
@@ -115,8 +125,9 @@ export class SessionEventHub {
 
   /**
    * Re-checks the expired decision of waiting subscribers that share it, with one call; their events wait in
-   * their queues meanwhile. Allowed: what each holds goes to its sink, in order. Refused: each ends with
-   * nothing delivered. An error: each consumer is woken and its iterator re-checks on its own.
+   * their queues meanwhile. Allowed: what each holds goes to its sink, in order. Refused: nothing held is
+   * delivered (see refuse). An error: each consumer is woken and its iterator re-checks on its own. Also the
+   * first check of every subscriber, made as it subscribes.
    */
   private recheck(group: Subscriber[]): void {
     const asked = Date.now();
@@ -125,7 +136,7 @@ export class SessionEventHub {
         sub.checking = false;
         if (sub.done) continue;
         if (allowed === false) {
-          this.end(sub, revoked());
+          this.refuse(sub);
           continue;
         }
         if (allowed) {
@@ -143,6 +154,13 @@ export class SessionEventHub {
     const wake = sub.wake;
     sub.wake = undefined;
     wake?.();
+  }
+
+  /** A refusal: nothing it holds is delivered; it ends, or (withhold) waits for a later check to allow. */
+  private refuse(sub: Subscriber): void {
+    if (sub.scope.whenRefused !== 'withhold') return this.end(sub, revoked());
+    sub.queue.length = 0;
+    sub.authorizedAt = -Infinity;
   }
 
   /** Ends a subscription with an error before anything else it holds is delivered. */
@@ -202,7 +220,9 @@ export class SessionEventHub {
 
   /** An async iterator of events, starting with the current state of every matching session as ADDED. */
   subscribe(scope: SubscriptionScope): AsyncIterableIterator<SessionEventModel> {
-    const sub: Subscriber = { scope, queue: [], wake: undefined, failed: undefined, done: false, authorizedAt: Date.now(), refreshing: false, checking: false };
+    // Not authorised until asked, whatever the scope (the caller's own namespace too): the check starts now, as
+    // an HTTP query's would, and events (the snapshot first) wait for its answer.
+    const sub: Subscriber = { scope, queue: [], wake: undefined, failed: undefined, done: false, authorizedAt: -Infinity, refreshing: false, checking: true };
     const set = scope.namespace === undefined ? this.everywhere : this.byNamespace.get(scope.namespace) ?? new Set<Subscriber>();
     if (scope.namespace !== undefined) this.byNamespace.set(scope.namespace, set);
     // Registered before the snapshot is taken: nothing that happens in between is missed.
@@ -213,6 +233,7 @@ export class SessionEventHub {
       if (scope.name && session.metadata.name !== scope.name) continue;
       sub.queue.push({ type: 'ADDED', session });
     }
+    this.recheck([sub]);
     const remove = () => {
       if (sub.done) return;
       sub.done = true;
@@ -226,24 +247,32 @@ export class SessionEventHub {
       async next(): Promise<IteratorResult<SessionEventModel>> {
         for (;;) {
           if (sub.done) return { value: undefined, done: true };
-          if (sub.queue.length) {
-            if (Date.now() - sub.authorizedAt >= reauthorizeMs) {
-              if (!(await scope.authorize())) {
-                remove();
-                throw revoked();
+          // While a check is in flight (the first one included) its answer decides, and wakes this consumer.
+          if (!sub.checking) {
+            if (sub.queue.length) {
+              if (Date.now() - sub.authorizedAt >= reauthorizeMs) {
+                if (!(await scope.authorize())) {
+                  if (scope.whenRefused === 'withhold') {
+                    sub.queue.length = 0;
+                    sub.authorizedAt = -Infinity;
+                    continue;
+                  }
+                  remove();
+                  throw revoked();
+                }
+                sub.authorizedAt = Date.now();
+                if (sub.done) continue;
               }
-              sub.authorizedAt = Date.now();
-              if (sub.done) continue;
+              const event = sub.queue.shift()!;
+              // The consumer is waiting and everything before this event has been delivered: the sink may take
+              // it too (events that queued while the consumer was busy cost a socket write, not a result each).
+              if (scope.direct && offer(sub, event)) continue;
+              return { value: event, done: false };
             }
-            const event = sub.queue.shift()!;
-            // The consumer is waiting and everything before this event has been delivered: the sink may take
-            // it too (events that queued while the consumer was busy cost a socket write, not a result each).
-            if (scope.direct && offer(sub, event)) continue;
-            return { value: event, done: false };
-          }
-          if (sub.failed) {
-            remove();
-            throw sub.failed;
+            if (sub.failed) {
+              remove();
+              throw sub.failed;
+            }
           }
           await new Promise<void>((resolve) => (sub.wake = resolve));
         }
