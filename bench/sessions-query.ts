@@ -36,7 +36,7 @@ try {
   };
   await stack.client.apply(
     '/apis/vdi.kasm.io/v1alpha1/vditemplates/bench-desktop',
-    { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDITemplate', metadata: { name: 'bench-desktop' }, spec: { image: 'desktop:bench', displayName: 'Bench', resources: { maxGPU: 8 } } },
+    { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDITemplate', metadata: { name: 'bench-desktop' }, spec: { image: 'desktop:bench', displayName: 'Bench', resources: { maxGPU: 1 } } },
     'bench',
   );
   // The first session goes through the API (provisioning the namespace and RoleBinding); the rest are

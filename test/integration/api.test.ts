@@ -27,7 +27,7 @@ beforeAll(async () => {
   await createTemplate(client, {
     image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
     displayName: 'API test desktop',
-    resources: { defaultGPU: 1, maxGPU: 2, defaultMemory: '4Gi', maxMemory: '8Gi', defaultCPU: '2', maxCPU: '4' },
+    resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '4Gi', maxMemory: '8Gi', defaultCPU: '2', maxCPU: '4' },
     defaultTimeout: '1h',
     maxTimeout: '4h',
     persistence: { defaultEnabled: false },
@@ -348,14 +348,15 @@ describe('quota', () => {
   it('refuses with QUOTA_EXCEEDED and creates nothing when the GPU quota is spent', async () => {
     const dave: TestUser = { email: `dave-${suffix}@example.com`, groups: ['vdi-users'] };
     const token = await api.token(dave);
-    expect((await create(token, { name: `d1-${suffix}`, resources: { gpu: 2 } })).errors).toBeUndefined();
-    await eventually(async () => api.service.caches.sessions.get(`${userNamespace(dave.email)}/d1-${suffix}`));
-    expect((await create(token, { name: `d2-${suffix}`, resources: { gpu: 1 } })).errors).toBeUndefined();
-    await eventually(async () => api.service.caches.sessions.get(`${userNamespace(dave.email)}/d2-${suffix}`));
-    const over = await create(token, { name: `d3-${suffix}`, resources: { gpu: 1 } });
+    // A desktop holds one slice at most: three of them spend the quota of 3.
+    for (const n of [1, 2, 3]) {
+      expect((await create(token, { name: `d${n}-${suffix}`, resources: { gpu: 1 } })).errors).toBeUndefined();
+      await eventually(async () => api.service.caches.sessions.get(`${userNamespace(dave.email)}/d${n}-${suffix}`));
+    }
+    const over = await create(token, { name: `d4-${suffix}`, resources: { gpu: 1 } });
     expect(over.errors?.[0]?.extensions?.code).toBe('QUOTA_EXCEEDED');
     const list = await client.list(`/apis/vdi.kasm.io/v1alpha1/namespaces/${userNamespace(dave.email)}/vdisessions`);
-    expect(list.items).toHaveLength(2);
+    expect(list.items).toHaveLength(3);
   });
 
   it('refuses with QUOTA_EXCEEDED when the session count quota is spent (the apiserver decides)', async () => {

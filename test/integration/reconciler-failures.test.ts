@@ -93,8 +93,8 @@ describe('a session naming a template that does not exist', () => {
 
 describe('a session asking for more than its template allows', () => {
   it('fails with ExceedsTemplateLimits and never gets a pod', async () => {
-    const small = await template({ resources: { defaultGPU: 1, maxGPU: 1, maxMemory: '4Gi' } });
-    await createSession(client, ns, 'greedy', { template: small.metadata.name!, resources: { gpu: 2 } });
+    const small = await template({ resources: { defaultGPU: 0, maxGPU: 0, maxMemory: '4Gi' } });
+    await createSession(client, ns, 'greedy', { template: small.metadata.name!, resources: { gpu: 1 } });
     const failed = await sessionInPhase(client, ns, 'greedy', 'Failed');
     expect(failed.status?.reason).toBe('ExceedsTemplateLimits');
     expect(failed.status?.message).toContain('maxGPU');

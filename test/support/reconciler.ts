@@ -75,7 +75,7 @@ export function templateManifest(spec: Partial<VDITemplateSpec> = {}, name = `de
     spec: {
       image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
       displayName: 'Test Desktop',
-      resources: { defaultGPU: 1, maxGPU: 2, defaultMemory: '2Gi', maxMemory: '16Gi', defaultCPU: '1', maxCPU: '8' },
+      resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '2Gi', maxMemory: '16Gi', defaultCPU: '1', maxCPU: '8' },
       defaultTimeout: '1h',
       maxTimeout: '24h',
       persistence: { defaultEnabled: false, defaultSize: '1Gi', maxSize: '10Gi' },

@@ -426,10 +426,10 @@ describe('the VDISession schema', () => {
     for (const name of ['Ubuntu', '-desktop', 'desktop-', 'a_b', '']) expect(violations(field, name), name).not.toEqual([]);
   });
 
-  it('allows 0 to 8 GPU slices', () => {
+  it('allows 0 or 1 GPU slice (a desktop can use one slice of a time-sliced GPU; see test/unit/gpu-model.test.ts)', () => {
     const gpu = at(schema, 'spec.resources.gpu');
-    for (const count of [0, 1, 8]) expect(violations(gpu, count), String(count)).toEqual([]);
-    for (const count of [-1, 9, 1.5, '1']) expect(violations(gpu, count), String(count)).not.toEqual([]);
+    for (const count of [0, 1]) expect(violations(gpu, count), String(count)).toEqual([]);
+    for (const count of [-1, 2, 8, 1.5, '1']) expect(violations(gpu, count), String(count)).not.toEqual([]);
   });
 
   it('shows User, Template, GPU, Phase, URL and Age, and Reason in wide output', () => {
@@ -468,10 +468,10 @@ describe('the VDITemplate schema', () => {
     expect([...(at(schema, 'spec.encoder').enum ?? [])].sort()).toEqual([...ENCODERS].sort());
   });
 
-  it('allows 0 to 8 GPU slices as default and maximum', () => {
+  it('allows 0 or 1 GPU slice as default and maximum', () => {
     for (const path of ['spec.resources.defaultGPU', 'spec.resources.maxGPU']) {
       expect(at(schema, path).type, path).toBe('integer');
-      expect([at(schema, path).minimum, at(schema, path).maximum], path).toEqual([0, 8]);
+      expect([at(schema, path).minimum, at(schema, path).maximum], path).toEqual([0, 1]);
     }
   });
 
