@@ -201,12 +201,21 @@ describe('buildPod', () => {
     expect(p.spec).not.toHaveProperty('tolerations');
   });
 
-  it('never sets NVIDIA_VISIBLE_DEVICES, even when the template asks', () => {
-    for (const effective of [gpuEffective, cpuEffective]) {
-      const p = pod(effective, template({ env: [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'all' }] }));
-      expect(env(p).map((e) => e.name)).not.toContain('NVIDIA_VISIBLE_DEVICES');
-    }
+  it('leaves NVIDIA_VISIBLE_DEVICES of a GPU desktop to the device plugin, even when the template asks', () => {
+    const p = pod(gpuEffective, template({ env: [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'all' }] }));
+    expect(env(p).map((e) => e.name)).not.toContain('NVIDIA_VISIBLE_DEVICES');
     expect(envValue(pod(), 'NVIDIA_DRIVER_CAPABILITIES')).toBe('all');
+  });
+
+  it('shows a CPU-only desktop no GPU (NVIDIA_VISIBLE_DEVICES=void), whatever its template or image says', () => {
+    const p = pod(cpuEffective, template({ env: [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'all' }] }));
+    expect(env(p).filter((e) => e.name === 'NVIDIA_VISIBLE_DEVICES')).toEqual([{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' }]);
+  });
+
+  it('keeps a CPU-only desktop off GPU nodes, and a GPU desktop free to use them', () => {
+    const terms = pod(cpuEffective).spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+    expect(terms).toEqual([{ matchExpressions: [{ key: 'nvidia.com/gpu.present', operator: 'NotIn', values: ['true'] }] }]);
+    expect(pod(gpuEffective).spec?.affinity).toBeUndefined();
   });
 
   it('the password is never a literal value in the pod', () => {
@@ -427,5 +436,9 @@ describe('buildNetworkPolicy', () => {
 describe('sessionUrl', () => {
   it('is <scheme>://<host>/', () => {
     expect(sessionUrl(session, config)).toBe('https://desk-team-a.vdi.example.com/');
+  });
+
+  it('carries the entry point\'s port when one is configured (the local default serves desktops on :8000)', () => {
+    expect(sessionUrl(session, { ...config, urlScheme: 'http', urlPort: 8000 })).toBe('http://desk-team-a.vdi.example.com:8000/');
   });
 });

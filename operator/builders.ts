@@ -215,6 +215,9 @@ function desktopEnv(
     },
     { name: 'SELKIES_ENABLE_RESIZE', value: 'true' },
     { name: 'NVIDIA_DRIVER_CAPABILITIES', value: 'all' },
+    // The desktop images set NVIDIA_VISIBLE_DEVICES=all: where nvidia is the default runtime (the GPU operator's
+    // usual install) a CPU-only desktop would get every GPU outside slice accounting. `void` gives it none.
+    ...(effective.gpu === 0 ? [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' }] : []),
     { name: 'TZ', value: 'UTC' },
   ];
   for (const { name: envName, value } of template.spec.env ?? []) {
@@ -228,6 +231,13 @@ function desktopEnv(
 }
 
 const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+/** The label the GPU operator (GPU feature discovery) puts on GPU nodes. */
+export const GPU_NODE_LABEL = 'nvidia.com/gpu.present';
+/**
+ * Where a CPU-only desktop may run: any node but a GPU node (NotIn also matches nodes without the label). It
+ * leaves the GPU nodes' CPU and memory to GPU desktops, and keeps it away from GPUs it must not see.
+ */
+const OFF_GPU_NODES = { matchExpressions: [{ key: GPU_NODE_LABEL, operator: 'NotIn', values: ['true'] }] };
 /** The desktop image's user (ubuntu, uid/gid 1000) must be able to write a freshly provisioned home. */
 const DESKTOP_GID = 1000;
 
@@ -268,10 +278,12 @@ export function buildPod(
       },
       // K3s injects the driver only under the nvidia runtime class; CPU-only pods must not ask for it, as
       // nodes without GPUs usually lack that class.
-      ...(hasGpu && {
-        runtimeClassName: config.runtimeClassName,
-        tolerations: [{ key: config.gpuResourceName, operator: 'Exists', effect: 'NoSchedule' }],
-      }),
+      ...(hasGpu
+        ? {
+            runtimeClassName: config.runtimeClassName,
+            tolerations: [{ key: config.gpuResourceName, operator: 'Exists', effect: 'NoSchedule' }],
+          }
+        : { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [OFF_GPU_NODES] } } } }),
       containers: [
         {
           name: 'desktop',
@@ -501,5 +513,6 @@ export function buildNetworkPolicy(session: VDISession, config: ReconcilerConfig
 }
 
 export function sessionUrl(session: VDISession, config: ReconcilerConfig): string {
-  return `${config.urlScheme}://${sessionHost(session, config)}/`;
+  const port = config.urlPort === undefined ? '' : `:${config.urlPort}`;
+  return `${config.urlScheme}://${sessionHost(session, config)}${port}/`;
 }
