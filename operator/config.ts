@@ -8,6 +8,8 @@ export interface ReconcilerConfig {
   /** `{name}`, `{namespace}` and `{domain}` are substituted; see sessionHost() for the fallback. */
   hostPattern: string;
   urlScheme: 'https' | 'http';
+  /** Port in session URLs when the entry point is not on the scheme's default port; the route matches the host alone. */
+  urlPort?: number;
   /** TLS on the route: a certificate Secret (wildcard for the domain) or a Traefik certResolver. */
   tls: { secretName?: string; certResolver?: string } | undefined;
   ingressMode: 'traefik' | 'ingress';

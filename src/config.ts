@@ -58,6 +58,8 @@ export interface Config {
     domain: string;
     hostPattern: string;
     urlScheme: string;
+    /** Port in desktop URLs, when the ingress entry point is not on the scheme's default port (the local default). */
+    urlPort: number | undefined;
     tlsSecretName: string | undefined;
     tlsCertResolver: string | undefined;
     ingressMode: 'traefik' | 'ingress';
@@ -221,6 +223,7 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       domain,
       hostPattern: str(env, 'VDI_HOST_PATTERN', '{name}-{namespace}.{domain}'),
       urlScheme: oneOf(env, 'VDI_URL_SCHEME', ['https', 'http'] as const, 'https'),
+      urlPort: opt(env, 'VDI_URL_PORT') === undefined ? undefined : int(env, 'VDI_URL_PORT', 443, 1),
       tlsSecretName: opt(env, 'VDI_TLS_SECRET'),
       tlsCertResolver: opt(env, 'VDI_TLS_CERT_RESOLVER'),
       ingressMode: oneOf(env, 'VDI_INGRESS_MODE', ['traefik', 'ingress'] as const, 'traefik'),
