@@ -32,11 +32,11 @@ import type { Context } from '../../resolvers/context.ts';
 import type { VDITemplate } from '../../operator/v1alpha1.ts';
 import { resolvers } from '../../resolvers/index.ts';
 import type { Config } from '../config.ts';
-import { ApiError, rateLimited, unauthenticated } from '../errors.ts';
+import { ApiError, badInput, rateLimited, unauthenticated } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { operationLabel, type Metrics } from '../metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
-import { directNext, sharedSubscribe } from './shared-execution.ts';
+import { directNext, sharedSubscribe, variablesProblem } from './shared-execution.ts';
 import { sendText } from './ws-frame.ts';
 import type { ApiServices } from './services.ts';
 import type { BrowserSessions } from './browser-session.ts';
@@ -97,6 +97,25 @@ export function maskError(formatted: GraphQLFormattedError, original: unknown, l
   }
   log.error({ error: original instanceof Error ? original.message : String(original), path: formatted.path }, 'internal error in a resolver');
   return { message: 'internal error', path: formatted.path, locations: formatted.locations, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+}
+
+/**
+ * Refuses a request whose variables are nested too deeply or hold too many values with BAD_USER_INPUT, the
+ * error a subscription over WebSocket gets for the same variables. GET requests carry them as JSON text.
+ */
+function refuseHostileVariables(req: express.Request, res: express.Response, next: express.NextFunction): void {
+  let variables = (req.body as { variables?: unknown } | undefined)?.variables;
+  if (variables === undefined && typeof req.query.variables === 'string') {
+    try {
+      variables = JSON.parse(req.query.variables);
+    } catch {
+      // Apollo answers malformed JSON itself.
+    }
+  }
+  const problem = variablesProblem(variables);
+  if (!problem) return next();
+  const error = badInput(problem, 'variables');
+  res.status(400).json({ errors: [{ message: error.message, extensions: error.extensions }] });
 }
 
 function bearer(header: string | undefined): string | undefined {
@@ -250,6 +269,9 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
         if ((extra.subscriptions ?? 0) >= config.api.maxSubscriptionsPerConnection) {
           return [new ApiError('RATE_LIMITED', `at most ${config.api.maxSubscriptionsPerConnection} subscriptions per connection`)];
         }
+        // Bounded before anything walks them, with the answer HTTP gives (see refuseHostileVariables).
+        const problem = variablesProblem(payload.variables);
+        if (problem) return [badInput(problem, 'variables')];
         // Thousands of subscribers send the same few operations: parse and validate each text once.
         const checked = checkOperation(payload.query);
         if ('errors' in checked) return checked.errors;
@@ -342,6 +364,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   app.use(
     '/graphql',
     express.json({ limit: config.api.bodyLimit }),
+    refuseHostileVariables,
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
         const token = bearer(req.headers.authorization);

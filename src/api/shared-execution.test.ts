@@ -1,13 +1,13 @@
 import { buildSchema, parse, type ExecutionArgs } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { directNext } from './shared-execution.ts';
+import { MAX_VARIABLES_DEPTH, MAX_VARIABLES_VALUES, directNext, variablesProblem } from './shared-execution.ts';
 
 const text = (parts: readonly Buffer[] | undefined) => Buffer.concat(parts!).toString();
 
 const schema = buildSchema(`
   type Query { ok: Boolean }
   type Event { name: String, later: String, broken: String }
-  type Subscription { events: Event }
+  type Subscription { events(tag: String): Event }
 `);
 const args = (query: string, contextValue: object = {}): ExecutionArgs => ({
   schema,
@@ -55,4 +55,45 @@ describe('directNext', () => {
       }),
     ).toBeUndefined();
   });
+});
+
+/** [[[…]]] n levels deep, built without recursion. */
+function nested(n: number): unknown {
+  let value: unknown = [];
+  for (let i = 0; i < n; i++) value = [value];
+  return value;
+}
+
+describe('variables from a client', () => {
+  it('are keyed as the schema coerces them: 30,000 nested arrays neither overflow the stack nor get shared apart', () => {
+    let runs = 0;
+    const event = { events: { name: () => (runs++, 'one') } };
+    const query = 'subscription($tag: String) { events(tag: $tag) { name } }';
+    const plain = directNext({ ...args(query), variableValues: { tag: 'x' } }, 'a');
+    const hostile = directNext({ ...args(query), variableValues: { tag: 'x', unused: nested(30_000) } }, 'b');
+    expect(JSON.parse(text(plain(event))).payload).toEqual({ data: { events: { name: 'one' } } });
+    expect(JSON.parse(text(hostile(event))).id).toBe('b');
+    expect(runs).toBe(1);
+  });
+
+  it('that do not coerce are left to execution, which reports them', () => {
+    const next = directNext({ ...args('subscription($tag: String) { events(tag: $tag) { name } }'), variableValues: { tag: nested(30_000) } }, 'a');
+    expect(next({ events: { name: 'one' } })).toBeUndefined();
+  });
+
+  it.each([
+    ['30,000 nested arrays', { deep: nested(30_000) }, /nested more than/],
+    ['nesting one level too deep', { deep: nested(MAX_VARIABLES_DEPTH) }, /nested more than/],
+    ['too many values', { many: Array.from({ length: MAX_VARIABLES_VALUES }, (_, i) => i) }, /more than/],
+    ['too many keys', Object.fromEntries(Array.from({ length: MAX_VARIABLES_VALUES }, (_, i) => [`k${i}`, null])), /more than/],
+  ])('are refused with %s', (_case, variables, message) => {
+    expect(variablesProblem(variables)).toMatch(message);
+  });
+
+  it.each([[undefined], [null], [{}], [{ input: { template: 'ubuntu', resources: { gpu: 1, memory: '4Gi' } } }], [{ deep: nested(MAX_VARIABLES_DEPTH - 2) }]])(
+    'are accepted when ordinary: %j',
+    (variables) => {
+      expect(variablesProblem(variables)).toBeUndefined();
+    },
+  );
 });
