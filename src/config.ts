@@ -71,6 +71,13 @@ export interface Config {
     runtimeClassName: string;
     gpuResourceName: string;
     ingressControllerNamespace: string;
+    /** Labels of the ingress controller's pods: with its namespace, the peers allowed to reach a desktop. */
+    ingressControllerPodLabels: Record<string, string> | undefined;
+    /** The TURN relay's pods (labels, and namespace; none: the session's own), allowed to reach desktops. */
+    turnPodLabels: Record<string, string> | undefined;
+    turnNamespace: string | undefined;
+    /** Where a hostNetwork TURN relay (coturn) sends from: node addresses, which no pod selector matches. */
+    turnCidrs: string[];
     defaultSessionTimeout: string;
   };
   /** The browser's way in: portal login, the session cookie, desktop forwardAuth. */
@@ -139,6 +146,28 @@ function list(env: Env, name: string): string[] {
   const file = opt(env, `${name}_FILE`);
   const raw = file ? readFileSync(file, 'utf8').split('\n') : (opt(env, name) ?? '').split(',');
   return raw.map((v) => v.trim()).filter(Boolean);
+}
+
+/** Labels from `NAME` as `key=value,key=value` (a NetworkPolicy's podSelector); undefined when unset. */
+function labels(env: Env, name: string): Record<string, string> | undefined {
+  const raw = opt(env, name);
+  if (raw === undefined) return undefined;
+  const entries = raw.split(',').map((pair) => pair.trim()).filter(Boolean).map((pair) => {
+    const [key = '', value = '', ...rest] = pair.split('=').map((part) => part.trim());
+    if (!pair.includes('=') || !/^([a-z0-9.-]+\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(key) || rest.length > 0 || !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(value)) {
+      throw new ConfigError(`${name} must be key=value pairs separated by commas (label syntax), got ${JSON.stringify(raw)}`);
+    }
+    return [key, value] as const;
+  });
+  return Object.fromEntries(entries);
+}
+
+/** CIDRs from `NAME` (comma-separated), e.g. the nodes' addresses a hostNetwork pod sends from. */
+function cidrs(env: Env, name: string): string[] {
+  const values = list(env, name);
+  const bad = values.find((v) => !/^(\d{1,3}(\.\d{1,3}){3}\/\d{1,2}|[0-9a-fA-F:]+\/\d{1,3})$/.test(v));
+  if (bad !== undefined) throw new ConfigError(`${name} must be CIDRs such as 10.0.0.0/24, got ${JSON.stringify(bad)}`);
+  return values;
 }
 
 /** A cookie key: 32 bytes as base64, base64url or hex. */
@@ -234,6 +263,10 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       runtimeClassName: str(env, 'VDI_RUNTIME_CLASS', 'nvidia'),
       gpuResourceName: str(env, 'VDI_GPU_RESOURCE', 'nvidia.com/gpu'),
       ingressControllerNamespace: str(env, 'VDI_INGRESS_NAMESPACE', 'kube-system'),
+      ingressControllerPodLabels: labels(env, 'VDI_INGRESS_POD_LABELS'),
+      turnPodLabels: labels(env, 'VDI_TURN_POD_LABELS'),
+      turnNamespace: opt(env, 'VDI_TURN_NAMESPACE'),
+      turnCidrs: cidrs(env, 'VDI_TURN_CIDRS'),
       defaultSessionTimeout: str(env, 'VDI_DEFAULT_TIMEOUT', '8h'),
     },
     access: {

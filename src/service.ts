@@ -62,6 +62,10 @@ export function reconcilerConfigFrom(config: Config): ReconcilerConfig {
     runtimeClassName: d.runtimeClassName,
     gpuResourceName: d.gpuResourceName,
     ingressControllerNamespace: d.ingressControllerNamespace,
+    ingressControllerPodLabels: d.ingressControllerPodLabels,
+    turnPodLabels: d.turnPodLabels,
+    turnNamespace: d.turnNamespace,
+    turnCidrs: d.turnCidrs.length > 0 ? d.turnCidrs : undefined,
     defaultSessionTimeout: d.defaultSessionTimeout,
   });
 }

@@ -11,6 +11,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureHadolint, ensureHelm, parseYamlDocuments } from '../../dev/control-plane.ts';
+import { buildNetworkPolicy } from '../../operator/builders.ts';
+import type { VDISession } from '../../operator/v1alpha1.ts';
+import { loadConfig } from '../../src/config.ts';
+import { reconcilerConfigFrom } from '../../src/service.ts';
+import { chartEnvironment, type ChartObject } from '../support/chart.ts';
 import { adminClient, clusterInfo, eventually, kubectl, testNamespace } from '../support/cluster.ts';
 
 const execFileP = promisify(execFile);
@@ -812,6 +817,62 @@ describe('the Helm chart', () => {
       const fromSecrets = container.env.filter((e: Doc) => e.valueFrom?.secretKeyRef).map((e: Doc) => e.name);
       expect(fromSecrets.every((n: string) => n === 'OIDC_CLIENT_SECRET')).toBe(true);
     }
+  });
+
+  describe("the desktops' NetworkPolicy from the chart's values", () => {
+    /** The policy the reconciler the chart deploys would write, from the environment the chart gives it. */
+    const policyFor = async (args: string[]) => {
+      const objects = parseYamlDocuments((await render(args)).stdout) as ChartObject[];
+      const env = chartEnvironment(objects, { 'metadata.name': 'vdi-operator-0', 'metadata.namespace': ns }, { NODE_ENV: '', VDI_TURN_SHARED_SECRETS_FILE: '' });
+      const session: VDISession = {
+        apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession',
+        metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' }, spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
+      };
+      return buildNetworkPolicy(session, reconcilerConfigFrom(loadConfig(env, []))).spec.ingress;
+    };
+    const inNamespace = (name: string) => ({ matchLabels: { 'kubernetes.io/metadata.name': name } });
+
+    it("admits K3s's Traefik by default (traefik mode) and no relay", async () => {
+      expect(await policyFor([])).toEqual([
+        { from: [{ namespaceSelector: inNamespace('kube-system'), podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } }], ports: [{ protocol: 'TCP', port: 8080 }] },
+      ]);
+    });
+
+    it('admits ingress-nginx in ingress mode, named by its namespace and pod labels', async () => {
+      const ingress = await policyFor([
+        '--set', 'desktops.ingress.mode=ingress', '--set', 'desktops.ingress.controllerNamespace=ingress-nginx',
+        '--set-json', 'desktops.ingress.controllerPodLabels={"app.kubernetes.io/name":"ingress-nginx","app.kubernetes.io/component":"controller"}',
+      ]);
+      expect(ingress).toEqual([
+        {
+          from: [{ namespaceSelector: inNamespace('ingress-nginx'), podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx', 'app.kubernetes.io/component': 'controller' } } }],
+          ports: [{ protocol: 'TCP', port: 8080 }],
+        },
+      ]);
+    });
+
+    it('admits the TURN relay: a hostNetwork coturn by node CIDRs, coturn pods by labels and namespace', async () => {
+      const ingress = await policyFor([
+        '--set-json', 'desktops.turnRelay.cidrs=["10.0.0.0/24","fd00::/64"]',
+        '--set-json', 'desktops.turnRelay.podLabels={"app":"coturn"}', '--set', 'desktops.turnRelay.namespace=turn',
+      ]);
+      expect(ingress[1]).toEqual({
+        from: [
+          { podSelector: { matchLabels: { app: 'coturn' } }, namespaceSelector: inNamespace('turn') },
+          { ipBlock: { cidr: '10.0.0.0/24' } },
+          { ipBlock: { cidr: 'fd00::/64' } },
+        ],
+      });
+    });
+
+    it('refuses a TURN CIDR or a label that is not one, naming the value', async () => {
+      const cidr = await render(['--set-json', 'desktops.turnRelay.cidrs=["everyone"]']);
+      expect(cidr.code).not.toBe(0);
+      expect(cidr.stderr).toContain('turnRelay');
+      const label = await render(['--set-json', 'desktops.ingress.controllerPodLabels={"app":"two words"}']);
+      expect(label.code).not.toBe(0);
+      expect(label.stderr).toContain('controllerPodLabels');
+    });
   });
 
   it("gives the service's ServiceAccount no wildcards, no secrets reads by name, and no impersonation of service accounts", async () => {

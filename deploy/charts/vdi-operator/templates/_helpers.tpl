@@ -81,3 +81,12 @@ two different hosts in portal.ingressRoute and portal.ingress are refused rather
 
 {{/* The user ClusterRole the service binds in each user namespace (VDI_USER_CLUSTERROLE). */}}
 {{- define "vdi.userClusterRole" -}}vdi-user{{- end -}}
+
+{{/* Labels as the service reads them from the environment: key=value pairs joined by commas, in key order. */}}
+{{- define "vdi.labelList" -}}
+{{- $pairs := list -}}
+{{- range $key, $value := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $key $value) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
