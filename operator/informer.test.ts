@@ -77,6 +77,37 @@ describe('Informer', () => {
 });
 
 describe('withoutManagedFields', () => {
+  it('delivers each event to every listener when one of them throws, and reports what it threw', async () => {
+    let deliver!: (event: WatchEvent<KubeObject>) => void;
+    const held: Watch = (onEvent, signal) => {
+      deliver = onEvent;
+      return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    };
+    const { client, calls } = fakeClient([], [held]);
+    const informer = new Informer(client, { path: '/api/v1/pods' });
+    const before: string[] = [];
+    const after: string[] = [];
+    const reported: unknown[] = [];
+    informer.onListenerError((err) => reported.push(err));
+    informer.on((type, obj) => before.push(`${type}:${obj.metadata?.name}`));
+    informer.on((_type, obj) => {
+      if (obj.metadata?.name === 'bad') throw new Error('listener bug');
+    });
+    informer.on((type, obj) => after.push(`${type}:${obj.metadata?.name}`));
+    informer.start();
+    await informer.waitForSync();
+    await vi.waitFor(() => expect(deliver).toBeTypeOf('function'));
+
+    deliver({ type: 'ADDED', object: pod('bad', '11') });
+    deliver({ type: 'ADDED', object: pod('good', '12') });
+    expect(before).toEqual(['ADDED:bad', 'ADDED:good']);
+    expect(after).toEqual(['ADDED:bad', 'ADDED:good']);
+    expect(reported).toEqual([new Error('listener bug')]);
+    // The watch that delivered the event goes on: no second watch was opened.
+    expect(calls).toHaveLength(1);
+    await informer.stop();
+  });
+
   it('drops server-side apply bookkeeping from cached objects, leaving the object it was given unchanged', async () => {
     const managed = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '10', labels: { x: 'y' }, managedFields: [{ manager: 'vdi-operator' }] }, spec: { n: 1 } };
     expect(withoutManagedFields(managed)).toEqual({ metadata: { name: 'a', namespace: 'ns', resourceVersion: '10', labels: { x: 'y' } }, spec: { n: 1 } });

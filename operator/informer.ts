@@ -4,7 +4,6 @@
 // connection. This one never gives up: it relists on 410 Gone, backs off on errors, treats a watch that
 // has been silent longer than `idleMs` (bookmarks included) as dead, ends each watch after a few minutes on
 // the server's side, and replays the whole cache to listeners every `resyncMs`.
-import { EventEmitter } from 'node:events';
 import { KubeError, type KubeClient, type WatchEvent } from '../src/kube/client.ts';
 
 export interface KubeObject {
@@ -14,6 +13,9 @@ export interface KubeObject {
 }
 
 export type InformerEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'RESYNC';
+
+/** `old` is the previous cached object for MODIFIED, DELETED and RESYNC. */
+export type Listener<T> = (type: InformerEventType, obj: T, old?: T) => void;
 
 export interface InformerOptions {
   /** Collection path, e.g. /apis/vdi.kasm.io/v1alpha1/vdisessions (all namespaces). */
@@ -46,7 +48,8 @@ export class Informer<T extends KubeObject> {
   readonly name: string;
   readonly stats: InformerStats = { lists: 0, watches: 0, errors: 0, gone: 0, lastEventAt: 0, resourceVersion: '' };
   private readonly store = new Map<string, T>();
-  private readonly emitter = new EventEmitter();
+  /** Typed over KubeObject so that an Informer of a narrower kind still reads as an Informer<KubeObject>. */
+  private readonly listeners = new Set<Listener<KubeObject>>();
   private readonly client: KubeClient;
   private readonly opts: Required<Omit<InformerOptions, 'labelSelector' | 'name'>> & Pick<InformerOptions, 'labelSelector'>;
   private abort = new AbortController();
@@ -55,6 +58,7 @@ export class Informer<T extends KubeObject> {
   private resyncTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private onError: (err: unknown) => void = () => {};
+  private onListenerFailure: (err: unknown) => void = () => {};
 
   constructor(client: KubeClient, options: InformerOptions) {
     this.client = client;
@@ -68,13 +72,22 @@ export class Informer<T extends KubeObject> {
       pageSize: options.pageSize ?? 500,
       maxBackoffMs: options.maxBackoffMs ?? 30_000,
     };
-    this.emitter.setMaxListeners(0);
   }
 
   /** Listens to every change; `old` is the previous cached object for MODIFIED and RESYNC. */
-  on(listener: (type: InformerEventType, obj: T, old?: T) => void): () => void {
-    this.emitter.on('event', listener);
-    return () => this.emitter.off('event', listener);
+  on(listener: Listener<T>): () => void {
+    // A wrapper per subscription, so that the same function subscribed twice is called twice.
+    const subscription: Listener<KubeObject> = (type, obj, old) => listener(type, obj as T, old as T | undefined);
+    this.listeners.add(subscription);
+    return () => this.listeners.delete(subscription);
+  }
+
+  /**
+   * Receives what a listener threw. Each listener is called on its own: one that throws neither keeps the event
+   * from the listeners after it nor ends the watch that delivered it.
+   */
+  onListenerError(handler: (err: unknown) => void): void {
+    this.onListenerFailure = handler;
   }
 
   /** Receives each error the informer recovers from (for logs and metrics). */
@@ -108,7 +121,7 @@ export class Informer<T extends KubeObject> {
     this.abort = new AbortController();
     this.running = this.loop();
     this.resyncTimer = setInterval(() => {
-      for (const obj of this.store.values()) this.emitter.emit('event', 'RESYNC', obj, obj);
+      for (const obj of this.store.values()) this.emit('RESYNC', obj, obj);
     }, this.opts.resyncMs);
     this.resyncTimer.unref();
   }
@@ -217,14 +230,24 @@ export class Informer<T extends KubeObject> {
     if (type === 'DELETED') {
       if (!old) return;
       this.store.delete(key);
-      this.emitter.emit('event', 'DELETED', obj, old);
+      this.emit('DELETED', obj, old);
       return;
     }
     if (old?.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
     if (isOlder(obj.metadata?.resourceVersion, old?.metadata?.resourceVersion)) return;
     obj = withoutManagedFields(obj);
     this.store.set(key, obj);
-    this.emitter.emit('event', old ? 'MODIFIED' : 'ADDED', obj, old);
+    this.emit(old ? 'MODIFIED' : 'ADDED', obj, old);
+  }
+
+  private emit(type: InformerEventType, obj: T, old?: T): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(type, obj, old);
+      } catch (err) {
+        this.onListenerFailure(err);
+      }
+    }
   }
 }
 

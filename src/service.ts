@@ -21,6 +21,7 @@ import { ForwardAuth, forwardAuthRouter } from './api/forward-auth.ts';
 import { OidcClient, loginRouter } from './api/login.ts';
 import { turnRouter } from './api/turn.ts';
 import { UserNamespaces } from './api/user-namespaces.ts';
+import { matchRoutesExactly } from './api/routing.ts';
 
 export interface Service {
   url: string;
@@ -78,6 +79,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const caches = createCaches(client);
   for (const [name, informer] of Object.entries(caches)) {
     informer.onRecoveredError((err: unknown) => log.warn({ informer: name, error: err instanceof Error ? err.message : String(err) }, 'watch failed, retrying'));
+    informer.onListenerError((err: unknown) => log.error({ informer: name, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'a cache listener failed'));
   }
   const runReconciler = config.mode !== 'api';
   const runApi = config.mode !== 'reconciler';
@@ -123,7 +125,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     elector.start();
   }
 
-  const app = express();
+  const app = matchRoutesExactly(express());
   app.disable('x-powered-by');
   let ready = false;
   void cachesReady.then(() => (ready = true));
