@@ -7,7 +7,7 @@
 // It sits on the path of every request a desktop page makes, so it reads only the informer caches; the one
 // apiserver call (a SubjectAccessReview, for non-owners) is cached by the authorizer.
 import type { IncomingHttpHeaders } from 'node:http';
-import express from 'express';
+import type express from 'express';
 import type { Authorizer } from '../../auth/authorizer.ts';
 import type { Identity } from '../../auth/identity.ts';
 import type { TokenVerifier } from '../../auth/token-verifier.ts';
@@ -19,6 +19,7 @@ import { childName, sessionHost } from '../../operator/naming.ts';
 import { GROUP, SESSION_PLURAL, type VDISession } from '../../operator/v1alpha1.ts';
 import type { Logger } from '../log.ts';
 import type { BrowserSessions } from './browser-session.ts';
+import { exactRouter } from './routing.ts';
 
 export interface Decision {
   status: number;
@@ -168,7 +169,7 @@ export function isNavigation(headers: IncomingHttpHeaders): boolean {
 }
 
 export function forwardAuthRouter(forwardAuth: ForwardAuth, log: Logger): express.Router {
-  const router = express.Router();
+  const router = exactRouter();
   router.get('/auth/forward', async (req, res) => {
     try {
       const decision = await forwardAuth.decide(req.headers);

@@ -3,11 +3,12 @@
 // `/logout` clears the cookie and revokes the refresh token. `return_to` may only name the portal or the
 // configured hosts, so the portal is never an open redirect.
 import * as oidc from 'openid-client';
-import express from 'express';
+import type express from 'express';
 import { AuthenticationError, type TokenVerifier } from '../../auth/token-verifier.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { openCookie, parseCookies, sealCookie, serializeCookie, type BrowserSessions, type Refresher } from './browser-session.ts';
+import { exactRouter } from './routing.ts';
 
 const LOGIN_COOKIE = 'vdi_login';
 const LOGIN_SECONDS = 600;
@@ -93,7 +94,7 @@ export function loginRouter(opts: { config: Config; sessions: BrowserSessions; c
   const { config, sessions, client, verifier, log } = opts;
   const { publicUrl, allowedReturnHosts, scopes, resource, prompt } = config.access;
   const redirectUri = `${publicUrl}/callback`;
-  const router = express.Router();
+  const router = exactRouter();
   const returnTarget = (value: unknown) => safeReturnTo(value, publicUrl, allowedReturnHosts);
   const loginCookie = (value: string, maxAge: number) =>
     serializeCookie(LOGIN_COOKIE, value, { ...sessions.attributes(maxAge), domain: undefined });

@@ -5,12 +5,13 @@
 // `<unix expiry>:<user>`, password base64(HMAC-SHA1(shared secret, username)). The shared secret never
 // enters the pod; only short-lived credentials derived from it do.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import express from 'express';
+import type express from 'express';
 import type { Caches } from '../../operator/caches.ts';
 import { SECRET_KEY_TURN_TOKEN } from '../../operator/builders.ts';
 import { childName } from '../../operator/naming.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { exactRouter } from './routing.ts';
 
 export interface TurnCredential {
   username: string;
@@ -64,7 +65,7 @@ export function sameSecret(given: string, expected: string): boolean {
 
 export function turnRouter(opts: { config: Config; caches: Caches; log: Logger }): express.Router {
   const { config, caches, log } = opts;
-  const router = express.Router();
+  const router = exactRouter();
   router.get('/turn/:namespace/:session/:token', (req, res) => {
     res.set('Cache-Control', 'no-store');
     const { namespace, session: name, token } = req.params;
