@@ -11,7 +11,7 @@ import { userNamespace } from '../../auth/namespace.ts';
 import { LABEL_USER, MANAGER } from '../../operator/v1alpha1.ts';
 import { userLabelValue } from '../../operator/naming.ts';
 import type { Config } from '../config.ts';
-import { forbidden } from '../errors.ts';
+import { badInput, forbidden } from '../errors.ts';
 import { KubeError, isConflict, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
 
@@ -49,6 +49,8 @@ export class UserNamespaces {
 
   /** The namespace of a user by their unprefixed name (spec.user). */
   namespaceOf(name: string): string {
+    // A user argument is client input: one with a lone surrogate names no one (no identity can hold it).
+    if (!name.isWellFormed()) throw badInput('user is not a valid user name', 'user');
     return userNamespace(name, this.config.namespacePrefix);
   }
 
