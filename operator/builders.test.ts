@@ -149,12 +149,11 @@ describe('buildPvc', () => {
     expect(pvc.spec?.storageClassName).toBe('longhorn');
   });
 
-  it('is labelled by user and template, not by session, and records the exact user and its retention', () => {
+  it('is labelled by user and template, not by session, and records the exact user (and no retention promise: the StorageClass keeps the data)', () => {
     expect(pvc.metadata.labels['vdi.kasm.io/template']).toBe('ubuntu');
     expect(pvc.metadata.labels['vdi.kasm.io/user']).toMatch(/^alice_example\.com-/);
     expect(pvc.metadata.labels['vdi.kasm.io/session']).toBeUndefined();
-    expect(pvc.metadata.annotations?.['vdi.kasm.io/user']).toBe('alice@example.com');
-    expect(pvc.metadata.annotations?.['vdi.kasm.io/retain']).toMatch(/^true/);
+    expect(pvc.metadata.annotations).toEqual({ 'vdi.kasm.io/user': 'alice@example.com' });
   });
 
   it('leaves storageClassName to the cluster default when not configured', () => {

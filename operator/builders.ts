@@ -32,7 +32,6 @@ export const SECRET_KEY_PASSWORD = 'password';
 export const SECRET_KEY_TURN_TOKEN = 'turnToken';
 /** On the PVC: the exact user (labels hold a shortened form); compare it before mounting a home into a pod. */
 export const ANNOTATION_USER = `${GROUP}/user`;
-export const ANNOTATION_RETAIN = `${GROUP}/retain`;
 export const TRAEFIK_API_VERSION = 'traefik.io/v1alpha1';
 
 export interface DesiredMeta {
@@ -162,10 +161,9 @@ export function buildPvc(
         [LABEL_USER]: userLabelValue(user),
         [LABEL_TEMPLATE]: labelValue(template),
       },
-      annotations: {
-        [ANNOTATION_USER]: user,
-        [ANNOTATION_RETAIN]: 'true: kept when sessions end; reused by the next session of this user and template',
-      },
+      // No ownerReference and no annotation promising retention: the PVC outlives its sessions because nothing
+      // deletes it, and its data outlives the PVC only under a Retain StorageClass (the chart's homeStorageClass).
+      annotations: { [ANNOTATION_USER]: user },
     },
     spec: {
       accessModes: ['ReadWriteOnce'],

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureHadolint, ensureHelm, parseYamlDocuments } from '../../dev/control-plane.ts';
-import { buildNetworkPolicy } from '../../operator/builders.ts';
+import { buildNetworkPolicy, buildPvc } from '../../operator/builders.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import { loadConfig } from '../../src/config.ts';
 import { reconcilerConfigFrom } from '../../src/service.ts';
@@ -875,6 +875,39 @@ describe('the Helm chart', () => {
     });
   });
 
+  describe('home volumes', () => {
+    const homeClassOf = async (args: string[]) => {
+      const objects = parseYamlDocuments((await render(args)).stdout) as ChartObject[];
+      const env = chartEnvironment(objects, { 'metadata.name': 'vdi-operator-0', 'metadata.namespace': ns }, { NODE_ENV: '', VDI_TURN_SHARED_SECRETS_FILE: '' });
+      const session: VDISession = {
+        apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession',
+        metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' }, spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
+      };
+      const effective = { gpu: 0, memory: '1Gi', cpu: '1', persistence: { enabled: true, size: '1Gi' }, timeoutMs: 1, encoder: 'x264enc' as const };
+      const pvc = buildPvc(session, effective, reconcilerConfigFrom(loadConfig(env, [])));
+      const classes = objects.filter((o) => o.kind === 'StorageClass') as (ChartObject & { reclaimPolicy?: string; provisioner: string })[];
+      return { pvcClass: pvc.spec?.storageClassName, classes };
+    };
+
+    it("are claimed from the chart's StorageClass, which keeps the data (Retain) when a claim is deleted", async () => {
+      const { pvcClass, classes } = await homeClassOf([]);
+      expect(classes.map((c) => [c.metadata.name, c.reclaimPolicy, c.provisioner])).toEqual([['vdi-home', 'Retain', 'rancher.io/local-path']]);
+      expect(pvcClass).toBe('vdi-home');
+    });
+
+    it('keep that class in a reconciler-only release, which installs no cluster-wide objects', async () => {
+      const { pvcClass, classes } = await homeClassOf(['--set', 'mode=reconciler', '--set', 'desktops.internalUrl=http://vdi-api.vdi-system.svc:8080']);
+      expect(classes).toEqual([]);
+      expect(pvcClass).toBe('vdi-home');
+    });
+
+    it('take a class of your own when named, and no class of ours when it is turned off', async () => {
+      expect((await homeClassOf(['--set', 'desktops.storageClassName=longhorn-retain'])).pvcClass).toBe('longhorn-retain');
+      const off = await homeClassOf(['--set', 'desktops.homeStorageClass.enabled=false']);
+      expect([off.pvcClass, off.classes]).toEqual([undefined, []]);
+    });
+  });
+
   it("gives the service's ServiceAccount no wildcards, no secrets reads by name, and no impersonation of service accounts", async () => {
     const docs = parseYamlDocuments((await render([])).stdout);
     const role = docs.find((d: Doc) => d.kind === 'ClusterRole' && d.metadata.name === 'vdi-operator');
@@ -919,7 +952,7 @@ describe('the cluster manifests (deploy/manifests)', () => {
     for (const file of files) {
       // Objects without a namespace go where `kubectl apply -n` would put them: this test's namespace.
       const docs = parseYamlDocuments(await readFile(path.join(dir, file), 'utf8'));
-      for (const d of docs) d.metadata.namespace ??= ns;
+      for (const d of docs) if (d.kind !== 'StorageClass') d.metadata.namespace ??= ns;
       const applied = await dryRun(toYaml(docs));
       expect(applied.code, `${file}: ${applied.stderr}`).toBe(0);
       expect(applied.stdout.trim().split('\n').length, file).toBe(docs.length);

@@ -90,3 +90,13 @@ two different hosts in portal.ingressRoute and portal.ingress are refused rather
 {{- end -}}
 {{- join "," $pairs -}}
 {{- end -}}
+
+{{/* The class of home PVCs: desktops.storageClassName, else the chart's Retain class unless it is disabled. */}}
+{{- define "vdi.homeStorageClassName" -}}
+{{- $d := .Values.desktops -}}
+{{- if $d.storageClassName -}}
+{{- $d.storageClassName -}}
+{{- else if not (eq (toString $d.homeStorageClass.enabled) "false") -}}
+{{- $d.homeStorageClass.name -}}
+{{- end -}}
+{{- end -}}
