@@ -141,6 +141,8 @@ export class KubeClient {
 
   private async open(opts: RequestOptions, accept: string): Promise<http.IncomingMessage> {
     const creds = await this.credentials();
+    // Nothing goes out under a signal that has already aborted (a leader that lost its lease writes nothing more).
+    opts.signal?.throwIfAborted();
     const url = new URL(opts.path, this.server);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: http.OutgoingHttpHeaders = { ...(creds.headers as http.OutgoingHttpHeaders), Accept: accept };
@@ -241,6 +243,16 @@ export class KubeClient {
       if (signal.aborted) return;
       throw new KubeUnavailableError(err);
     }
+  }
+
+  /**
+   * This client with `signal` on each request that names none: aborting it cancels those in flight (queued ones
+   * never reach the wire) and makes later ones fail at once.
+   */
+  withSignal(signal: AbortSignal): this {
+    const bound = Object.create(this) as this;
+    bound.request = <T>(opts: RequestOptions) => this.request<T>({ ...opts, signal: opts.signal ?? signal });
+    return bound;
   }
 
   // Convenience verbs.
