@@ -997,4 +997,25 @@ describe('the cluster manifests (deploy/manifests)', () => {
       expect(spec.containers[0].env.find((e: Doc) => e.name === 'SELKIES_BASIC_AUTH_PASSWORD').valueFrom.secretKeyRef).toBeDefined();
     }
   });
+
+  it("give the Selkies Deployment complete TURN settings for the shared coturn (else the image starts its own)", async () => {
+    const deployment = parseYamlDocuments(await readFile(path.join(dir, 'selkies-deployment.yaml'), 'utf8')).find((d: Doc) => d.kind === 'Deployment');
+    const env = new Map<string, Doc>(deployment.spec.template.spec.containers[0].env.map((e: Doc) => [e.name, e]));
+    const coturnText = await readFile(path.join(dir, 'coturn.yaml'), 'utf8');
+    const coturnPort = /listening-port=(\d+)/.exec(coturnText)?.[1];
+    // Selkies takes a REST URI, or a host and port with either a shared secret or a username and password.
+    const restUri = env.get('SELKIES_TURN_REST_URI');
+    if (restUri) {
+      expect(restUri.value ?? restUri.valueFrom).toBeTruthy();
+      return;
+    }
+    expect(env.get('SELKIES_TURN_HOST')?.value).toBeTruthy();
+    expect(env.get('SELKIES_TURN_PORT')?.value).toBe(coturnPort);
+    expect(['udp', 'tcp']).toContain(env.get('SELKIES_TURN_PROTOCOL')?.value);
+    // coturn runs use-auth-secret: only credentials derived from its static-auth-secret work, so the desktop
+    // needs that secret (the key coturn-auth holds), never a static username and password.
+    expect(coturnText).toMatch(/^\s*use-auth-secret\s*$/m);
+    expect(env.get('SELKIES_TURN_SHARED_SECRET')?.valueFrom?.secretKeyRef).toEqual({ name: 'selkies-desktop-turn', key: 'static-auth-secret' });
+    expect(env.has('SELKIES_TURN_USERNAME') || env.has('SELKIES_TURN_PASSWORD')).toBe(false);
+  });
 });
