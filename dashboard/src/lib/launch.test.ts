@@ -4,7 +4,8 @@ import { defaultsFor, launchFit, validateLaunch, type LaunchTemplate } from './l
 const ubuntu: LaunchTemplate = {
   name: 'ubuntu-desktop',
   displayName: 'Ubuntu Desktop',
-  resources: { defaultGPU: 1, maxGPU: 2, defaultMemory: '8Gi', maxMemory: '16Gi', defaultCPU: '4', maxCPU: '8' },
+  // maxGPU as the service reports it: a desktop uses at most one GPU time-slice.
+  resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '8Gi', maxMemory: '16Gi', defaultCPU: '4', maxCPU: '8' },
   defaultTimeout: '8h',
   maxTimeout: '24h',
   persistence: { defaultEnabled: true, defaultSize: '20Gi', maxSize: '100Gi' },
@@ -23,10 +24,10 @@ describe('validateLaunch', () => {
   });
 
   it('holds every value to the template’s maxima', () => {
-    const { errors, input } = validateLaunch({ gpu: '3', memory: '32Gi', cpu: '16', persistence: true, size: '1Ti', timeout: '48h' }, ubuntu);
+    const { errors, input } = validateLaunch({ gpu: '2', memory: '32Gi', cpu: '16', persistence: true, size: '1Ti', timeout: '48h' }, ubuntu);
     expect(input).toBeUndefined();
     expect(errors).toEqual({
-      gpu: '3 GPU slices exceeds this template’s maximum of 2.',
+      gpu: '2 GPU slices exceeds this template’s maximum of 1.',
       memory: 'Memory 32Gi exceeds this template’s maximum of 16Gi.',
       cpu: 'CPU 16 exceeds this template’s maximum of 8.',
       size: 'Home volume size 1Ti exceeds this template’s maximum of 100Gi.',
