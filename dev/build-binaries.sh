@@ -2,7 +2,7 @@
 # Builds the real Kubernetes control-plane binaries (and the tools the tests drive) from the Go module
 # proxy, once, into a cache outside the repository keyed by version. Nothing is downloaded prebuilt.
 #
-#   dev/build-binaries.sh [component...]   components: kube etcd kwok traefik helm hadolint selkies
+#   dev/build-binaries.sh [component...]   components: kube etcd kine kwok traefik helm hadolint selkies
 #                                                    (default: kube etcd kwok)
 #
 # Prints the assets directory on its last line. Honours KUBEBUILDER_ASSETS: a binary already there is used.
@@ -11,6 +11,7 @@ set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.13}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+KINE_VERSION=${KINE_VERSION:-v0.17.5}
 TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.6.12}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 HADOLINT_VERSION=${HADOLINT_VERSION:-v2.15.1}
@@ -104,6 +105,26 @@ build_kwok() {
   fi
 }
 
+# kine: K3s's datastore (the etcd API over SQLite). CGO links Debian's libsqlite3 (libsqlite3-dev), as K3s's own
+# build does with its tags; installed when missing and we are root.
+build_kine() {
+  have kine "$KINE_VERSION" && return 0
+  if ! [[ -e /usr/include/sqlite3.h ]]; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+      log "installing libsqlite3-dev (apt-get)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libsqlite3-dev gcc >&2
+    else
+      log "kine needs libsqlite3-dev and gcc: run  sudo apt-get install -y libsqlite3-dev gcc"
+      return 1
+    fi
+  fi
+  log "building kine $KINE_VERSION"
+  phase "kine-$KINE_VERSION" 100
+  local dir; dir=$(wrapper_dir "kine-$KINE_VERSION")
+  (cd "$dir" && GOBIN="$dir" CGO_ENABLED=1 go install -trimpath -tags "libsqlite3 sqlite_omit_load_extension" -ldflags "-s -w" \
+    "github.com/k3s-io/kine@$KINE_VERSION" && mv -f "$dir/kine" "$ASSETS/kine-$KINE_VERSION")
+}
+
 build_traefik() {
   have traefik "$TRAEFIK_VERSION" && return 0
   log "building traefik $TRAEFIK_VERSION (about 5 minutes cold)"
@@ -175,7 +196,8 @@ build_selkies() {
   local venv="$ASSETS/selkies-$SELKIES_VERSION"
   [[ -f "$venv/.installed" ]] && return 0
   command -v python3 >/dev/null || { log "python3 (3.9 or newer, with venv) is required to install selkies"; return 1; }
-  log "installing selkies $SELKIES_VERSION (pip, about a minute)"
+  phase "selkies-$SELKIES_VERSION" 60
+  log "installing selkies $SELKIES_VERSION (pip)"
   # In place (a venv's scripts name its path, so it cannot be moved); the marker says it is complete.
   rm -rf "$venv"
   python3 -m venv "$venv"

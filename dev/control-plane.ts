@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { KubeClient } from '../src/kube/client.ts';
+import { compact, currentRevision } from './etcd-grpc.ts';
 import { FINALIZER } from '../operator/v1alpha1.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,6 +22,17 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 export const K8S_VERSION = process.env.K8S_VERSION ?? 'v1.37.2';
 export const ETCD_VERSION = process.env.ETCD_VERSION ?? 'v3.6.13';
 export const KWOK_VERSION = process.env.KWOK_VERSION ?? 'v0.8.0';
+export const KINE_VERSION = process.env.KINE_VERSION ?? 'v0.17.5';
+
+/** etcd, or kine over SQLite as a single-server K3s stores the cluster. */
+export type Datastore = 'etcd' | 'kine';
+
+/** `VDI_DATASTORE` (etcd or kine), etcd when unset. */
+export function datastoreFromEnv(env: Record<string, string | undefined> = process.env): Datastore {
+  const v = env.VDI_DATASTORE || 'etcd';
+  if (v !== 'etcd' && v !== 'kine') throw new Error(`VDI_DATASTORE must be etcd or kine, got ${JSON.stringify(v)}`);
+  return v;
+}
 export const ADMIN_USER = 'vdi-admin-harness';
 
 export interface SimulatedNode {
@@ -42,6 +54,8 @@ export const DEFAULT_NODES: SimulatedNode[] = [
 
 export interface ControlPlaneOptions {
   nodes?: SimulatedNode[];
+  /** The datastore behind the apiserver (default: VDI_DATASTORE, else etcd). */
+  datastore?: Datastore;
   /** Extra CRD files or folders to install beside deploy/crds and the Traefik CRDs. */
   extraCrds?: string[];
   /** Pod IP range handed out by kwok. */
@@ -166,15 +180,16 @@ export function formatSeconds(seconds: number): string {
 }
 
 /** Finds (or builds once, into the versioned cache) the binaries; honours KUBEBUILDER_ASSETS. */
-export async function ensureBinaries(log: (line: string) => void = () => {}, signal?: AbortSignal): Promise<Record<string, string>> {
+export async function ensureBinaries(log: (line: string) => void = () => {}, signal?: AbortSignal, datastore: Datastore = datastoreFromEnv()): Promise<Record<string, string>> {
   log('checking the control-plane binaries');
-  const assets = await runBuildScript(['kube', 'etcd', 'kwok'], log, signal);
+  const assets = await runBuildScript(['kube', datastore, 'kwok'], log, signal);
   const pick = (name: string, version: string) => {
     const fromEnv = process.env.KUBEBUILDER_ASSETS && path.join(process.env.KUBEBUILDER_ASSETS, name);
     return fromEnv && existsSync(fromEnv) ? fromEnv : path.join(assets, `${name}-${version}`);
   };
   return {
     etcd: pick('etcd', ETCD_VERSION),
+    kine: pick('kine', KINE_VERSION),
     'kube-apiserver': pick('kube-apiserver', K8S_VERSION),
     'kube-controller-manager': pick('kube-controller-manager', K8S_VERSION),
     'kube-scheduler': pick('kube-scheduler', K8S_VERSION),
@@ -216,6 +231,10 @@ export class ControlPlane {
   readonly bins: Record<string, string>;
   readonly options: ControlPlaneOptions;
   readonly adminToken = randomBytes(24).toString('hex');
+  /** The datastore behind the apiserver; `etcdUrl` is its etcd-API endpoint either way. */
+  get datastore(): Datastore {
+    return this.options.datastore ?? 'etcd';
+  }
   apiserverUrl = '';
   kubeconfigPath = '';
   etcdUrl = '';
@@ -232,7 +251,8 @@ export class ControlPlane {
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const { signal } = options;
-    const bins = await ensureBinaries(options.log, signal);
+    options = { ...options, datastore: options.datastore ?? datastoreFromEnv() };
+    const bins = await ensureBinaries(options.log, signal, options.datastore);
     signal?.throwIfAborted();
     const dir = await mkdtemp(path.join(os.tmpdir(), 'vdi-cp-'));
     const cp = new ControlPlane(dir, bins, options);
@@ -275,19 +295,31 @@ export class ControlPlane {
     this.apiserverUrl = `https://127.0.0.1:${apiPort}`;
     if (this.options.auditLog) await writeFile(path.join(d, 'audit-policy.yaml'), AUDIT_POLICY);
 
-    this.define('etcd', [
-      '--name=default',
-      `--data-dir=${path.join(d, 'etcd')}`,
-      `--listen-client-urls=${this.etcdUrl}`,
-      `--advertise-client-urls=${this.etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
-      '--unsafe-no-fsync',
-      '--log-level=warn',
-    ]);
-    await this.run('etcd');
-    await this.waitFor('etcd', async () => (await fetch(`${this.etcdUrl}/health`)).ok);
+    if (this.datastore === 'kine') {
+      // K3s's flags for its SQLite datastore; kine's own metrics server would otherwise take :8080.
+      await mkdir(path.join(d, 'kine'), { recursive: true });
+      this.define('kine', [
+        `--endpoint=sqlite://${path.join(d, 'kine', 'state.db')}?_journal=WAL&cache=shared&_busy_timeout=30000`,
+        `--listen-address=127.0.0.1:${etcdPort}`,
+        `--metrics-bind-address=127.0.0.1:${peerPort}`,
+      ]);
+      await this.run('kine');
+      await this.waitFor('kine', async () => (await currentRevision(this.etcdUrl)) >= 0);
+    } else {
+      this.define('etcd', [
+        '--name=default',
+        `--data-dir=${path.join(d, 'etcd')}`,
+        `--listen-client-urls=${this.etcdUrl}`,
+        `--advertise-client-urls=${this.etcdUrl}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+        '--unsafe-no-fsync',
+        '--log-level=warn',
+      ]);
+      await this.run('etcd');
+      await this.waitFor('etcd', async () => (await fetch(`${this.etcdUrl}/health`)).ok);
+    }
 
     this.define('kube-apiserver', [
       `--etcd-servers=${this.etcdUrl}`,
@@ -628,14 +660,13 @@ current-context: vdi-local
     });
   }
 
-  /** Compacts etcd at its current revision so watches resuming from older resourceVersions get 410 Gone. */
-  async compactEtcd(): Promise<number> {
-    const status = (await (await fetch(`${this.etcdUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' })).json()) as {
-      header: { revision: string };
-    };
-    const revision = Number(status.header.revision);
-    const res = await fetch(`${this.etcdUrl}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision, physical: true }) });
-    if (!res.ok) throw new Error(`etcd compaction failed: ${res.status} ${await res.text()}`);
+  /**
+   * Compacts the datastore (etcd or kine) at its current revision, so watches resuming from older
+   * resourceVersions get 410 Gone.
+   */
+  async compactDatastore(): Promise<number> {
+    const revision = await currentRevision(this.etcdUrl);
+    await compact(this.etcdUrl, revision);
     return revision;
   }
 
@@ -672,7 +703,7 @@ current-context: vdi-local
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']) await this.kill(name);
+    for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd', 'kine']) await this.kill(name);
     if (!process.env.VDI_KEEP_CLUSTER_DIR) await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -61,7 +61,7 @@ describe('the informer caches', () => {
     for (let i = 0; i < 20; i++) {
       await client.create(`/api/v1/namespaces/${ns}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { generateName: 'churn-' } });
     }
-    await cp.compactEtcd();
+    await cp.compactDatastore();
     await cp.restartApiserver();
     await eventually(async () => sessions.stats.gone > before.sessionGone && pods.stats.gone > before.podGone, 60_000);
     expect(sessions.stats.lists).toBeGreaterThan(before.sessionLists);
