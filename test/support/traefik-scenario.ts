@@ -248,6 +248,7 @@ async function runInNamespace(cleanups: (() => Promise<void>)[]): Promise<Scenar
     caFile: path.join(cp.dir, 'certs', 'apiserver.crt'),
     dir: cp.dir,
     entryPoint: ENTRY_POINT,
+    logLevel: 'DEBUG',
   });
   cleanups.push(() => traefik.stop());
   mark('traefik up');

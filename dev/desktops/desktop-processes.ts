@@ -1,0 +1,162 @@
+// One local desktop as a node would run the desktop image: an X server (Xvfb) on a display of its own, a window
+// manager (openbox), a terminal (xterm) and Selkies streaming the display. Each process runs in a process group
+// of its own, so stopping a desktop ends whatever its processes started too.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+
+export interface DesktopProcessesOptions {
+  /** The `selkies` executable (the venv dev/build-binaries.sh makes). */
+  selkies: string;
+  /** A directory of this desktop's own: home, runtime directory, logs. */
+  dir: string;
+  /** Selkies' environment and arguments (selkiesInvocation of the pod's). */
+  env: Record<string, string>;
+  args: string[];
+  /** Where Selkies will answer (for `ready`). */
+  address: string;
+  port: number;
+  /** Xvfb's screen, e.g. 1280x720x24. */
+  screen?: string;
+}
+
+/** The terminal's colours: a test or a person can tell its window apart from the black root window. */
+export const TERMINAL_BACKGROUND = '#1e5aa8';
+export const TERMINAL_FOREGROUND = '#ffffff';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class DesktopProcesses {
+  readonly display: number;
+  readonly home: string;
+  readonly logDir: string;
+  /** Resolves once Selkies accepts connections on its address and port; rejects if it exits first. */
+  readonly ready: Promise<void>;
+  private readonly procs: { name: string; proc: ChildProcess }[];
+  private stopping: Promise<void> | undefined;
+
+  private constructor(display: number, home: string, logDir: string, procs: { name: string; proc: ChildProcess }[], ready: Promise<void>) {
+    this.display = display;
+    this.home = home;
+    this.logDir = logDir;
+    this.procs = procs;
+    this.ready = ready;
+    this.ready.catch(() => undefined);
+  }
+
+  static async start(o: DesktopProcessesOptions): Promise<DesktopProcesses> {
+    const home = path.join(o.dir, 'home');
+    const runtime = path.join(o.dir, 'run');
+    const logDir = path.join(o.dir, 'log');
+    await Promise.all([home, runtime, logDir].map((d) => mkdir(d, { recursive: true, mode: 0o700 })));
+    const procs: { name: string; proc: ChildProcess }[] = [];
+    const run = (name: string, command: string, args: string[], env: Record<string, string>, extraFd = false) => {
+      const log = openSync(path.join(logDir, `${name}.log`), 'a');
+      const proc = spawn(command, args, {
+        cwd: home,
+        env,
+        detached: true,
+        stdio: extraFd ? ['ignore', log, log, 'pipe'] : ['ignore', log, log],
+      });
+      proc.on('error', () => undefined);
+      procs.push({ name, proc });
+      return proc;
+    };
+    // Only what a desktop image would set itself, plus PATH to find the programs: nothing of this process's
+    // environment (tokens, kubeconfig) reaches the desktop.
+    const base = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, XDG_RUNTIME_DIR: runtime, TMPDIR: runtime, SHELL: '/bin/bash', LANG: 'C.UTF-8' };
+    try {
+      // -displayfd: Xvfb picks a free display itself and writes its number once it accepts clients.
+      const xvfb = run('xvfb', 'Xvfb', ['-displayfd', '3', '-screen', '0', o.screen ?? '1280x720x24', '-nolisten', 'tcp', '-br', '+extension', 'RANDR'], base, true);
+      const display = await readDisplay(xvfb);
+      const x = { ...base, DISPLAY: `:${display}` };
+      run('openbox', 'openbox', [], x);
+      // The terminal gets the focus when it maps after the window manager is up.
+      await sleep(300);
+      run('xterm', 'xterm', ['-T', 'terminal', '-geometry', '100x30+40+40', '-bg', TERMINAL_BACKGROUND, '-fg', TERMINAL_FOREGROUND, '-fs', '12'], x);
+      const selkies = run('selkies', o.selkies, o.args, { ...x, ...o.env, DISPLAY: `:${display}` });
+      const ready = waitForPort(o.address, o.port, selkies, path.join(logDir, 'selkies.log'));
+      return new DesktopProcesses(display, home, logDir, procs, ready);
+    } catch (err) {
+      await stopAll(procs);
+      throw err;
+    }
+  }
+
+  /** Process ids of the desktop's processes that still run. */
+  pids(): number[] {
+    return this.procs.filter(({ proc }) => running(proc)).map(({ proc }) => proc.pid!);
+  }
+
+  /** Ends every process group: Selkies first, the X server last. */
+  stop(): Promise<void> {
+    this.stopping ??= stopAll(this.procs);
+    return this.stopping;
+  }
+}
+
+function running(proc: ChildProcess): boolean {
+  return proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null;
+}
+
+async function stopAll(procs: { name: string; proc: ChildProcess }[]): Promise<void> {
+  const signalGroup = (proc: ChildProcess, signal: NodeJS.Signals) => {
+    try {
+      process.kill(-proc.pid!, signal);
+    } catch {
+      // the group is gone
+    }
+  };
+  for (const { proc } of [...procs].reverse()) {
+    if (!running(proc)) continue;
+    const exited = new Promise((r) => proc.once('exit', r));
+    signalGroup(proc, 'SIGTERM');
+    const timer = setTimeout(() => signalGroup(proc, 'SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+    // Whatever the process left in its group (a shell the terminal started) goes with it.
+    signalGroup(proc, 'SIGKILL');
+  }
+}
+
+async function readDisplay(xvfb: ChildProcess): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error('Xvfb did not report a display within 15 s')), 15_000);
+    xvfb.stdio[3]!.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (text.includes('\n')) {
+        clearTimeout(timer);
+        resolve(Number(text.trim()));
+      }
+    });
+    xvfb.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`Xvfb exited (code ${code}) before it reported a display`));
+    });
+    xvfb.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`Xvfb could not start: ${err.message} (install the xvfb package)`));
+    });
+  });
+}
+
+async function waitForPort(address: string, port: number, proc: ChildProcess, logFile: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!running(proc)) throw new Error(`selkies exited (code ${proc.exitCode}, signal ${proc.signalCode}); see ${logFile}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: address, port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await sleep(200);
+  }
+  throw new Error(`selkies did not listen on ${address}:${port} within ${timeoutMs} ms; see ${logFile}`);
+}

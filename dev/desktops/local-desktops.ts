@@ -1,0 +1,191 @@
+// A small "kubelet for desktops" on the simulated (kwok) nodes: kwok marks desktop pods Running without running
+// anything, so for every Running desktop pod this runs a real desktop (Xvfb, openbox, xterm and Selkies 2.x)
+// started from the pod spec the reconciler wrote, listening on the pod's IP and container port, and stops it when
+// the pod goes or stops running. See docs/adr/0007-local-desktops.md.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import { Informer, objectKey } from '../../operator/informer.ts';
+import { LABEL_MANAGED_BY, MANAGER } from '../../operator/v1alpha1.ts';
+import { isNotFound, type KubeClient } from '../../src/kube/client.ts';
+import { DesktopProcesses } from './desktop-processes.ts';
+import { desktopLaunch, PodContractError, selkiesInvocation } from './pod-desktop.ts';
+
+/** What the builder puts on every desktop pod (operator/builders.ts, commonLabels('desktop')). */
+export const DESKTOP_POD_SELECTOR = `app.kubernetes.io/component=desktop,${LABEL_MANAGED_BY}=${MANAGER}`;
+
+export interface DesktopLog {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface LocalDesktopsOptions {
+  client: KubeClient;
+  /** The `selkies` executable (ensureSelkies() in dev/control-plane.ts). */
+  selkies: string;
+  log: DesktopLog;
+  /** Parent of the desktops' directories (a fresh temporary one by default, removed on stop). */
+  dir?: string;
+}
+
+/** One running desktop, for logs and tests. */
+export interface LocalDesktop {
+  /** `namespace/name` of the pod. */
+  pod: string;
+  uid: string;
+  address: string;
+  port: number;
+  display: number;
+  /** The desktop user's home (the terminal's working directory). */
+  home: string;
+  logDir: string;
+  startedAt: number;
+  ready: Promise<void>;
+  pids(): number[];
+}
+
+export interface LocalDesktops {
+  list(): LocalDesktop[];
+  get(pod: string): LocalDesktop | undefined;
+  /** Resolves once the pod's desktop accepts connections (it may not have been started yet). */
+  waitFor(pod: string, timeoutMs?: number): Promise<LocalDesktop>;
+  /** Pods whose spec Selkies could not run with, and why (the contract failures). */
+  failures(): Map<string, string>;
+  stop(): Promise<void>;
+}
+
+interface Entry {
+  desktop?: LocalDesktop;
+  processes?: DesktopProcesses;
+  /** Serialises the starts and stops of one pod. */
+  chain: Promise<void>;
+}
+
+function wanted(pod: V1Pod): boolean {
+  return pod.status?.phase === 'Running' && !!pod.status.podIP && !pod.metadata?.deletionTimestamp;
+}
+
+export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<LocalDesktops> {
+  const root = o.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'vdi-desktops-')));
+  const ownRoot = !o.dir;
+  const informer = new Informer<V1Pod>(o.client, { path: '/api/v1/pods', name: 'local-desktops', labelSelector: DESKTOP_POD_SELECTOR });
+  const entries = new Map<string, Entry>();
+  const failures = new Map<string, string>();
+  let stopped = false;
+
+  const secretLookup = async (pod: V1Pod) => {
+    const namespace = pod.metadata!.namespace!;
+    const names = new Set<string>();
+    for (const c of pod.spec?.containers ?? []) for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef?.name) names.add(e.valueFrom.secretKeyRef.name);
+    const secrets = new Map<string, V1Secret>();
+    for (const name of names) {
+      try {
+        secrets.set(name, await o.client.get<V1Secret>(`/api/v1/namespaces/${namespace}/secrets/${name}`));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return (name: string, key: string) => {
+      const encoded = secrets.get(name)?.data?.[key];
+      return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8');
+    };
+  };
+
+  const stopDesktop = async (key: string, entry: Entry, why: string) => {
+    if (!entry.processes) return;
+    const { processes, desktop } = entry;
+    entry.processes = undefined;
+    entry.desktop = undefined;
+    await processes.stop();
+    await rm(path.dirname(processes.home), { recursive: true, force: true });
+    o.log.info({ pod: key, display: desktop?.display }, `local desktop stopped (${why})`);
+  };
+
+  const startDesktop = async (key: string, entry: Entry, pod: V1Pod) => {
+    let launch;
+    let invocation;
+    try {
+      launch = desktopLaunch(pod, await secretLookup(pod));
+      invocation = selkiesInvocation(launch);
+    } catch (err) {
+      if (!(err instanceof PodContractError)) throw err;
+      failures.set(key, err.message);
+      o.log.warn({ pod: key, problem: err.message }, 'the desktop pod cannot run Selkies');
+      return;
+    }
+    failures.delete(key);
+    const dir = await mkdtemp(path.join(root, `${pod.metadata!.name!.slice(0, 40)}-`));
+    const processes = await DesktopProcesses.start({ selkies: o.selkies, dir, ...invocation, address: launch.address, port: launch.port });
+    entry.processes = processes;
+    entry.desktop = {
+      pod: key,
+      uid: pod.metadata!.uid!,
+      address: launch.address,
+      port: launch.port,
+      display: processes.display,
+      home: processes.home,
+      logDir: processes.logDir,
+      startedAt: Date.now(),
+      ready: processes.ready,
+      pids: () => processes.pids(),
+    };
+    o.log.info({ pod: key, display: processes.display, address: `${launch.address}:${launch.port}`, logs: processes.logDir }, 'local desktop started');
+    processes.ready.then(
+      () => o.log.info({ pod: key }, 'local desktop is serving'),
+      (err: unknown) => o.log.warn({ pod: key, error: String(err) }, 'local desktop failed to serve'),
+    );
+  };
+
+  const sync = (key: string, pod: V1Pod | undefined) => {
+    let entry = entries.get(key);
+    if (!entry) entries.set(key, (entry = { chain: Promise.resolve() }));
+    const e = entry;
+    e.chain = e.chain
+      .then(async () => {
+        if (stopped) return;
+        const current = e.desktop;
+        if (!pod || !wanted(pod)) return await stopDesktop(key, e, pod ? `pod ${pod.status?.phase ?? 'not running'}` : 'pod deleted');
+        // A new pod under the same name, or the same pod with a new IP, gets a new desktop.
+        if (current && (current.uid !== pod.metadata?.uid || current.address !== pod.status?.podIP)) await stopDesktop(key, e, 'pod replaced');
+        if (!e.desktop) await startDesktop(key, e, pod);
+      })
+      .catch((err: unknown) => o.log.warn({ pod: key, error: err instanceof Error ? err.message : String(err) }, 'local desktop failed'));
+  };
+
+  informer.on((type, pod) => sync(objectKey(pod), type === 'DELETED' ? undefined : pod));
+  informer.start();
+  await informer.waitForSync();
+
+  const list = () => [...entries.values()].flatMap((e) => (e.desktop ? [e.desktop] : []));
+  return {
+    list,
+    get: (pod) => entries.get(pod)?.desktop,
+    async waitFor(pod, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const desktop = entries.get(pod)?.desktop;
+        if (desktop) {
+          await desktop.ready;
+          return desktop;
+        }
+        const failure = failures.get(pod);
+        if (failure) throw new Error(`the desktop of ${pod} cannot run: ${failure}`);
+        if (Date.now() > deadline) throw new Error(`no local desktop for ${pod} after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    failures: () => new Map(failures),
+    async stop() {
+      stopped = true;
+      await informer.stop();
+      await Promise.all(
+        [...entries.entries()].map(async ([key, e]) => {
+          await e.chain;
+          await stopDesktop(key, e, 'shutting down');
+        }),
+      );
+      if (ownRoot) await rm(root, { recursive: true, force: true });
+    },
+  };
+}

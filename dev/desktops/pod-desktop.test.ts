@@ -1,0 +1,71 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { buildPod, buildSecret } from '../../operator/builders.ts';
+import { defaultReconcilerConfig } from '../../operator/config.ts';
+import type { EffectiveSession } from '../../operator/resolve.ts';
+import type { VDISession, VDITemplate } from '../../operator/v1alpha1.ts';
+import { desktopLaunch, expandReferences, PodContractError, selkiesInvocation } from './pod-desktop.ts';
+
+const config = defaultReconcilerConfig({ domain: 'vdi.localhost', turnRestBaseUrl: 'http://127.0.0.1:8080/turn' });
+const session: VDISession = {
+  apiVersion: 'vdi.kasm.io/v1alpha1',
+  kind: 'VDISession',
+  metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'uid-1' },
+  spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
+};
+const template: VDITemplate = {
+  apiVersion: 'vdi.kasm.io/v1alpha1',
+  kind: 'VDITemplate',
+  metadata: { name: 'ubuntu-desktop' },
+  spec: { image: 'ghcr.io/selkies-project/selkies/desktop:latest-ubuntu24.04', displayName: 'Ubuntu', env: [{ name: 'GREETING', value: 'a $(TZ) b' }] },
+};
+const effective: EffectiveSession = { gpu: 0, memory: '4Gi', cpu: '2', persistence: { enabled: false, size: '1Gi' }, timeoutMs: 3_600_000, encoder: 'x264enc' };
+
+/** The pod the reconciler writes, as kwok reports it Running, and a lookup into the session Secret. */
+function runningPod(): { pod: V1Pod; secret: (name: string, key: string) => string | undefined } {
+  const pod = buildPod(session, template, effective, config, 'vdi-desk') as V1Pod;
+  pod.status = { phase: 'Running', podIP: '10.244.128.7' };
+  const data = buildSecret(session, 'pa$$word', 'turn-token').data!;
+  const secret = (name: string, key: string) => (name === 'vdi-desk' && data[key] ? Buffer.from(data[key], 'base64').toString('utf8') : undefined);
+  return { pod, secret };
+}
+
+describe('desktopLaunch of the pod the reconciler writes', () => {
+  it("takes the Basic-auth password from the session Secret and the user from the pod's env", () => {
+    const { pod, secret } = runningPod();
+    const { env } = desktopLaunch(pod, secret);
+    expect(env.SELKIES_BASIC_AUTH_PASSWORD).toBe('pa$$word');
+    expect(env.SELKIES_BASIC_AUTH_USER).toBe('alice@example.com');
+    expect(env.SELKIES_ENABLE_BASIC_AUTH).toBe('true');
+  });
+
+  it('expands the TURN token into the REST URI path, as the kubelet does', () => {
+    const { pod, secret } = runningPod();
+    expect(desktopLaunch(pod, secret).env.SELKIES_TURN_REST_URI).toBe('http://127.0.0.1:8080/turn/vdi-alice/desk/turn-token');
+  });
+
+  it("listens on the pod IP and the container's http port", () => {
+    const { pod, secret } = runningPod();
+    const launch = desktopLaunch(pod, secret);
+    expect([launch.address, launch.port]).toEqual(['10.244.128.7', 8080]);
+    // As the desktop image's entry point starts it, with the pod IP for "every interface".
+    expect(selkiesInvocation(launch).args).toEqual(['--addr=10.244.128.7', '--port=8080']);
+  });
+
+  it('refuses a pod whose Secret lacks the password (the kubelet would not start the container)', () => {
+    const { pod } = runningPod();
+    expect(() => desktopLaunch(pod, () => undefined)).toThrow(PodContractError);
+  });
+
+  it('refuses a SELKIES_PORT other than the port the pod declares (the route would find nothing)', () => {
+    const { pod, secret } = runningPod();
+    const launch = desktopLaunch(pod, secret);
+    expect(() => selkiesInvocation({ ...launch, env: { ...launch.env, SELKIES_PORT: '9000' } })).toThrow(/9000/);
+  });
+});
+
+describe('expandReferences', () => {
+  it('expands variables defined earlier, keeps unknown references and unescapes $$', () => {
+    expect(expandReferences('$(A)-$(B)-$$(A)', { A: 'x' })).toBe('x-$(B)-$(A)');
+  });
+});

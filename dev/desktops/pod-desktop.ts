@@ -1,0 +1,85 @@
+// What a container runtime would hand Selkies for a desktop pod: the container's environment (values,
+// `$(VAR)` references and secretKeyRef lookups resolved as the kubelet resolves them), its arguments and the
+// address and port it listens on. The local desktops run Selkies from exactly this, so a pod the reconciler
+// writes that Selkies cannot work with fails here as it would on a node.
+import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
+
+/** Reads one key of a Secret in the pod's namespace (decoded), or undefined when either is missing. */
+export type SecretLookup = (name: string, key: string) => string | undefined;
+
+export interface DesktopLaunch {
+  /** The container's environment, resolved. */
+  env: Record<string, string>;
+  /** The container's args (command is the image's entry point, which the local desktop replaces). */
+  args: string[];
+  /** The pod IP Selkies binds in place of "every interface" of the pod's network namespace. */
+  address: string;
+  /** The container port the Service and the route name (`http`). */
+  port: number;
+}
+
+/** Why a pod cannot run as a local desktop; the message names the field. */
+export class PodContractError extends Error {}
+
+const REFERENCE = /\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$/g;
+
+/** The kubelet's expansion: `$(VAR)` of a variable defined earlier in the list, `$$` → `$`, anything else as is. */
+export function expandReferences(text: string, defined: Record<string, string>): string {
+  return text.replace(REFERENCE, (match, name: string | undefined) => {
+    if (name === undefined) return '$';
+    return Object.hasOwn(defined, name) ? defined[name]! : match;
+  });
+}
+
+function resolveEnv(container: V1Container, secret: SecretLookup): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const entry of container.env ?? ([] as V1EnvVar[])) {
+    if (entry.valueFrom) {
+      const ref = entry.valueFrom.secretKeyRef;
+      if (!ref) throw new PodContractError(`env ${entry.name}: only secretKeyRef sources are supported locally`);
+      const value = ref.name ? secret(ref.name, ref.key) : undefined;
+      if (value === undefined) {
+        if (ref.optional) continue;
+        // The kubelet refuses to start the container (CreateContainerConfigError) in this case.
+        throw new PodContractError(`env ${entry.name}: Secret ${ref.name} has no key ${ref.key}`);
+      }
+      env[entry.name] = value;
+    } else {
+      env[entry.name] = expandReferences(entry.value ?? '', env);
+    }
+  }
+  return env;
+}
+
+/** The desktop container's launch settings, or a PodContractError saying what is missing. */
+export function desktopLaunch(pod: V1Pod, secret: SecretLookup): DesktopLaunch {
+  const container = pod.spec?.containers.find((c) => c.name === 'desktop') ?? pod.spec?.containers[0];
+  if (!container) throw new PodContractError('the pod has no container');
+  const address = pod.status?.podIP;
+  if (!address) throw new PodContractError('the pod has no IP yet');
+  const port = container.ports?.find((p) => p.name === 'http')?.containerPort ?? container.ports?.[0]?.containerPort;
+  if (!port) throw new PodContractError(`container ${container.name} declares no port`);
+  const env = resolveEnv(container, secret);
+  const args = (container.args ?? []).map((arg) => expandReferences(arg, env));
+  return { env, args, address, port };
+}
+
+/** The port the desktop image's entry point gives Selkies unless SELKIES_PORT says otherwise. */
+export const SELKIES_DEFAULT_PORT = 8080;
+
+/**
+ * Selkies as the maintained desktop image (ghcr.io/selkies-project/selkies/desktop) starts it: its entry point
+ * (addons/base/selkies-entrypoint.sh) runs `selkies --addr=0.0.0.0 --port=${SELKIES_PORT:-8080} "$@"` with the
+ * container's environment. Every interface of a pod's network namespace is its IP (and a loopback of its own,
+ * which nothing outside the pod reaches), so the local desktop binds the pod IP. Throws when Selkies would listen
+ * on another port than the one the pod declares (the Service and the route would find nothing there).
+ */
+export function selkiesInvocation(launch: DesktopLaunch): { env: Record<string, string>; args: string[] } {
+  const env = { ...launch.env };
+  const port = Number(env.SELKIES_PORT || SELKIES_DEFAULT_PORT);
+  if (port !== launch.port) throw new PodContractError(`Selkies listens on ${port} (SELKIES_PORT), the pod's container port is ${launch.port}`);
+  // The entry point's --addr decides; Selkies refuses --public together with --addr.
+  delete env.SELKIES_PUBLIC;
+  delete env.SELKIES_ADDR;
+  return { env, args: [`--addr=${launch.address}`, `--port=${port}`, ...launch.args] };
+}
