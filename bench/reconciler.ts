@@ -158,7 +158,7 @@ try {
   const objectWrites = writes.filter(([k]) => k !== 'event').reduce((a, [, n]) => a + n, 0);
   const eventWrites = writes.filter(([k]) => k === 'event').reduce((a, [, n]) => a + n, 0);
 
-  console.log(`reconciler: ${N} sessions created at once on ${gpuNodes} GPU nodes (kwok)`);
+  console.log(`reconciler: ${N} sessions created at once on ${gpuNodes} GPU nodes (kwok), datastore ${cluster.cp.datastore}`);
   console.log(`  baseline bare pods: all Running after ${(baseAll / 1000).toFixed(2)} s; create→Running p50 ${fmt(base.p50)}  p99 ${fmt(base.p99)}`);
   console.log(`  sessions:           all Running after ${(all / 1000).toFixed(2)} s; create→Running p50 ${fmt(lat.p50)}  p99 ${fmt(lat.p99)}`);
   console.log(`  same objects written directly, no reconciler: all Running after ${(direct.allMs / 1000).toFixed(2)} s; create→Running p50 ${fmt(direct.lat.p50)}  p99 ${fmt(direct.lat.p99)}`);
