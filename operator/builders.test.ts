@@ -181,7 +181,8 @@ describe('buildPod', () => {
       limits: { memory: '8Gi', cpu: '4', 'nvidia.com/gpu': '1' },
     });
     expect(p.spec?.runtimeClassName).toBe('nvidia');
-    expect(envValue(p, 'SELKIES_ENCODER')).toBe('nvh264enc');
+    // Selkies 2.x's name: H.264 on NVENC where the GPU has it, else on the CPU.
+    expect(envValue(p, 'SELKIES_ENCODER')).toBe('h264enc');
   });
 
   it('uses the configured GPU resource name and runtime class', () => {
@@ -191,9 +192,9 @@ describe('buildPod', () => {
     expect(p.spec?.runtimeClassName).toBe('nvidia-cdi');
   });
 
-  it('uses x264enc and no GPU limit or runtimeClass when gpu is 0', () => {
+  it('uses the H.264 encoder (x264 on the CPU) and no GPU limit or runtimeClass when gpu is 0', () => {
     const p = pod(cpuEffective);
-    expect(envValue(p, 'SELKIES_ENCODER')).toBe('x264enc');
+    expect(envValue(p, 'SELKIES_ENCODER')).toBe('h264enc');
     expect(Object.keys(desktop(p).resources?.limits ?? {}).sort()).toEqual(['cpu', 'memory']);
     expect(Object.keys(desktop(p).resources?.requests ?? {}).sort()).toEqual(['cpu', 'memory']);
     expect(p.spec).not.toHaveProperty('runtimeClassName');
@@ -259,13 +260,13 @@ describe('buildPod', () => {
         { name: 'PASSWD', value: 'hunter2' },
         { name: 'SELKIES_TURN_REST_URI', value: 'http://evil/turn' },
         { name: 'SELKIES_TURN_HOST', value: 'evil' },
-        { name: 'SELKIES_ENCODER', value: 'x264enc' },
+        { name: 'SELKIES_ENCODER', value: 'jpeg' },
         { name: 'SELKIES_ENABLE_BASIC_AUTH', value: 'false' },
         { name: 'VDI_TURN_TOKEN', value: 'x' },
       ],
     }));
     expect(JSON.stringify(env(p))).not.toMatch(/hunter2|mallory|evil/);
-    expect(envValue(p, 'SELKIES_ENCODER')).toBe('nvh264enc');
+    expect(envValue(p, 'SELKIES_ENCODER')).toBe('h264enc');
     expect(envValue(p, 'SELKIES_ENABLE_BASIC_AUTH')).toBe('true');
     expect(new Set(env(p).map((e) => e.name)).size).toBe(env(p).length);
   });

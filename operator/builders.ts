@@ -26,7 +26,10 @@ import {
 } from './v1alpha1.ts';
 import type { OwnerReference, VDISession, VDITemplate } from './v1alpha1.ts';
 
-/** Selkies' nginx: the desktop's only entry point. */
+/**
+ * Selkies 2.x itself (the maintained desktop image starts `selkies --addr=0.0.0.0 --port=${SELKIES_PORT:-8080}`;
+ * 1.x images put nginx on the same port): the desktop's only entry point.
+ */
 export const DESKTOP_PORT = 8080;
 export const SECRET_KEY_PASSWORD = 'password';
 export const SECRET_KEY_TURN_TOKEN = 'turnToken';
@@ -181,6 +184,18 @@ export function buildPvc(
 const PROTECTED_ENV =
   /^(?:SELKIES_)?(?:ENCODER|ENABLE_BASIC_AUTH|BASIC_AUTH_\w*|TURN_\w*)$|^(?:WEBRTC_ENCODER|PASSWD|VDI_TURN_TOKEN|NVIDIA_VISIBLE_DEVICES)$/;
 
+/**
+ * Selkies 2.x names encoders by codec (`selkies --help`): each runs on NVENC or VA-API where the GPU has it and
+ * falls back to the CPU by itself. Templates keep 1.x's GStreamer element names; the three H.264 ones are one now.
+ */
+const SELKIES_ENCODERS: Record<EffectiveSession['encoder'], string> = {
+  nvh264enc: 'h264enc',
+  vah264enc: 'h264enc',
+  x264enc: 'h264enc',
+  vp8enc: 'vp8enc',
+  vp9enc: 'vp9enc',
+};
+
 function fromSecret(name: string, secretName: string, key: string): V1EnvVar {
   return { name, valueFrom: { secretKeyRef: { name: secretName, key } } };
 }
@@ -199,7 +214,7 @@ function desktopEnv(
 ): V1EnvVar[] {
   const { name, namespace } = sessionKey(session);
   const env: V1EnvVar[] = [
-    { name: 'SELKIES_ENCODER', value: effective.encoder },
+    { name: 'SELKIES_ENCODER', value: SELKIES_ENCODERS[effective.encoder] ?? effective.encoder },
     { name: 'SELKIES_ENABLE_BASIC_AUTH', value: 'true' },
     { name: 'SELKIES_BASIC_AUTH_USER', value: literal(session.spec.user) },
     fromSecret('SELKIES_BASIC_AUTH_PASSWORD', secretName, SECRET_KEY_PASSWORD),
