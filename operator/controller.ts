@@ -19,6 +19,7 @@ import type { Caches } from './caches.ts';
 import type { ReconcilerConfig } from './config.ts';
 import { EventRecorder } from './events.ts';
 import type { Informer, InformerEventType, KubeObject } from './informer.ts';
+import type { LeaderTerm } from './leader-election.ts';
 import { childName, pvcName, sessionLabelValue } from './naming.ts';
 import { resolveSession } from './resolve.ts';
 import { mergeConditions, sessionStatusFromPod, statusEqual } from './status.ts';
@@ -54,6 +55,8 @@ export interface SessionControllerOptions {
   config: ReconcilerConfig;
   log: Logger;
   identity: string;
+  /** The leadership term this controller works for: once it ends, nothing more is written. */
+  term?: LeaderTerm;
   concurrency?: number;
   metrics?: ControllerMetrics;
   now?: () => Date;
@@ -137,13 +140,14 @@ export class SessionController {
   private readonly writesBySession = new Map<string, Map<string, number>>();
   /** Writes of a namespace's shared objects in flight, by kind/namespace/name (see applyShared). */
   private readonly sharedWrites = new Map<string, Promise<unknown>>();
-  /** The key whose reconcile is running, so each write is charged to its session. */
-  private readonly reconciling = new AsyncLocalStorage<string>();
+  /** The reconcile running: each write is charged to its session and goes out under its signal. */
+  private readonly reconciling = new AsyncLocalStorage<{ key: string; signal: AbortSignal }>();
 
   constructor(options: SessionControllerOptions) {
     this.o = options;
     this.now = options.now ?? (() => new Date());
-    this.queue = new WorkQueue((key) => this.reconciling.run(key, () => this.reconcile(key)), {
+    this.queue = new WorkQueue((key, signal) => this.reconcile(key, signal), {
+      signal: options.term?.signal,
       concurrency: options.concurrency ?? 16,
       onError: (key, err, attempt) =>
         options.log.warn({ session: key, attempt, error: errorText(err) }, 'reconcile failed, will retry'),
@@ -189,16 +193,19 @@ export class SessionController {
     for (const s of caches.sessions.list()) this.queue.add(`${s.metadata.namespace}/${s.metadata.name}`);
   }
 
-  /** Stops reconciling; resolves when the Events held have been written. */
-  stop(): Promise<void> {
+  /**
+   * Stops reconciling: takes no more keys, cancels the reconciles under way and waits for them to return, then
+   * writes the Events held (unless the leadership term has ended).
+   */
+  async stop(): Promise<void> {
     for (const off of this.unsubscribe.splice(0)) off();
-    this.queue.stop();
-    return this.events.stop();
+    await this.queue.stop();
+    await this.events.stop();
   }
 
   private countWrite(kind: string): void {
     this.writes.set(kind, (this.writes.get(kind) ?? 0) + 1);
-    const key = this.reconciling.getStore();
+    const key = this.reconciling.getStore()?.key;
     if (!key || kind === 'event') return;
     const byKind = this.writesBySession.get(key) ?? new Map<string, number>();
     byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
@@ -215,7 +222,15 @@ export class SessionController {
     return Object.fromEntries(this.writesBySession.get(key) ?? []);
   }
 
-  async reconcile(key: string): Promise<ReconcileResult> {
+  /**
+   * Brings one session (`namespace/name`) to its desired state. Every write goes out under `signal` (the work
+   * queue's: aborted when the controller stops or its leadership term ends), and none starts after it aborted.
+   */
+  reconcile(key: string, signal: AbortSignal = this.queue.signal): Promise<ReconcileResult> {
+    return this.reconciling.run({ key, signal }, () => this.reconcileSession(key));
+  }
+
+  private async reconcileSession(key: string): Promise<ReconcileResult> {
     const [namespace, name] = key.split('/') as [string, string];
     let session = this.o.caches.sessions.get(key);
     if (!session) {
@@ -230,8 +245,8 @@ export class SessionController {
     let addFinalizer: Promise<void> | undefined;
     if (!session.metadata.finalizers?.includes(FINALIZER)) {
       const { finalizers = [], resourceVersion } = session.metadata;
-      addFinalizer = this.write('finalizer', () =>
-        this.o.client.mergePatch<VDISession>(sessionPath(namespace, name), { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion } }),
+      addFinalizer = this.write('finalizer', (client) =>
+        client.mergePatch<VDISession>(sessionPath(namespace, name), { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion } }),
       ).then((updated) => {
         // Cached at once, and this reconcile goes on with it (its status write needs the new resourceVersion).
         this.o.caches.sessions.remember(updated);
@@ -348,8 +363,8 @@ export class SessionController {
       // The pod's DELETED event brings us back here.
       return {};
     }
-    await this.write('finalizer', () =>
-      this.o.client.mergePatch(sessionPath(namespace, name), {
+    await this.write('finalizer', (client) =>
+      client.mergePatch(sessionPath(namespace, name), {
         metadata: { finalizers: (session.metadata.finalizers ?? []).filter((f) => f !== FINALIZER), resourceVersion: session.metadata.resourceVersion },
       }),
     );
@@ -385,7 +400,7 @@ export class SessionController {
       for (const obj of cache.list()) {
         const m = obj.metadata as { namespace?: string; name?: string; labels?: Record<string, string>; deletionTimestamp?: string } | undefined;
         if (m?.namespace !== namespace || m.labels?.[LABEL_SESSION] !== name || m.deletionTimestamp) continue;
-        await this.write('delete-orphan', () => this.o.client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name: m.name } }))).catch(ignoreNotFound);
+        await this.write('delete-orphan', (client) => client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name: m.name } }))).catch(ignoreNotFound);
         this.o.log.info({ session: `${namespace}/${name}`, kind }, 'deleted an orphaned object');
       }
     }
@@ -406,7 +421,7 @@ export class SessionController {
       const meta = legacy?.metadata as { labels?: Record<string, string>; deletionTimestamp?: string } | undefined;
       if (!meta || meta.deletionTimestamp || meta.labels?.[LABEL_SESSION] !== label) continue;
       const apiVersion = kind === 'Middleware' ? 'traefik.io/v1alpha1' : 'networking.k8s.io/v1';
-      await this.write('delete-legacy', () => this.o.client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name } }))).catch(ignoreNotFound);
+      await this.write('delete-legacy', (client) => client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name } }))).catch(ignoreNotFound);
     }
   }
 
@@ -427,13 +442,13 @@ export class SessionController {
 
   private async deleteSession(session: VDISession): Promise<void> {
     const { namespace, name } = session.metadata as { namespace: string; name: string };
-    await this.write('delete-session', () => this.o.client.delete(sessionPath(namespace, name))).catch(ignoreNotFound);
+    await this.write('delete-session', (client) => client.delete(sessionPath(namespace, name))).catch(ignoreNotFound);
   }
 
   private async deletePod(namespace: string, name: string): Promise<void> {
     const pod = this.o.caches.pods.get(`${namespace}/${name}`);
     if (!pod || pod.metadata?.deletionTimestamp) return;
-    const deleted = await this.write('delete-pod', () => this.o.client.delete<V1Pod>(`/api/v1/namespaces/${namespace}/pods/${name}`)).catch(ignoreNotFound);
+    const deleted = await this.write('delete-pod', (client) => client.delete<V1Pod>(`/api/v1/namespaces/${namespace}/pods/${name}`)).catch(ignoreNotFound);
     // A graceful delete answers with the pod, now carrying its deletionTimestamp: no second delete.
     if (deleted?.kind === 'Pod') this.o.caches.pods.remember(deleted);
   }
@@ -456,7 +471,7 @@ export class SessionController {
 
   private async createIfAbsent(obj: Writable): Promise<unknown> {
     try {
-      const created = await this.write(obj.kind, () => this.o.client.create<KubeObject>(objectPath(obj, false), obj));
+      const created = await this.write(obj.kind, (client) => client.create<KubeObject>(objectPath(obj, false), obj));
       this.cacheOf(obj.kind)?.remember(created);
       return created;
     } catch (err) {
@@ -477,7 +492,7 @@ export class SessionController {
       if (!(err instanceof KubeError && err.status === 422)) throw err;
       const cached = this.o.caches.services.get(`${desired.metadata.namespace}/${desired.metadata.name}`);
       if (!cached?.spec?.clusterIP || cached.spec.clusterIP === 'None') throw err;
-      await this.write('Service', () => this.o.client.delete(objectPath(desired))).catch(ignoreNotFound);
+      await this.write('Service', (client) => client.delete(objectPath(desired))).catch(ignoreNotFound);
       this.o.log.info({ service: `${desired.metadata.namespace}/${desired.metadata.name}` }, 'replaced a Service that held a cluster IP with a headless one');
       return await this.applyIfDrifted(desired, { get: () => undefined });
     }
@@ -488,7 +503,7 @@ export class SessionController {
     const cached = cache.get(`${obj.metadata.namespace}/${obj.metadata.name}`);
     const { apiVersion: _a, kind: _k, ...desired } = obj;
     if (cached && containsDesired(cached, desired)) return true;
-    let applied = await this.write(obj.kind, () => this.o.client.apply<KubeObject>(objectPath(obj), obj, MANAGER)).catch((err: unknown) => {
+    let applied = await this.write(obj.kind, (client) => client.apply<KubeObject>(objectPath(obj), obj, MANAGER)).catch((err: unknown) => {
       if (err instanceof KubeError && err.status === 422) return undefined;
       throw err;
     });
@@ -496,7 +511,7 @@ export class SessionController {
       // Someone else's edit owns a conflicting list entry (a Service port changed by hand keeps its entry,
       // and apply adds ours beside it, or fails on the duplicate port name). A merge patch replaces lists
       // whole, which puts back exactly what we want.
-      applied = await this.write(obj.kind, () => this.o.client.mergePatch<KubeObject>(objectPath(obj), obj, undefined, MANAGER));
+      applied = await this.write(obj.kind, (client) => client.mergePatch<KubeObject>(objectPath(obj), obj, undefined, MANAGER));
     }
     this.cacheOf(obj.kind)?.remember(applied);
     return true;
@@ -515,7 +530,7 @@ export class SessionController {
     // Fields absent from the new status are removed (null in a merge patch), so a stale reason never lingers.
     const patch: Record<string, unknown> = {};
     for (const k of new Set([...Object.keys(prev), ...Object.keys(status)])) patch[k] = (status as Record<string, unknown>)[k] ?? null;
-    const updated = await this.write('status', () => this.o.client.mergePatch<VDISession>(`${sessionPath(namespace, name)}/status`, { status: patch }));
+    const updated = await this.write('status', (client) => client.mergePatch<VDISession>(`${sessionPath(namespace, name)}/status`, { status: patch }));
     this.o.caches.sessions.remember(updated);
     if (prev.phase !== status.phase) {
       this.o.log.info({ session: `${namespace}/${name}`, phase: status.phase, reason: status.reason }, 'session phase changed');
@@ -545,17 +560,26 @@ export class SessionController {
   private async writeEvent(event: SessionEvent): Promise<void> {
     const { namespace } = event.metadata;
     try {
-      await this.write('event', () => this.o.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, event));
+      // Under the term's signal only: Events held when the controller stops are still written, unless the lease is lost.
+      await this.write('event', (client) => client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, event), this.o.term?.signal ?? NEVER);
     } catch (err) {
       this.o.log.debug({ event: event.metadata.name, error: errorText(err) }, 'could not record an event');
     }
   }
 
-  private async write<T>(kind: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Every API write goes through here: refused once its signal (by default the running reconcile's) has aborted
+   * or the leadership term no longer holds, and cancelled when they end while it is in flight.
+   */
+  private async write<T>(kind: string, fn: (client: KubeClient) => Promise<T>, signal = this.reconciling.getStore()?.signal ?? this.queue.signal): Promise<T> {
+    signal.throwIfAborted();
+    this.o.term?.confirm();
     this.countWrite(kind);
-    return await fn();
+    return await fn(this.o.client.withSignal(signal));
   }
 }
+
+const NEVER = new AbortController().signal;
 
 function ignoreNotFound(err: unknown): undefined {
   if (!isNotFound(err)) throw err;

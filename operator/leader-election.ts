@@ -2,6 +2,13 @@
 // takes the lease when it is free or its holder has not renewed it for leaseDuration (measured on our own
 // clock from when we last saw the record change, so clock skew between replicas does not matter), renews it
 // every retryPeriod, and steps down when it could not renew within renewDeadline.
+//
+// Each spell of leadership is a term with an AbortSignal, aborted the moment the term ends; whatever the
+// leader writes goes out under that signal, so a replica that lost the lease stops writing at once instead of
+// finishing the work it had begun. The term ends renewDeadline after the start of the last successful renewal
+// even when no timer got to run (a paused process): confirm() checks the clock before each write. Another
+// replica can take over no sooner than leaseDuration after that renewal, so the two never write together, as
+// long as renewDeadline < leaseDuration; a write already on the wire when the term ends may still land.
 import { KubeError, isNotFound, type KubeClient } from '../src/kube/client.ts';
 
 export interface LeaderElectionOptions {
@@ -11,9 +18,21 @@ export interface LeaderElectionOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
-  onStartedLeading: () => void;
-  onStoppedLeading: () => void;
+  onStartedLeading: (term: LeaderTerm) => void;
+  /** `lost`: the lease could not be renewed in time or was taken; `released`: stop() gave it up. */
+  onStoppedLeading: (why: 'lost' | 'released') => void;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** One spell of leadership. */
+export interface LeaderTerm {
+  /** Aborted when the term ends. */
+  readonly signal: AbortSignal;
+  /**
+   * Throws unless the term still holds: it ends here and now when renewDeadline has passed since the last
+   * renewal, even if the timer that would have noticed has not run yet.
+   */
+  confirm(): void;
 }
 
 interface Lease {
@@ -29,6 +48,14 @@ interface Lease {
   };
 }
 
+/** What a write made after the term ended fails with. */
+export class LeadershipLostError extends Error {
+  constructor(why: 'lost' | 'released') {
+    super(why === 'lost' ? 'no longer the leader: the lease was lost' : 'no longer the leader: the lease was released');
+    this.name = 'LeadershipLostError';
+  }
+}
+
 const microTime = (d = new Date()) => d.toISOString().replace(/Z$/, '000Z');
 
 export class LeaderElector {
@@ -37,8 +64,12 @@ export class LeaderElector {
   private leading = false;
   private stopped = false;
   private observed: { record: string; at: number } | undefined;
+  /** When the last successful acquire or renewal was sent (the lease may count from no earlier). */
   private lastRenew = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Ends the term renewDeadline after the last renewal, should the renewal loop be stuck on a request. */
+  private deadline: NodeJS.Timeout | undefined;
+  private term: AbortController | undefined;
 
   constructor(client: KubeClient, options: LeaderElectionOptions) {
     this.client = client;
@@ -63,7 +94,7 @@ export class LeaderElector {
     this.stopped = true;
     clearTimeout(this.timer);
     if (!this.leading) return;
-    this.setLeading(false);
+    this.setLeading(false, 'released');
     try {
       const lease = await this.client.get<Lease>(this.path);
       if (lease.spec.holderIdentity === this.o.identity) {
@@ -81,28 +112,62 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     try {
-      const ok = await this.tryAcquireOrRenew();
-      if (ok) this.lastRenew = Date.now();
-      if (ok && !this.leading) this.setLeading(true);
+      const sent = Date.now();
+      const outcome = await this.tryAcquireOrRenew();
+      if (this.stopped) return;
+      if (outcome === 'held' && Date.now() - sent < this.o.renewDeadlineMs) {
+        this.lastRenew = sent;
+        this.armDeadline();
+        if (!this.leading) this.setLeading(true);
+      } else if (outcome === 'taken' && this.leading) {
+        this.lose('another replica holds it');
+      }
     } catch (err) {
       this.o.log?.('lease update failed', { error: err instanceof Error ? err.message : String(err) });
     }
-    if (this.leading && Date.now() - this.lastRenew > this.o.renewDeadlineMs) {
-      this.o.log?.('lost the lease: could not renew within the deadline');
-      this.setLeading(false);
-    }
+    this.checkDeadline();
     if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.o.retryPeriodMs * (this.leading ? 1 : 1 + Math.random() * 0.2));
   }
 
-  private setLeading(leading: boolean): void {
+  private armDeadline(): void {
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => this.checkDeadline(), Math.max(0, this.lastRenew + this.o.renewDeadlineMs - Date.now()));
+    this.deadline.unref();
+  }
+
+  private checkDeadline(): void {
+    if (this.leading && Date.now() - this.lastRenew >= this.o.renewDeadlineMs) this.lose('could not renew within the deadline');
+  }
+
+  private lose(why: string): void {
+    this.o.log?.(`lost the lease: ${why}`);
+    this.setLeading(false, 'lost');
+  }
+
+  private setLeading(leading: boolean, why: 'lost' | 'released' = 'lost'): void {
     if (this.leading === leading) return;
     this.leading = leading;
     this.o.log?.(leading ? 'became leader' : 'stopped leading', { identity: this.o.identity, lease: `${this.o.namespace}/${this.o.name}` });
-    if (leading) this.o.onStartedLeading();
-    else this.o.onStoppedLeading();
+    if (leading) {
+      const term = new AbortController();
+      this.term = term;
+      this.o.onStartedLeading({
+        signal: term.signal,
+        confirm: () => {
+          if (this.term === term) this.checkDeadline();
+          term.signal.throwIfAborted();
+        },
+      });
+    } else {
+      clearTimeout(this.deadline);
+      this.term?.abort(new LeadershipLostError(why));
+      this.term = undefined;
+      this.o.onStoppedLeading(why);
+    }
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** `held`: the lease is ours now; `taken`: another replica holds it; `conflict`: it changed under our update. */
+  private async tryAcquireOrRenew(): Promise<'held' | 'taken' | 'conflict'> {
     const now = new Date();
     const spec = (transitions: number, acquireTime?: string) => ({
       holderIdentity: this.o.identity,
@@ -123,14 +188,14 @@ export class LeaderElector {
         spec: spec(0),
       });
       this.observed = undefined;
-      return true;
+      return 'held';
     }
     const record = JSON.stringify(lease.spec);
     if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
     const holder = lease.spec.holderIdentity;
     const duration = (lease.spec.leaseDurationSeconds ?? 15) * 1000;
     const heldByOther = holder && holder !== this.o.identity;
-    if (heldByOther && Date.now() - this.observed.at < duration) return false;
+    if (heldByOther && Date.now() - this.observed.at < duration) return 'taken';
     const transitions = (lease.spec.leaseTransitions ?? 0) + (holder === this.o.identity ? 0 : 1);
     try {
       // resourceVersion in the body makes this a compare-and-swap: two candidates cannot both win.
@@ -140,9 +205,9 @@ export class LeaderElector {
         body: { ...lease, spec: spec(transitions, holder === this.o.identity ? lease.spec.acquireTime : undefined) },
       });
     } catch (err) {
-      if (err instanceof KubeError && err.status === 409) return false;
+      if (err instanceof KubeError && err.status === 409) return 'conflict';
       throw err;
     }
-    return true;
+    return 'held';
   }
 }

@@ -140,4 +140,47 @@ describe('WorkQueue', () => {
     expect(q.dueAt('k')).toBeUndefined();
     q.stop();
   });
+
+  it('stop() cancels the runs under way and resolves once they have returned; a cancelled run is neither reported nor retried', async () => {
+    const events: string[] = [];
+    const q = new WorkQueue(
+      async (key, signal) => {
+        events.push(`start ${key}`);
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        await tick();
+        events.push(`returned ${key}`);
+        signal.throwIfAborted();
+      },
+      { baseDelayMs: 1, onError: (key) => events.push(`error ${key}`), onDone: (key) => events.push(`done ${key}`) },
+    );
+    q.add('a');
+    q.add('b');
+    await tick();
+    await q.stop();
+    expect(events).toEqual(['start a', 'start b', 'returned a', 'returned b']);
+    q.add('c');
+    await tick(20);
+    expect(events).toHaveLength(4);
+  });
+
+  it('stops when the signal it was given aborts (the leadership term it works for ended)', async () => {
+    const term = new AbortController();
+    const seen: AbortSignal[] = [];
+    let release!: () => void;
+    const q = new WorkQueue(
+      async (_key, signal) => {
+        seen.push(signal);
+        await new Promise<void>((resolve) => (release = resolve));
+      },
+      { signal: term.signal },
+    );
+    q.add('a');
+    await tick();
+    term.abort();
+    expect(seen[0]!.aborted).toBe(true);
+    q.add('b');
+    release();
+    await q.idle();
+    expect(seen).toHaveLength(1);
+  });
 });

@@ -2,7 +2,8 @@
 // waiting, bounded concurrency, exponential back-off on failure, and delayed re-queues (for expiry times).
 // Keys added as urgent (news about work already under way, such as a desktop pod that became ready) are
 // served before the others, so in a storm of new sessions the first ones finish first instead of everyone
-// waiting for the whole storm's first pass.
+// waiting for the whole storm's first pass. Each run gets the queue's AbortSignal: stop() (or the signal given
+// to the queue, such as a leadership term's) cancels the runs under way, and resolves once they have returned.
 
 export interface ReconcileResult {
   /** Reconcile this key again after so many milliseconds (e.g. at the session's expiry). */
@@ -15,7 +16,11 @@ export interface WorkQueueOptions {
   maxDelayMs?: number;
   onError?: (key: string, err: unknown, attempt: number) => void;
   onDone?: (key: string, ms: number, ok: boolean) => void;
+  /** Aborting it stops the queue as stop() does (for example: the leadership term the queue works for ended). */
+  signal?: AbortSignal;
 }
+
+export type Worker = (key: string, signal: AbortSignal) => Promise<ReconcileResult | void>;
 
 /** Exponential back-off: base, 2×base, 4×base … capped at max (jitter is added by the caller). */
 export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): number {
@@ -23,8 +28,11 @@ export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): nu
 }
 
 export class WorkQueue {
-  private readonly worker: (key: string) => Promise<ReconcileResult | void>;
-  private readonly opts: Required<Omit<WorkQueueOptions, 'onError' | 'onDone'>> & Pick<WorkQueueOptions, 'onError' | 'onDone'>;
+  private readonly worker: Worker;
+  private readonly opts: Required<Omit<WorkQueueOptions, 'onError' | 'onDone' | 'signal'>> & Pick<WorkQueueOptions, 'onError' | 'onDone'>;
+  private readonly cancel = new AbortController();
+  /** Given to every run: aborted by stop() or by the signal of the options. */
+  readonly signal: AbortSignal;
   private readonly queue: string[] = [];
   private readonly urgent: string[] = [];
   private readonly queued = new Set<string>();
@@ -37,8 +45,10 @@ export class WorkQueue {
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
 
-  constructor(worker: (key: string) => Promise<ReconcileResult | void>, options: WorkQueueOptions = {}) {
+  constructor(worker: Worker, options: WorkQueueOptions = {}) {
     this.worker = worker;
+    this.signal = options.signal ? AbortSignal.any([options.signal, this.cancel.signal]) : this.cancel.signal;
+    this.signal.addEventListener('abort', () => void this.stop(), { once: true });
     this.opts = {
       concurrency: options.concurrency ?? 8,
       baseDelayMs: options.baseDelayMs ?? 200,
@@ -96,13 +106,16 @@ export class WorkQueue {
     return this.timers.get(key)?.at;
   }
 
-  stop(): void {
+  /** Takes no more keys, cancels the runs under way, and resolves when they have returned. */
+  stop(): Promise<void> {
     this.stopped = true;
+    this.cancel.abort(new Error('the work queue stopped'));
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.queue.length = 0;
     this.urgent.length = 0;
     this.queued.clear();
+    return this.idle();
   }
 
   /** Resolves when nothing is queued or running (used by tests and benchmarks). */
@@ -125,11 +138,13 @@ export class WorkQueue {
   private async run(key: string): Promise<void> {
     const started = performance.now();
     try {
-      const result = await this.worker(key);
+      const result = await this.worker(key, this.signal);
       this.failures.delete(key);
       this.opts.onDone?.(key, performance.now() - started, true);
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
+      // A cancelled run did not fail: nobody is left to retry it.
+      if (this.signal.aborted) return;
       const attempt = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, attempt);
       this.opts.onError?.(key, err, attempt);

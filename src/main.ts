@@ -8,7 +8,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { findDashboardDir } from './dashboard-static.ts';
 import { createLogger, type Logger } from './log.ts';
-import { startService } from './service.ts';
+import { exitOnLeadershipLost, startService } from './service.ts';
 
 interface LocalStackModule {
   startLocalStack(options: { env: Record<string, string | undefined>; log: Logger; signal?: AbortSignal }): Promise<{
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   }
   if (stopping) return;
 
-  const service = await startService({ config, kubeConfig, log });
+  const service = await startService({ config, kubeConfig, log, onLeadershipLost: exitOnLeadershipLost(config) });
   stops.unshift(service.stop);
   await service.synced;
   log.info({ graphql: `${service.url}/graphql`, health: `${service.url}/healthz`, mode: config.mode }, 'ready');

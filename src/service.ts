@@ -44,6 +44,16 @@ export interface ServiceOptions {
   log: Logger;
   /** Extra routes mounted before the API (the local mode's helpers). */
   extend?: (app: express.Express) => void;
+  /**
+   * Called when this replica loses the leader lease (not when stop() gives it up), after its writes have been
+   * cancelled. A reconciler-only process exits here, as controller-runtime's managers do: see exitOnLeadershipLost.
+   */
+  onLeadershipLost?: () => void;
+}
+
+/** What a process in VDI_MODE=reconciler does when it loses the lease: exit, and let its restart campaign anew. */
+export function exitOnLeadershipLost(config: Config): (() => void) | undefined {
+  return config.mode === 'reconciler' ? () => process.exit(1) : undefined;
 }
 
 export function reconcilerConfigFrom(config: Config): ReconcilerConfig {
@@ -102,24 +112,29 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       renewDeadlineMs: config.renewDeadlineMs,
       retryPeriodMs: config.retryPeriodMs,
       log: (msg, fields) => log.info(fields ?? {}, msg),
-      onStartedLeading: () => {
+      onStartedLeading: (term) => {
         void cachesReady.then(() => {
-          if (!elector?.isLeader || controller) return;
+          if (term.signal.aborted || controller) return;
           controller = new SessionController({
             client,
             caches,
             config: reconcilerConfig,
             log,
             identity: config.identity,
+            term,
             concurrency: config.reconcileConcurrency,
             metrics: metrics.reconciler,
           });
           controller.start();
         });
       },
-      onStoppedLeading: () => {
-        void controller?.stop();
+      onStoppedLeading: (why) => {
+        // The term's signal has already cancelled every write of this controller; stop() waits for its reconciles.
+        const stopping = controller?.stop();
         controller = undefined;
+        if (why !== 'lost') return;
+        log.error({ identity: config.identity }, 'leader election lost');
+        void Promise.resolve(stopping).finally(() => opts.onLeadershipLost?.());
       },
     });
     elector.start();

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.ts';
-import { startService } from '../../src/service.ts';
+import { exitOnLeadershipLost, startService } from '../../src/service.ts';
 import { reconcilerEnv } from './reconciler.ts';
 
 const self = fileURLToPath(import.meta.url);
@@ -50,7 +50,9 @@ async function runAsChild(): Promise<void> {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(process.env.KUBECONFIG!);
   const config = loadConfig(process.env, []);
-  const service = await startService({ config, kubeConfig, log: pino({ level: config.logLevel, base: { identity: config.identity } }) });
+  const log = pino({ level: config.logLevel, base: { identity: config.identity } });
+  // As src/main.ts runs it: a reconciler-only replica exits when it loses the lease.
+  const service = await startService({ config, kubeConfig, log, onLeadershipLost: exitOnLeadershipLost(config) });
   const timer = setInterval(() => {
     if (service.isLeader() && service.controller()) {
       clearInterval(timer);

@@ -1,0 +1,119 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { KubeError, type KubeClient, type RequestOptions } from '../src/kube/client.ts';
+import { LeaderElector, LeadershipLostError, type LeaderTerm } from './leader-election.ts';
+
+interface Lease {
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  spec: { holderIdentity?: string; leaseDurationSeconds?: number };
+}
+
+/** An apiserver holding one Lease, with compare-and-swap on resourceVersion; `down` makes every call fail. */
+function fakeApiserver() {
+  const state = { lease: undefined as Lease | undefined, rv: 0, down: false };
+  const unavailable = () => new KubeError(503, 'ServiceUnavailable', 'down');
+  const client = {
+    get: async () => {
+      if (state.down) throw unavailable();
+      if (!state.lease) throw new KubeError(404, 'NotFound', 'not found');
+      return structuredClone(state.lease);
+    },
+    create: async (_path: string, body: Lease) => {
+      if (state.down) throw unavailable();
+      state.lease = { ...body, metadata: { ...body.metadata, resourceVersion: String(++state.rv) } };
+      return state.lease;
+    },
+    request: async (opts: RequestOptions) => {
+      if (state.down) throw unavailable();
+      const body = opts.body as Lease;
+      if (body.metadata.resourceVersion !== state.lease?.metadata.resourceVersion) throw new KubeError(409, 'Conflict', 'changed');
+      state.lease = { ...body, metadata: { ...body.metadata, resourceVersion: String(++state.rv) } };
+      return state.lease;
+    },
+  } as unknown as KubeClient;
+  /** Another replica takes the lease. */
+  const takeOver = (identity: string) => {
+    state.lease = { ...state.lease!, spec: { ...state.lease!.spec, holderIdentity: identity }, metadata: { ...state.lease!.metadata, resourceVersion: String(++state.rv) } };
+  };
+  return { client, state, takeOver };
+}
+
+function elector(client: KubeClient) {
+  const terms: LeaderTerm[] = [];
+  const stopped: string[] = [];
+  const e = new LeaderElector(client, {
+    namespace: 'ns',
+    name: 'lease',
+    identity: 'me',
+    leaseDurationMs: 3_000,
+    renewDeadlineMs: 2_000,
+    retryPeriodMs: 300,
+    onStartedLeading: (term) => void terms.push(term),
+    onStoppedLeading: (why) => void stopped.push(why),
+  });
+  return { e, terms, stopped };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('LeaderElector', () => {
+  it('ends the term, aborting its signal, when it cannot renew within the deadline even while a renewal hangs', async () => {
+    vi.useFakeTimers();
+    const api = fakeApiserver();
+    const { e, terms, stopped } = elector(api.client);
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(terms).toHaveLength(1);
+    // Renewals now hang for good: only the deadline can end the term.
+    api.client.request = () => new Promise(() => undefined);
+    await vi.advanceTimersByTimeAsync(1_999);
+    expect(terms[0]!.signal.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(terms[0]!.signal.aborted).toBe(true);
+    expect(terms[0]!.signal.reason).toBeInstanceOf(LeadershipLostError);
+    expect(stopped).toEqual(['lost']);
+    expect(e.isLeader).toBe(false);
+    await e.stop();
+  });
+
+  it('ends the term as soon as another replica is seen holding the lease', async () => {
+    vi.useFakeTimers();
+    const api = fakeApiserver();
+    const { e, terms, stopped } = elector(api.client);
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    api.takeOver('other');
+    await vi.advanceTimersByTimeAsync(300);
+    expect(terms[0]!.signal.aborted).toBe(true);
+    expect(stopped).toEqual(['lost']);
+    await e.stop();
+  });
+
+  it('after a pause in which no timer ran, confirm() ends the term before anything else is written', async () => {
+    vi.useFakeTimers();
+    const api = fakeApiserver();
+    const { e, terms, stopped } = elector(api.client);
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(() => terms[0]!.confirm()).not.toThrow();
+    // The clock moves on while the process is stopped; timers have not fired yet when it resumes.
+    vi.setSystemTime(Date.now() + 2_500);
+    expect(() => terms[0]!.confirm()).toThrow(LeadershipLostError);
+    expect(terms[0]!.signal.aborted).toBe(true);
+    expect(stopped).toEqual(['lost']);
+    await e.stop();
+  });
+
+  it('says released, not lost, when stop() gives the lease up, and frees it for the next replica', async () => {
+    vi.useFakeTimers();
+    const api = fakeApiserver();
+    const { e, terms, stopped } = elector(api.client);
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    await e.stop();
+    expect(terms[0]!.signal.aborted).toBe(true);
+    expect(stopped).toEqual(['released']);
+    expect(api.state.lease!.spec.holderIdentity).toBe('');
+  });
+});
