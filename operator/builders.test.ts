@@ -263,11 +263,16 @@ describe('buildPod', () => {
         { name: 'SELKIES_ENCODER', value: 'jpeg' },
         { name: 'SELKIES_ENABLE_BASIC_AUTH', value: 'false' },
         { name: 'VDI_TURN_TOKEN', value: 'x' },
+        { name: 'SELKIES_ENABLE_HTTPS', value: 'true' },
+        { name: 'SELKIES_PORT', value: '9000' },
       ],
     }));
     expect(JSON.stringify(env(p))).not.toMatch(/hunter2|mallory|evil/);
     expect(envValue(p, 'SELKIES_ENCODER')).toBe('h264enc');
     expect(envValue(p, 'SELKIES_ENABLE_BASIC_AUTH')).toBe('true');
+    // Plain HTTP on 8080, where the Service and the route expect the desktop.
+    expect(envValue(p, 'SELKIES_ENABLE_HTTPS')).toBe('false');
+    expect(envValue(p, 'SELKIES_PORT')).toBeUndefined();
     expect(new Set(env(p).map((e) => e.name)).size).toBe(env(p).length);
   });
 

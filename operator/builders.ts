@@ -178,11 +178,12 @@ export function buildPvc(
 
 /**
  * Env names a template may not set: the credentials, TURN and encoder settings the operator owns (with the
- * image's older unprefixed spellings), and NVIDIA_VISIBLE_DEVICES, which under the NVIDIA runtime would hand
+ * image's older unprefixed spellings), where Selkies listens and whether it speaks TLS (the Service and the
+ * route depend on both), and NVIDIA_VISIBLE_DEVICES, which under the NVIDIA runtime would hand
  * the container GPUs the scheduler never allocated to it.
  */
 const PROTECTED_ENV =
-  /^(?:SELKIES_)?(?:ENCODER|ENABLE_BASIC_AUTH|BASIC_AUTH_\w*|TURN_\w*)$|^(?:WEBRTC_ENCODER|PASSWD|VDI_TURN_TOKEN|NVIDIA_VISIBLE_DEVICES)$/;
+  /^(?:SELKIES_)?(?:ENCODER|ENABLE_BASIC_AUTH|BASIC_AUTH_\w*|TURN_\w*)$|^SELKIES_(?:ENABLE_HTTPS|PORT|ADDR|PUBLIC)$|^CUSTOM_WS_PORT$|^(?:WEBRTC_ENCODER|PASSWD|VDI_TURN_TOKEN|NVIDIA_VISIBLE_DEVICES)$/;
 
 /**
  * Selkies 2.x names encoders by codec (`selkies --help`): each runs on NVENC or VA-API where the GPU has it and
@@ -216,6 +217,9 @@ function desktopEnv(
   const env: V1EnvVar[] = [
     { name: 'SELKIES_ENCODER', value: SELKIES_ENCODERS[effective.encoder] ?? effective.encoder },
     { name: 'SELKIES_ENABLE_BASIC_AUTH', value: 'true' },
+    // The 2.x image serves HTTPS on a certificate of its own by default; TLS ends at the ingress, and the route
+    // speaks plain HTTP to the pod.
+    { name: 'SELKIES_ENABLE_HTTPS', value: 'false' },
     { name: 'SELKIES_BASIC_AUTH_USER', value: literal(session.spec.user) },
     fromSecret('SELKIES_BASIC_AUTH_PASSWORD', secretName, SECRET_KEY_PASSWORD),
     fromSecret('PASSWD', secretName, SECRET_KEY_PASSWORD),

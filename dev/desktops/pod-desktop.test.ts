@@ -62,6 +62,12 @@ describe('desktopLaunch of the pod the reconciler writes', () => {
     const launch = desktopLaunch(pod, secret);
     expect(() => selkiesInvocation({ ...launch, env: { ...launch.env, SELKIES_PORT: '9000' } })).toThrow(/9000/);
   });
+
+  it('refuses a pod that leaves the image serving HTTPS (its default) behind a route that speaks HTTP', () => {
+    const { pod, secret } = runningPod();
+    const { SELKIES_ENABLE_HTTPS: _https, ...imageDefault } = desktopLaunch(pod, secret).env;
+    expect(() => selkiesInvocation({ ...desktopLaunch(pod, secret), env: imageDefault })).toThrow(/HTTPS/);
+  });
 });
 
 describe('expandReferences', () => {

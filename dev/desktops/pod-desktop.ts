@@ -76,6 +76,11 @@ export const SELKIES_DEFAULT_PORT = 8080;
  */
 export function selkiesInvocation(launch: DesktopLaunch): { env: Record<string, string>; args: string[] } {
   const env = { ...launch.env };
+  // The image's own default (its README: "serves HTTPS by default on a certificate it mints"); the route speaks
+  // plain HTTP to the pod, so a pod that leaves it on has no working desktop behind its URL.
+  if (!/^(?:false|0)$/i.test((env.SELKIES_ENABLE_HTTPS ?? 'true').trim())) {
+    throw new PodContractError('the desktop image serves HTTPS unless SELKIES_ENABLE_HTTPS=false, and the route speaks HTTP to the pod');
+  }
   const port = Number(env.SELKIES_PORT || SELKIES_DEFAULT_PORT);
   if (port !== launch.port) throw new PodContractError(`Selkies listens on ${port} (SELKIES_PORT), the pod's container port is ${launch.port}`);
   // The entry point's --addr decides; Selkies refuses --public together with --addr.
