@@ -1,0 +1,252 @@
+// Every branch of reconcile(), checked against a recording client and in-memory caches (test/support/
+// controller-fixture.ts): which writes it makes, in which order, and what status it writes.
+import type { V1Pod } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+import { newFixture, type Fixture } from '../test/support/controller-fixture.ts';
+import { buildNetworkPolicy, buildPod, buildRouting, buildSecret, buildService } from './builders.ts';
+import { defaultReconcilerConfig } from './config.ts';
+import { childName } from './naming.ts';
+import { resolveSession } from './resolve.ts';
+import {
+  API_VERSION,
+  FINALIZER,
+  LABEL_MANAGED_BY,
+  LABEL_SESSION,
+  MANAGER,
+  type VDISession,
+  type VDISessionStatus,
+  type VDITemplate,
+} from './v1alpha1.ts';
+
+const NOW = new Date('2030-01-01T12:00:00.000Z');
+const NS = 'alice-ns';
+const config = defaultReconcilerConfig();
+const ago = (ms: number) => new Date(NOW.getTime() - ms).toISOString();
+
+const template: VDITemplate = {
+  apiVersion: API_VERSION,
+  kind: 'VDITemplate',
+  metadata: { name: 'desk', resourceVersion: '1' },
+  spec: {
+    image: 'desktop:1',
+    displayName: 'Desk',
+    resources: { defaultGPU: 0, maxGPU: 1, defaultMemory: '1Gi', maxMemory: '2Gi', defaultCPU: '1', maxCPU: '2' },
+    defaultTimeout: '1h',
+    maxTimeout: '8h',
+  },
+};
+
+function session(over: { status?: VDISessionStatus; metadata?: Partial<VDISession['metadata']>; spec?: Partial<VDISession['spec']> } = {}): VDISession {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'VDISession',
+    metadata: { name: 's', namespace: NS, uid: 'uid-s', generation: 1, resourceVersion: '10', finalizers: [FINALIZER], creationTimestamp: ago(60_000), ...over.metadata },
+    spec: { user: 'alice@example.com', template: 'desk', ...over.spec },
+    ...(over.status && { status: over.status }),
+  };
+}
+
+type PodState = 'pending' | 'ready' | 'succeeded';
+function pod(s: VDISession, state: PodState, createdAgo = 60_000): V1Pod {
+  const resolution = resolveSession(s, template, config);
+  if (!resolution.ok) throw new Error('unresolvable test session');
+  const built = buildPod(s, template, resolution.effective, config, childName(s)) as V1Pod;
+  const statuses: Record<PodState, V1Pod['status']> = {
+    pending: { phase: 'Pending' },
+    ready: {
+      phase: 'Running',
+      conditions: [
+        { type: 'PodScheduled', status: 'True' },
+        { type: 'Ready', status: 'True' },
+      ],
+      containerStatuses: [{ name: 'desktop', image: 'desktop:1', imageID: '', ready: true, restartCount: 0, state: { running: {} } }],
+    },
+    succeeded: { phase: 'Succeeded' },
+  };
+  return {
+    ...built,
+    metadata: { ...built.metadata, creationTimestamp: ago(createdAgo) as unknown as Date, resourceVersion: '20' },
+    spec: { ...built.spec!, nodeName: state === 'pending' ? undefined : 'node-1' },
+    status: statuses[state],
+  };
+}
+
+/** Every child a session has once it is set up, pod aside. */
+function children(s: VDISession): object[] {
+  return [buildSecret(s, 'pw', 'turn'), buildService(s), buildNetworkPolicy(s, config), ...buildRouting(s, config)].map((o) => ({
+    ...o,
+    metadata: { ...o.metadata, resourceVersion: '5' },
+  }));
+}
+
+const running = (): VDISessionStatus => ({
+  phase: 'Running',
+  reason: 'Ready',
+  message: 'the desktop is ready',
+  podName: 'vdi-s',
+  nodeName: 'node-1',
+  startTime: ago(600_000),
+  url: 'https://s-alice-ns.vdi.example.com/',
+  expiresAt: new Date(NOW.getTime() - 600_000 + 3_600_000).toISOString(),
+  observedGeneration: 1,
+});
+
+let fx: Fixture | undefined;
+afterEach(async () => {
+  await fx?.stop();
+  fx = undefined;
+});
+
+async function reconcile(objects: object[], key = `${NS}/s`) {
+  fx = await newFixture(objects, { now: NOW });
+  const result = await fx.controller.reconcile(key);
+  const statuses = fx.client.actions.filter((a) => a.resource === 'vdisessions/status').map((a) => (a.body as { status: VDISessionStatus }).status);
+  return { result, actions: fx.actions(), status: statuses.at(-1) };
+}
+
+describe('reconcile', () => {
+  it('gives a new session its finalizer and every child at once, and waits for the scheduler before a first status', async () => {
+    const s = session({ metadata: { finalizers: undefined } });
+    const { result, actions, status } = await reconcile([template, s]);
+    expect(actions).toEqual([
+      'patch vdisessions s',
+      'create secrets vdi-s',
+      'apply networkpolicies vdi-desktops',
+      'apply services vdi-s',
+      'apply middlewares vdi-desktop-auth',
+      'apply ingressroutes vdi-s',
+      'create pods vdi-s',
+    ]);
+    expect(fx!.client.store.get(`${NS}/vdisessions/s`)?.metadata.finalizers).toEqual([FINALIZER]);
+    // The first-status window: a pod the scheduler has not judged yet is news on its way, not worth a write.
+    expect(status).toBeUndefined();
+    expect(result).toEqual({ requeueAfterMs: 2_000 });
+  });
+
+  it('writes a first status once the window has passed without news', async () => {
+    const s = session();
+    const { actions, status, result } = await reconcile([template, s, ...children(s), pod(s, 'pending', 5_000)]);
+    expect(actions).toEqual(['patch vdisessions/status s']);
+    expect(status).toMatchObject({ phase: 'Pending', reason: 'Scheduling' });
+    expect(result).toEqual({});
+  });
+
+  it('writes Running with the URL, the start time and the expiry once the desktop is ready, and comes back at the expiry', async () => {
+    const s = session({ status: { phase: 'Starting', reason: 'ContainerCreating', message: '', observedGeneration: 1 } });
+    const { actions, status, result } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
+    expect(actions).toEqual(['patch vdisessions/status s']);
+    expect(status).toMatchObject({
+      phase: 'Running',
+      reason: 'Ready',
+      podName: 'vdi-s',
+      nodeName: 'node-1',
+      url: 'https://s-alice-ns.vdi.example.com/',
+      startTime: NOW.toISOString(),
+      expiresAt: new Date(NOW.getTime() + 3_600_000).toISOString(),
+    });
+    expect(status?.conditions?.map((c) => `${c.type}=${c.status}`)).toEqual(['Scheduled=True', 'Ready=True', 'Routed=True']);
+    expect(result).toEqual({ requeueAfterMs: 3_600_000 });
+  });
+
+  it('writes nothing when the world already is as it should be', async () => {
+    const s = session({ status: running() });
+    const first = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
+    const conditions = (first.status ?? s.status)!.conditions;
+    await fx!.stop();
+    const settled = session({ status: { ...running(), conditions } });
+    const { actions } = await reconcile([template, settled, ...children(settled), pod(settled, 'ready')]);
+    expect(actions).toEqual([]);
+  });
+
+  it('puts back a child that drifted', async () => {
+    const s = session({ status: running() });
+    const [secret, service, ...rest] = children(s) as { spec?: Record<string, unknown> }[];
+    const drifted = { ...service, spec: { ...service!.spec, ports: [{ name: 'http', port: 9999 }] } };
+    const { actions } = await reconcile([template, s, secret!, drifted, ...rest, pod(s, 'ready')]);
+    expect(actions).toContain('apply services vdi-s');
+  });
+
+  it('Expired: deletes the session', async () => {
+    const s = session({ status: { ...running(), phase: 'Expired', reason: 'Timeout' } });
+    const { actions } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
+    expect(actions).toEqual(['delete vdisessions s']);
+  });
+
+  it('Failed: releases the GPU slice by deleting the pod and keeps the status for the user', async () => {
+    const s = session({ status: { phase: 'Failed', reason: 'DesktopExited', observedGeneration: 1 } });
+    const { actions } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
+    expect(actions).toEqual(['delete pods vdi-s']);
+  });
+
+  it('TemplateNotFound: says Pending and creates nothing', async () => {
+    const s = session();
+    const { actions, status } = await reconcile([s]);
+    expect(actions).toEqual(['patch vdisessions/status s']);
+    expect(status).toMatchObject({ phase: 'Pending', reason: 'TemplateNotFound' });
+  });
+
+  it('ExceedsTemplateLimits: says Failed, creates nothing and stops a pod already running', async () => {
+    const s = session({ spec: { resources: { gpu: 1, memory: '64Gi' } } });
+    const { actions, status } = await reconcile([template, s, pod(session(), 'ready')]);
+    expect(actions).toEqual(['patch vdisessions/status s', 'delete pods vdi-s']);
+    expect(status).toMatchObject({ phase: 'Failed', reason: 'ExceedsTemplateLimits' });
+  });
+
+  it('at its expiry: says Expired (Timeout), then deletes the session', async () => {
+    const s = session({ status: { ...running(), expiresAt: ago(1) } });
+    const { actions, status } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
+    expect(actions).toEqual(['patch vdisessions/status s', 'delete vdisessions s']);
+    expect(status).toMatchObject({ phase: 'Expired', reason: 'Timeout' });
+  });
+
+  it('PodLost: a desktop that ran and whose pod is gone is over, not restarted', async () => {
+    const s = session({ status: running() });
+    const { actions, status } = await reconcile([template, s, ...children(s)]);
+    expect(actions).toEqual(['patch vdisessions/status s']);
+    expect(status).toMatchObject({ phase: 'Failed', reason: 'PodLost' });
+  });
+
+  it('DesktopExited: a pod that ended fails the session and is deleted', async () => {
+    const s = session({ status: running() });
+    const { actions, status } = await reconcile([template, s, ...children(s), pod(s, 'succeeded')]);
+    expect(actions).toEqual(['patch vdisessions/status s', 'delete pods vdi-s']);
+    expect(status).toMatchObject({ phase: 'Failed', reason: 'DesktopExited', message: 'the desktop pod ended with phase Succeeded' });
+  });
+
+  it('finalize with a pod: says Terminating and deletes the pod, keeping the finalizer until the pod is gone', async () => {
+    const s = session({ status: running(), metadata: { deletionTimestamp: ago(1_000) } });
+    const { actions, status } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
+    expect(actions).toEqual(['patch vdisessions/status s', 'delete pods vdi-s']);
+    expect(status).toMatchObject({ phase: 'Terminating', reason: 'Deleted' });
+  });
+
+  it('finalize without a pod: lifts the finalizer', async () => {
+    const s = session({ status: { ...running(), phase: 'Terminating', reason: 'Deleted' }, metadata: { deletionTimestamp: ago(1_000) } });
+    const { actions } = await reconcile([template, s, ...children(s)]);
+    expect(actions).toEqual(['patch vdisessions s']);
+    expect(fx!.client.store.get(`${NS}/vdisessions/s`)?.metadata.finalizers).toEqual([]);
+  });
+
+  it('orphans: deletes the children of a session that no longer exists, and only those', async () => {
+    const s = session();
+    const label = (o: object) => {
+      const obj = o as { metadata: { labels?: Record<string, string> } };
+      return { ...obj, metadata: { ...obj.metadata, labels: { ...obj.metadata.labels, [LABEL_SESSION]: 's', [LABEL_MANAGED_BY]: MANAGER } } };
+    };
+    const other = { ...label(pod(session({ metadata: { name: 't' } }), 'ready')), metadata: { name: 'vdi-t', namespace: NS, labels: { [LABEL_SESSION]: 't', [LABEL_MANAGED_BY]: MANAGER }, resourceVersion: '3' } };
+    // The namespace's shared Middleware and NetworkPolicy carry no session label: they stay for the other sessions.
+    const shared = (o: object) => ['Middleware', 'NetworkPolicy'].includes((o as { kind: string }).kind);
+    const objects = children(s).map((o) => (shared(o) ? o : label(o)));
+    const { actions } = await reconcile([template, ...objects, label(pod(s, 'ready')), other]);
+    expect(actions).toEqual(['delete pods vdi-s', 'delete ingressroutes vdi-s', 'delete services vdi-s', 'delete secrets vdi-s']);
+  });
+
+  it('writes nothing once its leadership term has ended', async () => {
+    const term = new AbortController();
+    const s = session({ metadata: { finalizers: undefined } });
+    fx = await newFixture([template, s], { now: NOW, term: { signal: term.signal, confirm: () => term.signal.throwIfAborted() } });
+    term.abort(new Error('lease lost'));
+    await expect(fx.controller.reconcile(`${NS}/s`)).rejects.toThrow('lease lost');
+    expect(fx.actions()).toEqual([]);
+  });
+});
