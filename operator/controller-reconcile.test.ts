@@ -166,6 +166,18 @@ describe('reconcile', () => {
     expect(actions).toContain('apply services vdi-s');
   });
 
+  it('observes the route: one the apiserver keeps different from ours (a mutating webhook) leaves the session Starting/Routing', async () => {
+    const s = session({ status: { phase: 'Starting', reason: 'WaitingForReadiness', message: '', observedGeneration: 1 } });
+    const [secret, service, policy, middleware] = children(s);
+    fx = await newFixture([template, s, secret!, service!, policy!, middleware!, pod(s, 'ready')], { now: NOW });
+    fx.client.react = (a) =>
+      a.resource === 'ingressroutes' ? { ...(a.body as object), spec: { entryPoints: ['web'], routes: [] }, metadata: { ...(a.body as { metadata: object }).metadata, resourceVersion: '50' } } : undefined;
+    await fx.controller.reconcile(`${NS}/s`);
+    const written = fx.client.actions.filter((a) => a.resource === 'vdisessions/status').map((a) => (a.body as { status: VDISessionStatus }).status);
+    expect(written.at(-1)).toMatchObject({ phase: 'Starting', reason: 'Routing' });
+    expect(written.at(-1)?.conditions?.find((c) => c.type === 'Routed')).toMatchObject({ status: 'False' });
+  });
+
   it('Expired: deletes the session', async () => {
     const s = session({ status: { ...running(), phase: 'Expired', reason: 'Timeout' } });
     const { actions } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);

@@ -5,34 +5,35 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeError, isConflict, isNotFound, type KubeClient } from '../src/kube/client.ts';
-import {
-  buildNetworkPolicy,
-  buildPod,
-  buildPvc,
-  buildRouting,
-  buildSecret,
-  buildService,
-  legacyPerSessionObjects,
-  sessionUrl,
-} from './builders.ts';
+import { buildNetworkPolicy, buildPod, buildPvc, buildRouting, buildSecret, buildService, legacyPerSessionObjects } from './builders.ts';
 import type { Caches } from './caches.ts';
 import type { ReconcilerConfig } from './config.ts';
 import { EventRecorder } from './events.ts';
 import type { Informer, InformerEventType, KubeObject } from './informer.ts';
 import type { LeaderTerm } from './leader-election.ts';
 import { childName, pvcName, sessionLabelValue } from './naming.ts';
-import { resolveSession } from './resolve.ts';
-import { mergeConditions, sessionStatusFromPod, statusEqual } from './status.ts';
+import { resolveSession, type EffectiveSession } from './resolve.ts';
+import {
+  expiredStatus,
+  hasExpired,
+  isSettled,
+  mergeConditions,
+  sessionStatus,
+  statusEqual,
+  terminatingStatus,
+  unresolvedStatus,
+  type DesiredStatus,
+} from './status.ts';
 import {
   API_VERSION,
   FINALIZER,
   LABEL_SESSION,
   MANAGER,
   SESSION_PLURAL,
-  type Condition,
   type SessionPhase,
   type VDISession,
   type VDISessionStatus,
+  type VDITemplate,
 } from './v1alpha1.ts';
 import { WorkQueue, type ReconcileResult } from './work-queue.ts';
 
@@ -94,8 +95,6 @@ export function containsDesired(actual: unknown, desired: unknown): boolean {
   return Object.entries(desired).every(([k, v]) => v === undefined || containsDesired((actual as Record<string, unknown>)[k], v));
 }
 
-const TERMINAL_POD_PHASES = new Set(['Succeeded', 'Failed']);
-
 /**
  * News that finishes a session's start or ends it: its pod running, ended, failing to pull or crashing, or
  * gone. Reconciles for such news go ahead of new sessions' first passes in the work queue.
@@ -114,6 +113,18 @@ function podSettled(pod: V1Pod): boolean {
 const AWAIT_FIRST_STATUS_MS = 2_000;
 /** The states a new session's first status write may wait out (see AWAIT_FIRST_STATUS_MS). */
 const TRANSIENT_REASONS = new Set(['Scheduling', 'ContainerCreating', 'PodInitializing', 'WaitingForReadiness']);
+
+/**
+ * How long to hold back a session's first status write, or undefined to write it now: a pod the scheduler has not
+ * judged yet, or whose desktop is still starting, brings news worth a write soon (unschedulable, or bound and then
+ * ready). Should it not come within AWAIT_FIRST_STATUS_MS of the pod's creation, the transient state is written.
+ */
+function firstStatusWait(session: VDISession, pod: V1Pod | undefined, desired: DesiredStatus, now: Date): number | undefined {
+  if (session.status?.phase || !TRANSIENT_REASONS.has(desired.status.reason ?? '')) return undefined;
+  const created = pod?.metadata?.creationTimestamp;
+  const podAgeMs = created ? now.getTime() - Date.parse(String(created)) : Infinity;
+  return podAgeMs < AWAIT_FIRST_STATUS_MS ? AWAIT_FIRST_STATUS_MS - Math.max(0, podAgeMs) : undefined;
+}
 
 /** A kind of child object: its cache and its apiVersion and kind (for paths). */
 interface OwnedKind {
@@ -232,7 +243,7 @@ export class SessionController {
 
   private async reconcileSession(key: string): Promise<ReconcileResult> {
     const [namespace, name] = key.split('/') as [string, string];
-    let session = this.o.caches.sessions.get(key);
+    const session = this.o.caches.sessions.get(key);
     if (!session) {
       await this.deleteOrphans(namespace, name);
       this.writesBySession.delete(key);
@@ -241,74 +252,83 @@ export class SessionController {
     if (session.metadata.deletionTimestamp) return await this.finalize(session);
     // The finalizer is written beside the children, not before them: until it lands, deleting the session still
     // takes every owned child with it (ownerReferences), and the PVC is kept either way, so a new session's
-    // desktop pod waits for no extra round trip.
-    let addFinalizer: Promise<void> | undefined;
-    if (!session.metadata.finalizers?.includes(FINALIZER)) {
-      const { finalizers = [], resourceVersion } = session.metadata;
-      addFinalizer = this.write('finalizer', (client) =>
-        client.mergePatch<VDISession>(sessionPath(namespace, name), { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion } }),
-      ).then((updated) => {
-        // Cached at once, and this reconcile goes on with it (its status write needs the new resourceVersion).
-        this.o.caches.sessions.remember(updated);
-        session = updated;
-      });
-    }
-    const status = session.status ?? {};
-    const generation = session.metadata.generation ?? 0;
-    if (status.phase === 'Expired') {
-      await addFinalizer;
-      await this.deleteSession(session);
-      return {};
-    }
-    if (status.phase === 'Failed' && status.observedGeneration === generation) {
-      // Terminal: release the GPU slice, keep the status for the user to read.
-      await addFinalizer;
-      await this.deletePod(namespace, childName(session));
-      return {};
-    }
+    // desktop pod waits for no extra round trip. Every path below waits for it before returning.
+    const finalizer = this.addFinalizer(session);
+    const settled = isSettled(session);
+    if (settled) return await this.settle(session, settled, finalizer);
 
     const template = this.o.caches.templates.get(session.spec.template);
     const resolution = resolveSession(session, template, this.o.config);
     if (!resolution.ok) {
-      await addFinalizer;
-      await this.writeStatus(session, { phase: resolution.phase, reason: resolution.reason, message: resolution.message }, []);
+      await finalizer;
+      await this.writeStatus(session, unresolvedStatus(resolution));
       if (resolution.phase === 'Failed') await this.deletePod(namespace, childName(session));
       return {};
     }
-    const { effective } = resolution;
-
     const now = this.now();
-    if (status.expiresAt && now.getTime() >= Date.parse(status.expiresAt)) {
-      await addFinalizer;
-      await this.writeStatus(session, { phase: 'Expired', reason: 'Timeout', message: `the session reached its timeout of ${session.spec.timeout ?? 'the template default'}` }, []);
+    if (hasExpired(session, now)) {
+      await finalizer;
+      await this.writeStatus(session, expiredStatus(session));
       await this.deleteSession(session);
       return {};
     }
 
-    // Children. Each is written only when missing or drifted from what the builders want, all at once: none
-    // depends on another at the API (the pod names its Secret and PVC, which the kubelet needs, not the apiserver).
-    const current = session;
-    const secretName = childName(current);
-    const podName = childName(current);
-    let pod = this.o.caches.pods.get(`${namespace}/${podName}`);
-    const writes: Promise<unknown>[] = addFinalizer ? [addFinalizer] : [];
-    if (!this.o.caches.secrets.get(`${namespace}/${secretName}`)) {
+    const pod = await this.applyChildren(session, template!, resolution.effective, finalizer);
+    const desired = sessionStatus({ session, pod, routed: this.routeObserved(session), timeoutMs: resolution.effective.timeoutMs, now, config: this.o.config });
+    const wait = firstStatusWait(session, pod, desired, now);
+    if (wait !== undefined) return { requeueAfterMs: wait };
+    await this.writeStatus(session, desired);
+    if (desired.status.phase === 'Failed') await this.deletePod(namespace, childName(session));
+    // Back at the expiry, to end the session then.
+    const { expiresAt } = desired.status;
+    return expiresAt ? { requeueAfterMs: Math.max(0, Date.parse(expiresAt) - now.getTime()) } : {};
+  }
+
+  /** The finalizer's write, when the session lacks it; the cache learns the result at once. */
+  private addFinalizer(session: VDISession): Promise<void> | undefined {
+    if (session.metadata.finalizers?.includes(FINALIZER)) return undefined;
+    const { namespace, name, finalizers = [], resourceVersion } = session.metadata as { namespace: string; name: string; finalizers?: string[]; resourceVersion?: string };
+    return this.write('finalizer', (client) =>
+      client.mergePatch<VDISession>(sessionPath(namespace, name), { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion } }),
+    ).then((updated) => this.o.caches.sessions.remember(updated));
+  }
+
+  /** An Expired session is deleted; a Failed one keeps its status and loses its pod (the GPU slice is freed). */
+  private async settle(session: VDISession, settled: 'Expired' | 'Failed', finalizer: Promise<void> | undefined): Promise<ReconcileResult> {
+    await finalizer;
+    if (settled === 'Expired') await this.deleteSession(session);
+    else await this.deletePod(session.metadata.namespace!, childName(session));
+    return {};
+  }
+
+  /**
+   * Writes each child that is missing or drifted from what the builders want, all at once: none depends on another
+   * at the API (the pod names its Secret and PVC, which the kubelet needs, not the apiserver). Returns the pod as
+   * it now is. A desktop whose pod is gone after it started gets no new pod (see sessionStatus: PodLost).
+   */
+  private async applyChildren(session: VDISession, template: VDITemplate, effective: EffectiveSession, finalizer: Promise<void> | undefined): Promise<V1Pod | undefined> {
+    const { caches, config } = this.o;
+    const namespace = session.metadata.namespace!;
+    const podName = childName(session);
+    let pod = caches.pods.get(`${namespace}/${podName}`);
+    const writes: Promise<unknown>[] = finalizer ? [finalizer] : [];
+    if (!caches.secrets.get(`${namespace}/${childName(session)}`)) {
       // Random per session, created once; never logged, never in status.
-      writes.push(this.createIfAbsent(buildSecret(current, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'))));
+      writes.push(this.createIfAbsent(buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'))));
     }
-    if (effective.persistence.enabled && !this.o.caches.pvcs.get(`${namespace}/${pvcName(current.spec.user, current.spec.template)}`)) {
-      writes.push(this.createIfAbsent(buildPvc(current, effective, this.o.config)));
+    if (effective.persistence.enabled && !caches.pvcs.get(`${namespace}/${pvcName(session.spec.user, session.spec.template)}`)) {
+      writes.push(this.createIfAbsent(buildPvc(session, effective, config)));
     }
-    writes.push(this.applyShared(buildNetworkPolicy(current, this.o.config), this.o.caches.networkPolicies));
-    writes.push(this.applyService(buildService(current)));
-    for (const obj of buildRouting(current, this.o.config)) {
-      if (obj.kind === 'Middleware') writes.push(this.applyShared(obj, this.o.caches.middlewares));
-      else writes.push(this.applyIfDrifted(obj, obj.kind === 'IngressRoute' ? this.o.caches.ingressRoutes : this.o.caches.ingresses));
+    writes.push(this.applyShared(buildNetworkPolicy(session, config), caches.networkPolicies));
+    writes.push(this.applyService(buildService(session)));
+    for (const obj of buildRouting(session, config)) {
+      if (obj.kind === 'Middleware') writes.push(this.applyShared(obj, caches.middlewares));
+      else writes.push(this.applyIfDrifted(obj, this.cacheOf(obj.kind)!));
     }
-    if (!pod && !status.startTime) {
+    if (!pod && !session.status?.startTime) {
       writes.push(
-        this.createIfAbsent(buildPod(current, template!, effective, this.o.config, secretName)).then((created) => {
-          pod = (created as V1Pod | undefined) ?? this.o.caches.pods.get(`${namespace}/${podName}`);
+        this.createIfAbsent(buildPod(session, template, effective, config, childName(session))).then((created) => {
+          pod = (created as V1Pod | undefined) ?? caches.pods.get(`${namespace}/${podName}`);
         }),
       );
     }
@@ -316,37 +336,16 @@ export class SessionController {
     const outcomes = await Promise.allSettled(writes);
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failed) throw failed.reason;
-    await this.deleteLegacyObjects(current);
-    const routed = true;
+    await this.deleteLegacyObjects(session);
+    return pod;
+  }
 
-    const observed = sessionStatusFromPod(session, pod, routed, now, this.o.config);
-    const podAgeMs = pod?.metadata?.creationTimestamp ? now.getTime() - Date.parse(String(pod.metadata.creationTimestamp)) : Infinity;
-    if (!status.phase && TRANSIENT_REASONS.has(observed.reason) && podAgeMs < AWAIT_FIRST_STATUS_MS) {
-      // A new session whose pod the scheduler has not judged yet, or whose desktop is still starting: the
-      // verdict (unschedulable, or bound and then ready) follows and brings us back with news worth a status
-      // write. Should it not come soon, say Pending or Starting then.
-      return { requeueAfterMs: AWAIT_FIRST_STATUS_MS - Math.max(0, podAgeMs) };
-    }
-    const next: VDISessionStatus = { phase: observed.phase, reason: observed.reason, message: observed.message, podName: observed.podName, nodeName: observed.nodeName };
-    if (!pod && status.startTime) {
-      // The desktop ran and its pod is gone (evicted, deleted by hand): the session is over, not restarted,
-      // because a new pod would be a different desktop than the one the user had.
-      Object.assign(next, { phase: 'Failed', reason: 'PodLost', message: 'the desktop pod disappeared after it had started' });
-    } else if (pod && TERMINAL_POD_PHASES.has(pod.status?.phase ?? '')) {
-      Object.assign(next, { phase: 'Failed', reason: 'DesktopExited', message: `the desktop pod ended with phase ${pod.status?.phase}` });
-    }
-    let requeueAfterMs: number | undefined;
-    if (next.phase === 'Running' || status.startTime) {
-      const startTime = status.startTime ?? now.toISOString();
-      next.startTime = startTime;
-      next.url = sessionUrl(session, this.o.config);
-      const expiresAt = new Date(Date.parse(startTime) + effective.timeoutMs);
-      next.expiresAt = expiresAt.toISOString();
-      requeueAfterMs = Math.max(0, expiresAt.getTime() - now.getTime());
-    }
-    await this.writeStatus(session, next, observed.conditions);
-    if (next.phase === 'Failed') await this.deletePod(namespace, podName);
-    return requeueAfterMs === undefined ? {} : { requeueAfterMs };
+  /** Whether the route objects the apiserver holds (as last seen) are those the session needs. */
+  private routeObserved(session: VDISession): boolean {
+    return buildRouting(session, this.o.config).every((obj) => {
+      const { apiVersion: _a, kind: _k, ...desired } = obj;
+      return containsDesired(this.cacheOf(obj.kind)?.get(`${obj.metadata.namespace}/${obj.metadata.name}`), desired);
+    });
   }
 
   /** Termination: stop the desktop, say so, and let garbage collection take the owned objects. The PVC stays. */
@@ -354,7 +353,7 @@ export class SessionController {
     if (!session.metadata.finalizers?.includes(FINALIZER)) return {};
     const { namespace, name } = session.metadata as { namespace: string; name: string };
     if (session.status?.phase !== 'Terminating' && session.status?.phase !== 'Expired') {
-      await this.writeStatus(session, { ...session.status, phase: 'Terminating', reason: 'Deleted', message: 'the desktop is shutting down' }, []);
+      await this.writeStatus(session, terminatingStatus(session));
     }
     const podName = childName(session);
     const pod = this.o.caches.pods.get(`${namespace}/${podName}`);
@@ -517,7 +516,8 @@ export class SessionController {
     return true;
   }
 
-  private async writeStatus(session: VDISession, next: VDISessionStatus, conditions: Condition[]): Promise<void> {
+  /** Writes the status when it differs from the one the session has; a phase change is logged and recorded as an Event. */
+  private async writeStatus(session: VDISession, { status: next, conditions }: DesiredStatus): Promise<void> {
     const prev = session.status ?? {};
     const generation = session.metadata.generation ?? 0;
     const status: VDISessionStatus = {

@@ -1,7 +1,7 @@
 import type { V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { defaultReconcilerConfig } from './config.ts';
-import { expiresAt, mergeConditions, sessionStatusFromPod, statusEqual } from './status.ts';
+import { expiresAt, hasExpired, isSettled, mergeConditions, sessionStatus, sessionStatusFromPod, statusEqual } from './status.ts';
 import type { Condition, VDISession, VDISessionStatus } from './v1alpha1.ts';
 
 const config = defaultReconcilerConfig();
@@ -177,5 +177,71 @@ describe('expiresAt', () => {
   it('adds the timeout to the start time', () => {
     expect(expiresAt('2025-03-01T10:00:00Z', 8 * 3_600_000)).toBe('2025-03-01T18:00:00.000Z');
     expect(expiresAt(now, 90 * 60_000)).toBe('2025-03-01T11:30:00.000Z');
+  });
+});
+
+describe('sessionStatus', () => {
+  const HOUR = 3_600_000;
+  const observe = (p: V1Pod | undefined, previous?: VDISessionStatus, routed = true) =>
+    sessionStatus({ session: { ...session, ...(previous && { status: previous }) }, pod: p, routed, timeoutMs: HOUR, now, config }).status;
+  const ready = () => pod({ phase: 'Running', nodeName: 'gpu-1', conditions: [scheduledTrue, readyTrue], containers: [running] });
+
+  it('gives a desktop that becomes Running its URL, start time and expiry', () => {
+    expect(observe(ready())).toMatchObject({
+      phase: 'Running',
+      url: 'https://desk-team-a.vdi.example.com/',
+      startTime: now.toISOString(),
+      expiresAt: '2025-03-01T11:00:00.000Z',
+    });
+  });
+
+  it('keeps the start time, URL and expiry of a desktop that ran, whatever its pod does next', () => {
+    const startTime = '2025-03-01T09:30:00.000Z';
+    expect(observe(pod({ phase: 'Running', nodeName: 'gpu-1', conditions: [scheduledTrue] }), { phase: 'Running', startTime })).toMatchObject({
+      phase: 'Starting',
+      startTime,
+      expiresAt: '2025-03-01T10:30:00.000Z',
+    });
+  });
+
+  it('has no URL, start time or expiry before the desktop first runs', () => {
+    const s = observe(pod({ nodeName: 'gpu-1', conditions: [scheduledTrue], containers: [waiting('ContainerCreating')] }));
+    expect(s).not.toHaveProperty('url');
+    expect(s).not.toHaveProperty('startTime');
+  });
+
+  it('PodLost: the pod of a desktop that ran is gone', () => {
+    expect(observe(undefined, { phase: 'Running', startTime: '2025-03-01T09:30:00.000Z' })).toMatchObject({ phase: 'Failed', reason: 'PodLost' });
+    expect(observe(undefined)).toMatchObject({ phase: 'Pending', reason: 'Creating' });
+  });
+
+  it("DesktopExited: the pod ended on its own; a pod the kubelet failed keeps the kubelet's reason", () => {
+    expect(observe(pod({ phase: 'Succeeded', nodeName: 'gpu-1' }))).toMatchObject({ phase: 'Failed', reason: 'DesktopExited', message: 'the desktop pod ended with phase Succeeded' });
+    expect(observe(pod({ phase: 'Failed', nodeName: 'gpu-1' }))).toMatchObject({ phase: 'Failed', reason: 'DesktopExited' });
+    expect(observe(pod({ phase: 'Failed', nodeName: 'gpu-1', status: { reason: 'UnexpectedAdmissionError', message: 'no device' } }))).toMatchObject({
+      phase: 'Failed',
+      reason: 'UnexpectedAdmissionError',
+    });
+  });
+
+  it('is Starting/Routing, with Routed False, while the route the apiserver holds is not the one the session needs', () => {
+    const result = sessionStatus({ session, pod: ready(), routed: false, timeoutMs: HOUR, now, config });
+    expect(result.status).toMatchObject({ phase: 'Starting', reason: 'Routing' });
+    expect(condition(result.conditions, 'Routed')?.status).toBe('False');
+  });
+});
+
+describe('terminal states', () => {
+  it('an Expired session, and a Failed one judged at its current generation, are settled; an edited Failed one is judged again', () => {
+    expect(isSettled({ ...session, status: { phase: 'Expired' } })).toBe('Expired');
+    expect(isSettled({ ...session, status: { phase: 'Failed', observedGeneration: 4 } })).toBe('Failed');
+    expect(isSettled({ ...session, status: { phase: 'Failed', observedGeneration: 3 } })).toBeUndefined();
+    expect(isSettled({ ...session, status: { phase: 'Running' } })).toBeUndefined();
+  });
+
+  it('expires at expiresAt, not before', () => {
+    expect(hasExpired({ ...session, status: { expiresAt: '2025-03-01T10:00:00.000Z' } }, now)).toBe(true);
+    expect(hasExpired({ ...session, status: { expiresAt: '2025-03-01T10:00:00.001Z' } }, now)).toBe(false);
+    expect(hasExpired(session, now)).toBe(false);
   });
 });

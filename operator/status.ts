@@ -1,8 +1,85 @@
-// Pure status rules: what a session's phase and conditions are, given its pod and route. The reconciler
-// adds what only it knows (Terminating, Expired, url, startTime, expiresAt).
+// Pure status rules, all of them: what a session's status says given what the reconciler observed (its pod,
+// its route, its template's verdict, the time). The reconciler decides nothing about phases or reasons itself;
+// it observes, calls these, and writes the result.
 import type { V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
+import { sessionUrl } from './builders.ts';
 import type { ReconcilerConfig } from './config.ts';
+import type { Resolution } from './resolve.ts';
 import type { Condition, SessionPhase, VDISession, VDISessionStatus } from './v1alpha1.ts';
+
+/** A status to write, before observedGeneration and the merge of conditions (see mergeConditions). */
+export interface DesiredStatus {
+  status: VDISessionStatus;
+  /** Conditions stamped with `now`. */
+  conditions: Condition[];
+}
+
+export interface ObservedSession {
+  session: VDISession;
+  /** The desktop pod, if there is one. */
+  pod: V1Pod | undefined;
+  /** Whether the route objects the apiserver holds are the ones the session needs. */
+  routed: boolean;
+  /** The session's effective timeout (resolveSession). */
+  timeoutMs: number;
+  now: Date;
+  config: ReconcilerConfig;
+}
+
+/**
+ * The status of a session whose children are in place: the pod's verdict, and once the desktop has run, its
+ * URL, start time and expiry. A desktop that ran does not start again: its pod gone is PodLost, its pod ended is
+ * DesktopExited (or the kubelet's own reason for failing it), because a new pod would be another desktop.
+ */
+export function sessionStatus(o: ObservedSession): DesiredStatus {
+  const { session, pod, now } = o;
+  const previous = session.status ?? {};
+  const fromPod = sessionStatusFromPod(session, pod, o.routed, now, o.config);
+  const status: VDISessionStatus = { phase: fromPod.phase, reason: fromPod.reason, message: fromPod.message, podName: fromPod.podName, nodeName: fromPod.nodeName };
+  if (!pod && previous.startTime) {
+    Object.assign(status, { phase: 'Failed', reason: 'PodLost', message: 'the desktop pod disappeared after it had started' });
+  }
+  if (status.phase === 'Running' || previous.startTime) {
+    status.startTime = previous.startTime ?? now.toISOString();
+    status.url = sessionUrl(session, o.config);
+    status.expiresAt = expiresAt(status.startTime, o.timeoutMs);
+  }
+  return { status, conditions: fromPod.conditions };
+}
+
+/** True once the session's expiry has passed. */
+export function hasExpired(session: VDISession, now: Date): boolean {
+  const at = session.status?.expiresAt;
+  return at !== undefined && now.getTime() >= Date.parse(at);
+}
+
+export function expiredStatus(session: VDISession): DesiredStatus {
+  return {
+    status: { phase: 'Expired', reason: 'Timeout', message: `the session reached its timeout of ${session.spec.timeout ?? 'the template default'}` },
+    conditions: [],
+  };
+}
+
+/** A session being deleted: the rest of its status stays as it was, for the user to read. */
+export function terminatingStatus(session: VDISession): DesiredStatus {
+  return { status: { ...session.status, phase: 'Terminating', reason: 'Deleted', message: 'the desktop is shutting down' }, conditions: [] };
+}
+
+/** A session its template cannot serve (missing template, limits exceeded, a value that does not parse). */
+export function unresolvedStatus(resolution: Extract<Resolution, { ok: false }>): DesiredStatus {
+  return { status: { phase: resolution.phase, reason: resolution.reason, message: resolution.message }, conditions: [] };
+}
+
+/**
+ * Terminal: a Failed status written for the current generation stays (the user reads it; the pod is deleted to
+ * free its GPU slice), and an Expired session is deleted. A new generation (an edited spec) is judged afresh.
+ */
+export function isSettled(session: VDISession): 'Expired' | 'Failed' | undefined {
+  const status = session.status;
+  if (status?.phase === 'Expired') return 'Expired';
+  if (status?.phase === 'Failed' && status.observedGeneration === (session.metadata.generation ?? 0)) return 'Failed';
+  return undefined;
+}
 
 export interface PodDerivedStatus {
   phase: SessionPhase;
@@ -75,11 +152,10 @@ function judgePod(pod: V1Pod | undefined, routeReady: boolean, config: Reconcile
 
   const podPhase = pod.status?.phase;
   if (podPhase === 'Failed' || podPhase === 'Succeeded') {
-    return {
-      phase: 'Failed',
-      reason: pod.status?.reason ?? 'PodFailed',
-      message: pod.status?.message ?? `the desktop pod ${podPhase === 'Failed' ? 'failed' : 'exited'}`,
-    };
+    // The kubelet's own reason when it failed the pod (Evicted, UnexpectedAdmissionError); else the desktop ended.
+    return pod.status?.reason
+      ? { phase: 'Failed', reason: pod.status.reason, message: pod.status.message ?? `the desktop pod ${podPhase === 'Failed' ? 'failed' : 'exited'}` }
+      : { phase: 'Failed', reason: 'DesktopExited', message: `the desktop pod ended with phase ${podPhase}` };
   }
   if (pod.metadata?.deletionTimestamp) {
     return { phase: 'Pending', reason: 'PodTerminating', message: 'the desktop pod is being deleted' };
