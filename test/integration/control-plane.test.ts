@@ -230,6 +230,25 @@ describe('the vdi.kasm.io CRDs', () => {
     expect(await rejection(session({ resources: { memory: '8GB' } }))).toContain('spec.resources.memory');
   });
 
+  it('takes quantities as integers or strings, and refuses other numbers', async () => {
+    await client.create(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`, session({ resources: { cpu: 2, memory: '4Gi' } }));
+    expect(await rejection(session({ resources: { cpu: 1.5 } }))).toContain('spec.resources.cpu');
+  });
+
+  it("compares an integer default with a string maximum in the template's CEL rule", async () => {
+    const template = (resources: Record<string, unknown>) => ({
+      apiVersion: 'vdi.kasm.io/v1alpha1',
+      kind: 'VDITemplate',
+      metadata: { name: `t-${randomBytes(3).toString('hex')}` },
+      spec: { image: 'desktop:1', displayName: 'T', resources },
+    });
+    const ok = await client.create<{ metadata: { name: string } }>('/apis/vdi.kasm.io/v1alpha1/vditemplates', template({ defaultCPU: 2, maxCPU: '8' }));
+    await client.delete(`/apis/vdi.kasm.io/v1alpha1/vditemplates/${ok.metadata.name}`);
+    const err = await client.create('/apis/vdi.kasm.io/v1alpha1/vditemplates', template({ defaultCPU: 9, maxCPU: '8000m' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubeError);
+    expect((err as KubeError).message).toContain('defaultCPU must not exceed maxCPU');
+  });
+
   it('rejects a bad timeout duration', async () => {
     expect(await rejection(session({ timeout: '8 hours' }))).toContain('spec.timeout');
   });
