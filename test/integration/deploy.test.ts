@@ -483,9 +483,10 @@ describe('the Helm chart', () => {
   });
 
   for (const [label, args, expectedKinds] of [
-    ['the default values', [], 17],
-    ['the full values', ['-f', fullValues], 19],
-    ['ingress mode', ['--set', 'desktops.ingress.mode=ingress', '--set', 'portal.ingressRoute.enabled=false', '--set', 'portal.ingress.enabled=true', '--set', 'mode=api'], 15],
+    // The home volumes' Retain StorageClass is one of them (desktops.homeStorageClass).
+    ['the default values', [], 18],
+    ['the full values', ['-f', fullValues], 20],
+    ['ingress mode', ['--set', 'desktops.ingress.mode=ingress', '--set', 'portal.ingressRoute.enabled=false', '--set', 'portal.ingress.enabled=true', '--set', 'mode=api'], 16],
   ] as const) {
     it(`renders ${label} into objects the apiserver accepts (server-side dry-run, CRDs included)`, async () => {
       const out = await render(['--include-crds', ...args]);
@@ -498,7 +499,7 @@ describe('the Helm chart', () => {
       for (const m of monitors) expect(m.spec.endpoints).toEqual([{ port: 'http', path: '/metrics', interval: '15s' }]);
       const objects = docs.filter((d: Doc) => d.kind !== 'CustomResourceDefinition' && d.kind !== 'ServiceMonitor');
       expect(objects.length + monitors.length).toBe(expectedKinds);
-      for (const d of objects) if (!['ClusterRole', 'ClusterRoleBinding', 'VDITemplate', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(d.kind)) expect(d.metadata.namespace, `${d.kind} ${d.metadata.name}`).toBe(ns);
+      for (const d of objects) if (!['ClusterRole', 'ClusterRoleBinding', 'StorageClass', 'VDITemplate', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(d.kind)) expect(d.metadata.namespace, `${d.kind} ${d.metadata.name}`).toBe(ns);
       const applied = await dryRun(toYaml([...crds, ...objects]));
       expect(applied.code, applied.stderr).toBe(0);
       const lines = applied.stdout.trim().split('\n');
@@ -579,7 +580,7 @@ describe('the Helm chart', () => {
     const env = Object.fromEntries(c.env.map((e: Doc) => [e.name, e.value ?? e.valueFrom]));
     expect(env.POD_NAME).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
     expect(env.POD_NAMESPACE).toEqual({ fieldRef: { fieldPath: 'metadata.namespace' } });
-    expect(env).toMatchObject({ NODE_ENV: 'production', VDI_STORAGE_CLASS: 'local-path', VDI_RUNTIME_CLASS: 'nvidia', VDI_INTERNAL_URL: `http://vdi-operator.${ns}.svc:8080` });
+    expect(env).toMatchObject({ NODE_ENV: 'production', VDI_STORAGE_CLASS: 'vdi-home', VDI_RUNTIME_CLASS: 'nvidia', VDI_INTERNAL_URL: `http://vdi-operator.${ns}.svc:8080` });
     expect(docs.find((d: Doc) => d.kind === 'PodDisruptionBudget').spec.minAvailable).toBe(1);
     const route = docs.find((d: Doc) => d.kind === 'IngressRoute');
     expect(route.apiVersion).toBe('traefik.io/v1alpha1');
@@ -777,12 +778,12 @@ describe('the Helm chart', () => {
       const fullname = reconciler.find((d: Doc) => d.kind === 'Deployment').metadata.name;
       const clusterScoped = (docs: Doc[]) => docs.filter((d: Doc) => !d.metadata.namespace).map((d: Doc) => `${d.kind}/${d.metadata.name}`).sort();
       expect(clusterScoped(reconciler)).toEqual([`ClusterRole/${fullname}`, `ClusterRoleBinding/${fullname}`]);
-      for (const name of [...userRoles, 'vdi-session-owner', 'ubuntu-desktop']) expect(clusterScoped(api).some((k) => k.endsWith(`/${name}`)), name).toBe(true);
+      for (const name of [...userRoles, 'vdi-session-owner', 'ubuntu-desktop', 'vdi-home']) expect(clusterScoped(api).some((k) => k.endsWith(`/${name}`)), name).toBe(true);
 
       // Set, the values win in either mode: the reconciler may own them instead, and the API may leave them out.
-      const owning = await renderDocs('vdi-reconciler', [...reconcilerArgs(), '--set', 'rbac.userRoles=true', '--set', 'rbac.admissionPolicy=true', '--set', 'defaultTemplate.enabled=true']);
+      const owning = await renderDocs('vdi-reconciler', [...reconcilerArgs(), '--set', 'rbac.userRoles=true', '--set', 'rbac.admissionPolicy=true', '--set', 'defaultTemplate.enabled=true', '--set', 'desktops.homeStorageClass.enabled=true']);
       expect(clusterScoped(owning)).toEqual(clusterScoped(api).map((k) => k.replace('vdi-api-vdi-operator', fullname)).sort());
-      const leaving = await renderDocs('vdi-api', ['--set', 'mode=api', '--set', 'rbac.userRoles=false', '--set', 'rbac.admissionPolicy=false', '--set', 'defaultTemplate.enabled=false']);
+      const leaving = await renderDocs('vdi-api', ['--set', 'mode=api', '--set', 'rbac.userRoles=false', '--set', 'rbac.admissionPolicy=false', '--set', 'defaultTemplate.enabled=false', '--set', 'desktops.homeStorageClass.enabled=false']);
       expect(clusterScoped(leaving)).toEqual(['ClusterRole/vdi-api-vdi-operator', 'ClusterRoleBinding/vdi-api-vdi-operator']);
     });
 
