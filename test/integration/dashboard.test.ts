@@ -98,7 +98,7 @@ describe('dashboard on the shared control plane', () => {
     await card.getByRole('heading', { name: 'Ubuntu Desktop' }).waitFor();
     expect(await card.getByRole('list', { name: 'Applications' }).getByRole('listitem').allTextContents()).toEqual(['FFirefox', 'LLibreOffice', 'TTerminal']);
     const facts = await card.locator('.facts').innerText();
-    expect(facts).toMatch(/GPU slices\s+1 \(max 2\)/);
+    expect(facts).toMatch(/GPU slices\s+1 \(max 1\)/);
     expect(facts).toMatch(/Memory\s+8Gi \(max 16Gi\)/);
     expect(facts).toMatch(/CPU\s+4 \(max 8\)/);
     await checkPage(alicePage, 'templates');
@@ -106,11 +106,11 @@ describe('dashboard on the shared control plane', () => {
     // The options form holds values to the template's limits, with the message beside the field.
     await card.getByRole('button', { name: 'Options for Ubuntu Desktop' }).click();
     const gpu = card.getByLabel('GPU slices');
-    await gpu.fill('3');
+    await gpu.fill('2');
     await card.getByLabel('Time limit').fill('2 days');
     await card.getByRole('button', { name: 'Launch with these options' }).click();
     await expect.poll(() => card.locator('.field-error').allTextContents()).toEqual([
-      '3 GPU slices exceeds this template’s maximum of 2.',
+      '2 GPU slices exceeds this template’s maximum of 1.',
       'Timeout must be a duration such as 8h, 90m or 1h30m.',
     ]);
     expect(await gpu.getAttribute('aria-invalid')).toBe('true');
