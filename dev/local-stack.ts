@@ -10,6 +10,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { Logger } from '../src/log.ts';
 import { ControlPlane } from './control-plane.ts';
+import { prepareLocalDesktops, startDesktopsInLocalStack } from './desktops/local-access.ts';
+import { insideLocalNetwork } from './local-network.ts';
 import { startOidcIssuer } from './oidc-issuer.ts';
 
 export interface LocalStack {
@@ -70,8 +72,11 @@ export async function startLocalStack({ env, log, signal }: LocalStackOptions): 
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
   };
 
+  // Inside the network namespace npm start made for real desktops (dev/local-network.ts): the pod range is local.
+  const desktops = insideLocalNetwork(env) ? prepareLocalDesktops(env) : undefined;
+
   try {
-    const cp = await ControlPlane.start({ handleSignals: false, signal, log: (line) => log.info(line) });
+    const cp = await ControlPlane.start({ handleSignals: false, signal, log: (line) => log.info(line), ...desktops?.controlPlane });
     stops.push(() => cp.stop());
     signal?.throwIfAborted();
     const namespace = env.POD_NAMESPACE || 'vdi-system';
@@ -115,9 +120,14 @@ export async function startLocalStack({ env, log, signal }: LocalStackOptions): 
       VDI_COOKIE_SECURE: 'false',
       // A fresh key each start: a restart signs everybody out, which is fine on a laptop.
       VDI_COOKIE_KEYS: randomBytes(32).toString('hex'),
+      ...desktops?.env,
     };
     const set = Object.fromEntries(Object.entries(env).filter(([k, v]) => v !== undefined && v !== '' && !(k === 'PORT' && v === '0')));
     const config = loadConfig({ ...defaults, ...set });
+    const desktopAccess = desktops
+      ? await startDesktopsInLocalStack({ controlPlane: cp, desktopPort: desktops.desktopPort, ports: [port, issuerPort], log, signal })
+      : undefined;
+    if (desktopAccess) stops.push(() => desktopAccess.stop());
 
     // Stable names for the cluster's kubeconfig and kubectl, so the README's commands work as written.
     const kubeconfig = path.join(tokenDir, 'kubeconfig');
@@ -132,6 +142,7 @@ export async function startLocalStack({ env, log, signal }: LocalStackOptions): 
       `Open ${publicUrl} in a browser (Chromium, Chrome, Firefox) and sign in as alice@example.com, bob@example.com or admin@example.com, with any password.`,
       `kubectl: export KUBECONFIG=$PWD/${rel(kubeconfig)} PATH=$PWD/${rel(binDir)}:$PATH`,
       `GraphQL: http://localhost:${port}/graphql with "authorization: Bearer $(cat ${rel(tokenDir)}/alice.token)" (also bob.token and admin.token)`,
+      ...(desktopAccess ? [desktopAccess.howTo] : []),
       'Ctrl-C stops everything.',
     ];
     log.info(

@@ -18,6 +18,11 @@ interface LocalStackModule {
     stop: () => Promise<void>;
   }>;
 }
+interface LocalNetworkModule {
+  enterLocalNetworkIfWanted(options: { env: Record<string, string | undefined>; log: Logger; signal?: AbortSignal }): Promise<
+    { exited: Promise<number>; stop: () => Promise<void> } | undefined
+  >;
+}
 interface DashboardBuildModule {
   buildDashboard(log: Logger, signal?: AbortSignal): Promise<void>;
 }
@@ -67,6 +72,16 @@ async function main(): Promise<void> {
     if (!findDashboardDir()) {
       const { buildDashboard } = await devModule<DashboardBuildModule>('../dev/dashboard-build.ts');
       await buildDashboard(log, starting.signal);
+    }
+    // Real desktops need a network namespace of their own: the local default then runs again inside one, and this
+    // process only forwards its ports and waits (dev/local-network.ts).
+    const { enterLocalNetworkIfWanted } = await devModule<LocalNetworkModule>('../dev/desktops/local-access.ts');
+    const inside = await enterLocalNetworkIfWanted({ env: process.env, log, signal: starting.signal });
+    if (inside) {
+      stops.push(inside.stop);
+      const code = await inside.exited;
+      if (!stopping) process.exit(code);
+      return;
     }
     const { startLocalStack } = await devModule<LocalStackModule>('../dev/local-stack.ts');
     const local = await startLocalStack({ env: process.env, log, signal: starting.signal });

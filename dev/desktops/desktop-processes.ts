@@ -1,6 +1,6 @@
 // One local desktop as a node would run the desktop image: an X server (Xvfb) on a display of its own, a window
-// manager (openbox), a terminal (xterm) and Selkies streaming the display. Each process runs in a process group
-// of its own, so stopping a desktop ends whatever its processes started too.
+// manager (openbox), a terminal (xterm) and Selkies streaming the display. They stay in our process group, so a
+// Ctrl-C or a kill of the whole group ends them with everything else, and they are killed when this process exits.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -57,10 +57,11 @@ export class DesktopProcesses {
       const proc = spawn(command, args, {
         cwd: home,
         env,
-        detached: true,
         stdio: extraFd ? ['ignore', log, log, 'pipe'] : ['ignore', log, log],
       });
       proc.on('error', () => undefined);
+      alive.add(proc);
+      proc.once('exit', () => alive.delete(proc));
       procs.push({ name, proc });
       return proc;
     };
@@ -90,7 +91,7 @@ export class DesktopProcesses {
     return this.procs.filter(({ proc }) => running(proc)).map(({ proc }) => proc.pid!);
   }
 
-  /** Ends every process group: Selkies first, the X server last. */
+  /** Ends every process: Selkies first, the X server last (the terminal's shell goes with its terminal). */
   stop(): Promise<void> {
     this.stopping ??= stopAll(this.procs);
     return this.stopping;
@@ -101,23 +102,20 @@ function running(proc: ChildProcess): boolean {
   return proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null;
 }
 
+/** Every desktop process this process started, killed synchronously when it exits, however it exits. */
+const alive = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const proc of alive) proc.kill('SIGKILL');
+});
+
 async function stopAll(procs: { name: string; proc: ChildProcess }[]): Promise<void> {
-  const signalGroup = (proc: ChildProcess, signal: NodeJS.Signals) => {
-    try {
-      process.kill(-proc.pid!, signal);
-    } catch {
-      // the group is gone
-    }
-  };
   for (const { proc } of [...procs].reverse()) {
     if (!running(proc)) continue;
     const exited = new Promise((r) => proc.once('exit', r));
-    signalGroup(proc, 'SIGTERM');
-    const timer = setTimeout(() => signalGroup(proc, 'SIGKILL'), 5_000);
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);
-    // Whatever the process left in its group (a shell the terminal started) goes with it.
-    signalGroup(proc, 'SIGKILL');
   }
 }
 
