@@ -16,7 +16,7 @@ function servicesWhoseQuotaReadFails(err: Error): ApiServices {
     client,
     caches: { sessions } as unknown as Caches,
     authorizer: {} as Authorizer,
-    namespaces: {} as UserNamespaces,
+    namespaces: { quotaHard: () => ({ 'count/vdisessions.vdi.kasm.io': '3', 'requests.nvidia.com/gpu': '2' }) } as unknown as UserNamespaces,
     reconcilerConfig: defaultReconcilerConfig(),
   });
 }
@@ -30,9 +30,9 @@ function served(err: Error & { extensions?: Record<string, unknown> }): { code: 
 }
 
 describe('ApiServices.quota', () => {
-  it('has no limits while the ResourceQuota does not exist (the namespace is not provisioned yet)', async () => {
+  it('shows the quota every namespace is provisioned with while the ResourceQuota does not exist yet', async () => {
     const quota = await servicesWhoseQuotaReadFails(new KubeError(404, 'NotFound', 'resourcequotas "vdi-quota" not found')).quota('vdi-u-alice');
-    expect(quota).toEqual({ sessions: { used: 0, limit: null }, gpus: { used: 0, limit: null } });
+    expect(quota).toEqual({ sessions: { used: 0, limit: 3 }, gpus: { used: 0, limit: 2 } });
   });
 
   it.each([

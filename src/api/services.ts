@@ -262,10 +262,12 @@ export class ApiServices {
       const quota = await this.client.get<V1ResourceQuota>(`/api/v1/namespaces/${namespace}/resourcequotas/${QUOTA_NAME}`);
       hard = quota.status?.hard ?? quota.spec?.hard ?? {};
     } catch (err) {
-      // Only a missing quota means "not provisioned yet" (no limits): a refusal or an outage must not pass for one.
-      // The read is the service's own, so a 403 is its RBAC's fault, not the caller's: left untyped, it becomes an
-      // internal error that the server logs.
+      // Only a missing quota means "not provisioned yet": the user's first session will provision the quota every
+      // namespace gets, so that is their limit already. A refusal or an outage must not pass for one. The read is
+      // the service's own, so a 403 is its RBAC's fault, not the caller's: left untyped, it becomes an internal
+      // error that the server logs.
       if (!isNotFound(err)) throw err instanceof KubeError && err.status === 403 ? err : fromKubeError(err, 'your quota');
+      hard = this.namespaces.quotaHard();
     }
     const mine = this.caches.sessions.list().filter((s) => s.metadata.namespace === namespace);
     const limit = (k: string) => (hard[k] !== undefined ? Number(hard[k]) : null);

@@ -47,6 +47,11 @@ export class UserNamespaces {
     this.options = options;
   }
 
+  /** The ResourceQuota limits every user's namespace is provisioned with (and has until then, in effect). */
+  quotaHard(): Record<string, string> {
+    return { [SESSION_COUNT_RESOURCE]: String(this.config.quotaSessions), [`requests.${this.gpuResource}`]: String(this.config.quotaGpus) };
+  }
+
   /** The namespace of a user by their unprefixed name (spec.user). */
   namespaceOf(name: string): string {
     // A user argument is client input: one with a lone surrogate names no one (no identity can hold it).
@@ -96,7 +101,7 @@ export class UserNamespaces {
       [{ op: 'replace', path: '/subjects', value: subjects }],
     );
 
-    const hard = { [SESSION_COUNT_RESOURCE]: String(this.config.quotaSessions), [`requests.${this.gpuResource}`]: String(this.config.quotaGpus) };
+    const hard = this.quotaHard();
     await this.claim(
       name,
       'ResourceQuota',

@@ -332,7 +332,7 @@ describe('sessions made with kubectl', () => {
 });
 
 describe('quota', () => {
-  it('has no limits before first use (no ResourceQuota yet), and the namespace quota after it', async () => {
+  it('shows the quota the namespace will get before first use (no ResourceQuota yet), and the namespace quota after it', async () => {
     const gina: TestUser = { email: `gina-${suffix}@example.com`, groups: ['vdi-users'] };
     const token = await api.token(gina);
     const quota = async () => {
@@ -340,7 +340,7 @@ describe('quota', () => {
       expect(res.errors).toBeUndefined();
       return res.data!.me.quota;
     };
-    expect(await quota()).toEqual({ sessions: { used: 0, limit: null }, gpus: { used: 0, limit: null } });
+    expect(await quota()).toEqual({ sessions: { used: 0, limit: 4 }, gpus: { used: 0, limit: 3 } });
     expect((await create(token, { name: `g1-${suffix}`, resources: { gpu: 1 } })).errors).toBeUndefined();
     expect(await quota()).toEqual({ sessions: { used: 1, limit: 4 }, gpus: { used: 1, limit: 3 } });
   });
