@@ -10,11 +10,13 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import type { KubeClient } from '../src/kube/client.ts';
-import type { TraefikIngressRoute, TraefikMiddleware } from './builders.ts';
-import { Informer, type InformerOptions } from './informer.ts';
+import { Informer, type InformerOptions, type KubeObject } from './informer.ts';
 import { LABEL_MANAGED_BY, MANAGER, SESSION_PLURAL, TEMPLATE_PLURAL, API_VERSION, type VDISession, type VDITemplate } from './v1alpha1.ts';
 
 const OURS = `${LABEL_MANAGED_BY}=${MANAGER}`;
+
+/** A Traefik object as cached; the reconciler compares it with what its builders want, field by field. */
+export type TraefikObject = KubeObject & { spec?: Record<string, unknown> };
 
 export interface Caches {
   sessions: Informer<VDISession>;
@@ -26,8 +28,8 @@ export interface Caches {
   services: Informer<V1Service>;
   pvcs: Informer<V1PersistentVolumeClaim>;
   networkPolicies: Informer<V1NetworkPolicy>;
-  middlewares: Informer<TraefikMiddleware>;
-  ingressRoutes: Informer<TraefikIngressRoute>;
+  middlewares: Informer<TraefikObject>;
+  ingressRoutes: Informer<TraefikObject>;
   ingresses: Informer<V1Ingress>;
 }
 
@@ -58,8 +60,8 @@ export function createCaches(client: KubeClient, opts: Partial<InformerOptions> 
     services: make<V1Service>('services', '/api/v1/services', OURS),
     pvcs: make<V1PersistentVolumeClaim>('persistentvolumeclaims', '/api/v1/persistentvolumeclaims', OURS),
     networkPolicies: make<V1NetworkPolicy>('networkpolicies', '/apis/networking.k8s.io/v1/networkpolicies', OURS),
-    middlewares: make<TraefikMiddleware>('middlewares', '/apis/traefik.io/v1alpha1/middlewares', OURS),
-    ingressRoutes: make<TraefikIngressRoute>('ingressroutes', '/apis/traefik.io/v1alpha1/ingressroutes', OURS),
+    middlewares: make<TraefikObject>('middlewares', '/apis/traefik.io/v1alpha1/middlewares', OURS),
+    ingressRoutes: make<TraefikObject>('ingressroutes', '/apis/traefik.io/v1alpha1/ingressroutes', OURS),
     ingresses: make<V1Ingress>('ingresses', '/apis/networking.k8s.io/v1/ingresses', OURS),
   } as Caches;
 }

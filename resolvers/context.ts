@@ -1,7 +1,8 @@
 // What every resolver receives: the caller's verified identity and the request's services and loaders.
 import type DataLoader from 'dataloader';
 import type { Identity } from '../auth/identity.ts';
-import type { VDISession, VDITemplate } from '../operator/v1alpha1.ts';
+import type { VDITemplate } from '../operator/v1alpha1.ts';
+import type { SessionEventModel } from '../src/api/models.ts';
 import type { ApiServices } from '../src/api/services.ts';
 
 export interface Context {
@@ -15,9 +16,4 @@ export interface Context {
    * SubscriptionScope.direct). Absent elsewhere.
    */
   direct?: (event: SessionEventModel) => boolean;
-}
-
-export interface SessionEventModel {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED';
-  session: VDISession;
 }

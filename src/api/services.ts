@@ -22,7 +22,7 @@ import {
 } from '../../operator/v1alpha1.ts';
 import { badInput, conflict, forbidden, fromKubeError, notFound, quotaExceeded } from '../errors.ts';
 import { KubeError, isNotFound, type Impersonation, type KubeClient } from '../kube/client.ts';
-import type { SessionEventModel } from '../../resolvers/context.ts';
+import type { SessionEventModel } from './models.ts';
 import { SessionEventHub } from './session-events.ts';
 import { QUOTA_NAME, SESSION_COUNT_RESOURCE, type UserNamespaces } from './user-namespaces.ts';
 

@@ -1,0 +1,46 @@
+// The layers of docs/adr/0008-layers.md, enforced by `npm run lint`: each rule below forbids one arrow that
+// would point up (or sideways into a layer that is not below), plus import cycles and product code importing
+// tests. Test files (*.test.ts beside code, test/, bench/) may import anything.
+
+/** The Kubernetes ground layer: client, informers and caches, work queue, leader election, Event recorder, API types. */
+const GROUND = '^(src/kube/|operator/(informer|caches|work-queue|leader-election|events|v1alpha1)\\.ts$)';
+const TESTS = '(^test/|^bench/|\\.test\\.tsx?$)';
+/** The API's domain services (src/api/, the GraphQL server aside, which is wiring) and what they share with the resolvers. */
+const DOMAIN = '^(src/api/(?!server\\.ts$)|src/errors\\.ts$)';
+/** The one configuration module and the logger: what the local default may take from src/. */
+const CONFIG = '^src/(config|log)\\.ts$';
+const OURS = '^(schema|resolvers|auth|operator|src|dev|dashboard|bench|test)/';
+
+const only = (name, comment, from, allowed) => ({
+  name,
+  comment,
+  severity: 'error',
+  from: { path: from, pathNot: TESTS },
+  to: { path: OURS, pathNot: allowed },
+});
+
+export default {
+  forbidden: [
+    { name: 'no-circular', comment: 'No import cycle, type imports included.', severity: 'error', from: {}, to: { circular: true } },
+    { name: 'no-test-in-product', comment: 'No product file imports test or benchmark code.', severity: 'error', from: { pathNot: TESTS }, to: { path: TESTS } },
+    only('ground-imports-nothing-of-ours', 'The ground layer stands on nothing of ours.', GROUND, GROUND),
+    only('auth-on-ground', 'auth/ may import the ground layer only.', '^auth/', `(^auth/|${GROUND})`),
+    only('operator-on-ground', 'operator/ may import the ground layer only: never resolvers/, src/ or auth/.', '^operator/', `(^operator/|${GROUND})`),
+    only('resolvers-on-domain', 'resolvers/ are thin adapters: auth/, the domain services of src/api/ and the API types.', '^resolvers/', `(^resolvers/|^auth/|${DOMAIN}|${GROUND})`),
+    only(
+      'domain-below-graphql',
+      'The domain services do not know the GraphQL layer or the wiring above them.',
+      DOMAIN,
+      `(${DOMAIN}|^auth/|^operator/|${GROUND}|${CONFIG}|^src/metrics\\.ts$)`,
+    ),
+    only('dev-on-ground', 'The local default (dev/) stands on the ground layer and the configuration.', '^dev/', `(^dev/|${GROUND}|${CONFIG})`),
+    only('dashboard-alone', 'The dashboard speaks to the service through GraphQL only: no server code.', '^dashboard/', '^dashboard/'),
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '(^node_modules/|^dashboard/dist/|^dist/)' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.tsx', '.js'] },
+  },
+};
