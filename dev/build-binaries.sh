@@ -175,21 +175,23 @@ build_hadolint() {
 }
 
 # Real Selkies desktops for the local default and the tests (see docs/adr/0007-local-desktops.md): PyPI's
-# selkies 2.x with its compiled pixelflux/pcmflux wheels in a virtual environment in the cache, plus Debian's
-# Xvfb, openbox and xterm, which the desktops run around it. The packages are installed when missing and we are
-# root; otherwise the message names them.
+# selkies 2.x with its compiled pixelflux/pcmflux wheels in a virtual environment in the cache, plus what the
+# desktops run around it from Debian: Xorg with the dummy video driver (a display Selkies can resize to the
+# browser's window; Debian's Xvfb cannot), openbox, xterm and xsetroot. The packages are installed when missing
+# and we are root; otherwise the message names them.
 SELKIES_VERSION=${SELKIES_VERSION:-2.1.0}
 build_selkies() {
-  local missing=() pkg bin
-  for pkg in xvfb:Xvfb openbox:openbox xterm:xterm; do
-    bin=${pkg#*:}; command -v "$bin" >/dev/null || missing+=("${pkg%%:*}")
+  local missing=() pkg path
+  for pkg in xserver-xorg-core:/usr/lib/xorg/Xorg xserver-xorg-video-dummy:/usr/lib/xorg/modules/drivers/dummy_drv.so \
+    openbox:/usr/bin/openbox xterm:/usr/bin/xterm x11-xserver-utils:/usr/bin/xsetroot; do
+    path=${pkg#*:}; [[ -e "$path" ]] || missing+=("${pkg%%:*}")
   done
   if ((${#missing[@]})); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
       log "installing ${missing[*]} (apt-get)"
       DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
     else
-      log "real desktops need ${missing[*]}: run  sudo apt-get install -y ${missing[*]}"
+      log "real desktops need ${missing[*]}: run  sudo apt-get install -y --no-install-recommends ${missing[*]}"
       return 1
     fi
   fi

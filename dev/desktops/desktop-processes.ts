@@ -1,9 +1,9 @@
-// One local desktop as a node would run the desktop image: an X server (Xvfb) on a display of its own, a window
+// One local desktop as a node would run the desktop image: an X server on a display of its own, a window
 // manager (openbox), a terminal (xterm) and Selkies streaming the display. They stay in our process group, so a
 // Ctrl-C or a kill of the whole group ends them with everything else, and they are killed when this process exits.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { existsSync, openSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -18,8 +18,41 @@ export interface DesktopProcessesOptions {
   /** Where Selkies will answer (for `ready`). */
   address: string;
   port: number;
-  /** Xvfb's screen, e.g. 1280x720x24. */
-  screen?: string;
+}
+
+/**
+ * The X server. Selkies resizes the display to the browser's window (SELKIES_ENABLE_RESIZE, which the pod sets);
+ * the desktop image carries a patched Xvfb that can, Debian's Xvfb cannot (RandR refuses new modes, and Selkies
+ * then never starts the video). Xorg with the dummy video driver can, and is what the local desktops use
+ * (Debian's xserver-xorg-core and xserver-xorg-video-dummy); Xvfb only where those are missing.
+ */
+const XORG = '/usr/lib/xorg/Xorg';
+const DUMMY_DRIVER = '/usr/lib/xorg/modules/drivers/dummy_drv.so';
+const XORG_CONF = `Section "Device"
+  Identifier "dummy"
+  Driver "dummy"
+  VideoRam 256000
+EndSection
+Section "Monitor"
+  Identifier "monitor"
+  HorizSync 5.0 - 1000.0
+  VertRefresh 5.0 - 200.0
+EndSection
+Section "Screen"
+  Identifier "screen"
+  Device "dummy"
+  Monitor "monitor"
+  DefaultDepth 24
+  SubSection "Display"
+    Depth 24
+    Virtual 3840 2160
+  EndSubSection
+EndSection
+`;
+
+/** Whether the local desktops get a resizable display (Xorg's dummy driver) rather than a fixed Xvfb screen. */
+export function resizableDisplayAvailable(): boolean {
+  return existsSync(XORG) && existsSync(DUMMY_DRIVER);
 }
 
 /** The terminal's colours: a test or a person can tell its window apart from the black root window. */
@@ -69,9 +102,22 @@ export class DesktopProcesses {
     // environment (tokens, kubeconfig) reaches the desktop.
     const base = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, XDG_RUNTIME_DIR: runtime, TMPDIR: runtime, SHELL: '/bin/bash', LANG: 'C.UTF-8' };
     try {
-      // -displayfd: Xvfb picks a free display itself and writes its number once it accepts clients.
-      const xvfb = run('xvfb', 'Xvfb', ['-displayfd', '3', '-screen', '0', o.screen ?? '1280x720x24', '-nolisten', 'tcp', '-br', '+extension', 'RANDR'], base, true);
-      const display = await readDisplay(xvfb);
+      // -displayfd: the server picks a free display itself and writes its number once it accepts clients.
+      let server: ChildProcess;
+      if (resizableDisplayAvailable()) {
+        await writeFile(path.join(o.dir, 'xorg.conf'), XORG_CONF);
+        // No VT of the machine's: -novtswitch -keeptty -sharevts. Only our config: -configdir on an empty folder.
+        await mkdir(path.join(o.dir, 'xorg.conf.d'), { recursive: true });
+        server = run('xorg', XORG, [
+          '-displayfd', '3', '-noreset', '-nolisten', 'tcp', '-novtswitch', '-keeptty', '-sharevts', '+extension', 'RANDR',
+          '-config', path.join(o.dir, 'xorg.conf'), '-configdir', path.join(o.dir, 'xorg.conf.d'), '-logfile', path.join(logDir, 'xorg.server.log'),
+        ], base, true);
+      } else {
+        server = run('xvfb', 'Xvfb', ['-displayfd', '3', '-screen', '0', '1920x1080x24', '-nolisten', 'tcp', '+extension', 'RANDR'], base, true);
+      }
+      const display = await readDisplay(server);
+      // A plain dark background, as the image's desktop has: the terminal stands out of it.
+      run('xsetroot', 'xsetroot', ['-solid', '#2e3436'], { ...base, DISPLAY: `:${display}` });
       const x = { ...base, DISPLAY: `:${display}` };
       run('openbox', 'openbox', [], x);
       // The terminal gets the focus when it maps after the window manager is up.
@@ -122,7 +168,7 @@ async function stopAll(procs: { name: string; proc: ChildProcess }[]): Promise<v
 async function readDisplay(xvfb: ChildProcess): Promise<number> {
   return await new Promise((resolve, reject) => {
     let text = '';
-    const timer = setTimeout(() => reject(new Error('Xvfb did not report a display within 15 s')), 15_000);
+    const timer = setTimeout(() => reject(new Error('the X server did not report a display within 15 s')), 15_000);
     xvfb.stdio[3]!.on('data', (chunk: Buffer) => {
       text += chunk.toString();
       if (text.includes('\n')) {
@@ -132,11 +178,11 @@ async function readDisplay(xvfb: ChildProcess): Promise<number> {
     });
     xvfb.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`Xvfb exited (code ${code}) before it reported a display`));
+      reject(new Error(`the X server exited (code ${code}) before it reported a display`));
     });
     xvfb.once('error', (err) => {
       clearTimeout(timer);
-      reject(new Error(`Xvfb could not start: ${err.message} (install the xvfb package)`));
+      reject(new Error(`the X server could not start: ${err.message} (install xserver-xorg-core and xserver-xorg-video-dummy, or xvfb)`));
     });
   });
 }

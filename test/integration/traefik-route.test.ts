@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANAGER } from '../../operator/v1alpha1.ts';
 import { ensureTraefik } from '../../dev/control-plane.ts';
-import { runTraefikScenario, scenarioPrerequisiteProblem, type ScenarioRecord, type ScenarioRun } from '../support/traefik-scenario.ts';
+import { chartObject, renderChart } from '../support/chart.ts';
+import { INTERNAL_PATH_SPELLINGS, runTraefikScenario, scenarioPrerequisiteProblem, type ScenarioRecord, type ScenarioRun } from '../support/traefik-scenario.ts';
 
 let run: ScenarioRun | undefined;
 let outcome: { record: ScenarioRecord } | { error: unknown } = { error: new Error('the scenario did not run') };
@@ -19,7 +20,10 @@ beforeAll(async () => {
     if (problem) throw new Error(problem);
     // Built once (about 5 minutes cold) outside the namespace, where the Go module proxy is reachable.
     const traefikBinary = await ensureTraefik((line) => console.log(`[traefik] ${line}`));
-    run = runTraefikScenario({ traefikBinary, timeoutMs: 240_000 });
+    // The portal route exactly as the chart renders it (its entry point aside), for the portal's own checks.
+    const objects = await renderChart('vdi', 'vdi-system', ['--set', 'desktops.domain=vdi.test']);
+    const portalRoute = chartObject(objects, 'IngressRoute', 'vdi-vdi-operator-portal');
+    run = runTraefikScenario({ traefikBinary, timeoutMs: 240_000, portalRoute });
     outcome = { record: await run.result };
   } catch (error) {
     outcome = { error };
@@ -129,6 +133,19 @@ describe('an anonymous browser', () => {
     expect(seen().anonymousApi.status).toBe(401);
     expect(seen().anonymousApi.location).toBeUndefined();
     expect(seen().anonymousApi.desktopRequests).toBe(0);
+  });
+});
+
+describe("the chart's portal route (issue #20)", () => {
+  it('reaches the service: the login page redirects to the issuer', () => {
+    expect(seen().portal?.login.status).toBe(302);
+  });
+
+  it.each(INTERNAL_PATH_SPELLINGS)('serves nothing internal for %s', (path) => {
+    const answer = seen().portal!.internal.find((a) => a.path === path)!;
+    // Not the metrics, not a forwardAuth or TURN answer (both always say no-store), not a probe's 200.
+    expect(answer).toMatchObject({ metrics: false, noStore: false });
+    expect(answer.status).not.toBe(200);
   });
 });
 

@@ -43,6 +43,29 @@ const ADVERTISE_ADDRESS = '10.244.0.1';
 const POD_CIDR = '10.244.1.1/24';
 const ENTRY_POINT = 'web';
 const DESKTOP_PATH = '/index.html?x=1';
+/** Where the service is reached through the portal's Service: an address `lo` carries, not loopback. */
+const PORTAL_IP = '10.244.2.10';
+/**
+ * Internal paths in the spellings Traefik's case-sensitive rule lets through (and the lower-case ones it keeps
+ * out), asked through the portal route (issue #20).
+ */
+export const INTERNAL_PATH_SPELLINGS = [
+  '/metrics',
+  '/METRICS',
+  '/Metrics',
+  '/metrics/',
+  '/auth/forward',
+  '/AUTH/forward',
+  '/Auth/Forward',
+  '/auth/FORWARD',
+  '/turn/ns/desk/token',
+  '/TURN/ns/desk/token',
+  '/Turn/ns/desk/token',
+  '/healthz',
+  '/HEALTHZ',
+  '/readyz',
+  '/READYZ',
+];
 
 const alice: TestUser = { email: 'alice@example.com', groups: ['vdi-users'] };
 const bob: TestUser = { email: 'bob@example.com', groups: ['vdi-users'] };
@@ -88,6 +111,12 @@ export interface ScenarioRecord {
   otherUserWebSocket: { opened: boolean; status?: number; error?: string };
   /** Every request the stand-in received, in order. */
   desktopSaw: SeenRequest[];
+  /** The chart's portal IngressRoute, served by Traefik, asked for internal paths and for the login page. */
+  portal?: {
+    host: string;
+    login: { status: number; location?: string };
+    internal: { path: string; status: number; metrics: boolean; noStore: boolean }[];
+  };
   timings: Record<string, number>;
 }
 
@@ -112,10 +141,16 @@ export function scenarioPrerequisiteProblem(): string | undefined {
 }
 
 /** Spawns this file under `unshare -n` with the project's Node 24 (process.execPath inside a test). */
-export function runTraefikScenario(opts: { traefikBinary: string; timeoutMs: number }): ScenarioRun {
+export function runTraefikScenario(opts: { traefikBinary: string; timeoutMs: number; portalRoute?: object }): ScenarioRun {
   const child = spawn('unshare', ['-n', '--', process.execPath, self], {
     cwd: repoRoot,
-    env: { ...process.env, VDI_TRAEFIK_SCENARIO: '1', VDI_TRAEFIK_BIN: opts.traefikBinary, VDI_TRAEFIK_PARENT_NETNS: readlinkSync('/proc/self/ns/net') },
+    env: {
+      ...process.env,
+      VDI_TRAEFIK_SCENARIO: '1',
+      VDI_TRAEFIK_BIN: opts.traefikBinary,
+      VDI_TRAEFIK_PARENT_NETNS: readlinkSync('/proc/self/ns/net'),
+      ...(opts.portalRoute && { VDI_TRAEFIK_PORTAL_ROUTE: JSON.stringify(opts.portalRoute) }),
+    },
     // Its own process group: the control plane, Traefik and all can be ended together if it hangs.
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -267,7 +302,8 @@ async function runInNamespace(cleanups: (() => Promise<void>)[]): Promise<Scenar
     {
       ...TEST_LEASE_ENV,
       PORT: String(portalPort),
-      HOST: '127.0.0.1',
+      // All of this namespace's addresses: Traefik reaches the portal at PORTAL_IP (loopback cannot be an endpoint).
+      HOST: '0.0.0.0',
       LOG_LEVEL: 'silent',
       POD_NAMESPACE: leaseNamespace,
       POD_NAME: 'vdi-operator-traefik-scenario',
@@ -361,6 +397,9 @@ async function runInNamespace(cleanups: (() => Promise<void>)[]): Promise<Scenar
   const ownerWebSocket = await openWebSocket(traefik.webPort, host, { cookie: aliceCookie, origin });
   const otherUserWebSocket = await openWebSocket(traefik.webPort, host, { cookie: bobCookie, origin });
   mark('requests done');
+  const portalRoute = process.env.VDI_TRAEFIK_PORTAL_ROUTE;
+  const portal = portalRoute ? await askThePortal(client, traefik, JSON.parse(portalRoute), portalPort) : undefined;
+  if (portal) mark('portal asked');
 
   return {
     host,
@@ -379,8 +418,48 @@ async function runInNamespace(cleanups: (() => Promise<void>)[]): Promise<Scenar
     ownerWebSocket: { opened: ownerWebSocket.opened, greeting: ownerWebSocket.greeting, echoed: ownerWebSocket.echoed, error: ownerWebSocket.error },
     otherUserWebSocket: { opened: otherUserWebSocket.opened, status: otherUserWebSocket.status, error: otherUserWebSocket.error },
     desktopSaw: standIn.seen,
+    portal,
     timings,
   };
+}
+
+/**
+ * Serves the chart's portal IngressRoute (on this scenario's entry point) to the service through a Service and
+ * EndpointSlice of its own, and asks it for every spelling of the internal paths and for the login page.
+ */
+async function askThePortal(
+  client: KubeClient,
+  traefik: Awaited<ReturnType<typeof startTraefik>>,
+  route: { metadata: { namespace: string }; spec: { routes: { match: string; services: { name: string; port: number }[] }[] } },
+  portalPort: number,
+): Promise<NonNullable<ScenarioRecord['portal']>> {
+  const { namespace } = route.metadata;
+  const backend = route.spec.routes[0]!.services[0]!;
+  const host = /Host\(`([^`]+)`\)/.exec(route.spec.routes[0]!.match)![1]!;
+  await client.create(`/api/v1/namespaces/${namespace}/services`, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: backend.name },
+    spec: { ports: [{ name: 'http', port: backend.port, targetPort: portalPort }] },
+  });
+  await client.create(`/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`, {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: `${backend.name}-portal`, labels: { 'kubernetes.io/service-name': backend.name } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: [PORTAL_IP], conditions: { ready: true } }],
+    ports: [{ name: 'http', port: portalPort, protocol: 'TCP' }],
+  });
+  await client.create(`/apis/traefik.io/v1alpha1/namespaces/${namespace}/ingressroutes`, { ...route, spec: { ...route.spec, entryPoints: [ENTRY_POINT] } });
+  await traefik.waitForRoute(host, `http://${PORTAL_IP}:${portalPort}`, 60_000);
+  const ask = (requestPath: string) => viaTraefik(traefik.webPort, host, requestPath, { accept: 'application/json' });
+  const login = await ask('/login');
+  const internal = [];
+  for (const requestPath of INTERNAL_PATH_SPELLINGS) {
+    const res = await ask(requestPath);
+    internal.push({ path: requestPath, status: res.status, metrics: res.body.includes('# HELP'), noStore: res.headers['cache-control'] === 'no-store' });
+  }
+  return { host, login: { status: login.status, location: login.headers.location }, internal };
 }
 
 /** SELKIES_BASIC_AUTH_USER and _PASSWORD as the container would see them. */
