@@ -138,7 +138,8 @@ describe('an anonymous browser', () => {
 
 describe("the chart's portal route (issue #20)", () => {
   it('reaches the service: the login page redirects to the issuer', () => {
-    expect(seen().portal?.login.status).toBe(302);
+    expect(seen().portal?.login.status).toBe(303);
+    expect(seen().portal?.login.location).toMatch(/^http:\/\/127\.0\.0\.1:\d+\//);
   });
 
   it.each(INTERNAL_PATH_SPELLINGS)('serves nothing internal for %s', (path) => {
