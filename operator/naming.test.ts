@@ -114,13 +114,17 @@ describe('sessionHost', () => {
     expect(sessionHost(session('desk', 'team-a'), custom)).toBe('team-a--desk.vdi.example.com');
   });
 
-  it('falls back to s-<16 hex>.<domain> when the first label would exceed 63 characters', () => {
-    const host = sessionHost(session('d'.repeat(40), 'n'.repeat(30)), config);
-    expect(host).toMatch(/^s-[0-9a-f]{16}\.vdi\.example\.com$/);
-    expect(host).not.toBe(sessionHost(session('d'.repeat(40), 'm'.repeat(30)), config));
+  it('falls back to <name>-<16 hex>.<domain> when the first label would exceed 63 characters', () => {
+    const ns = `vdi-alice-example-com-${'0'.repeat(32)}`;
+    const host = sessionHost(session('ubuntu-desktop-1a2b3c', ns), config);
+    expect(host).toMatch(/^ubuntu-desktop-1a2b3c-[0-9a-f]{16}\.vdi\.example\.com$/);
+    expect(host).not.toBe(sessionHost(session('ubuntu-desktop-1a2b3c', `vdi-bob-example-com-${'0'.repeat(32)}`), config));
+    const long = sessionHost(session('d'.repeat(60), ns), config);
+    expect(long.split('.')[0]!.length).toBeLessThanOrEqual(63);
+    expect(long).not.toBe(sessionHost(session(`${'d'.repeat(60)}x`, ns), config));
   });
 
   it('falls back when a dotted session name would add DNS labels under the wildcard', () => {
-    expect(sessionHost(session('a.b'), config)).toMatch(/^s-[0-9a-f]{16}\.vdi\.example\.com$/);
+    expect(sessionHost(session('a.b'), config)).toMatch(/^a-b-[0-9a-f]{16}\.vdi\.example\.com$/);
   });
 });

@@ -106,10 +106,13 @@ export function sessionLabelValue(session: VDISession): string {
   return labelValue(sessionKey(session).name);
 }
 
+const HOST_HASH_LENGTH = 16;
+
 /**
- * The session's host from config.hostPattern. Falls back to `s-<16 hex of sha256(namespace/name)>.<domain>`
- * when a label would exceed 63 characters or a dotted session name would add labels (a wildcard
- * certificate covers one level only).
+ * The session's host from config.hostPattern. When a label would exceed 63 characters (user namespaces carry a
+ * 128-bit hash, so `{name}-{namespace}` usually does) or a dotted session name would add labels (a wildcard
+ * certificate covers one level only), it is `<the session name, shortened>-<16 hex of sha256(namespace/name)>`:
+ * the name for people, the hash for uniqueness (another session's host would take a 64-bit preimage).
  */
 export function sessionHost(session: VDISession, config: ReconcilerConfig): string {
   const { name, namespace } = sessionKey(session);
@@ -118,5 +121,9 @@ export function sessionHost(session: VDISession, config: ReconcilerConfig): stri
     .replaceAll('{namespace}', namespace)
     .replaceAll('{domain}', config.domain);
   if (!name.includes('.') && host.split('.').every((label) => label.length <= MAX_LABEL)) return host;
-  return `s-${hashHex(`${namespace}/${name}`, 16)}.${config.domain}`;
+  const readable = name
+    .replace(/[^a-z0-9]+/g, '-')
+    .slice(0, MAX_LABEL - HOST_HASH_LENGTH - 1)
+    .replace(/^-+|-+$/g, '');
+  return `${readable || 's'}-${hashHex(`${namespace}/${name}`, HOST_HASH_LENGTH)}.${config.domain}`;
 }
