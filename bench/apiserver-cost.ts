@@ -69,7 +69,7 @@ try {
     return r.effective;
   };
 
-  const secret = (i: number) => buildSecret(sessions[i]!, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'));
+  const secret = (i: number) => buildSecret(sessions[i]!, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url'));
   await measure('Secret create', secret, (i) => client.create(`/api/v1/namespaces/${ns}/secrets`, secret(i)));
 
   const nowhere = 'no-such-node';

@@ -290,7 +290,7 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
       const route = buildIngressRoute(session, config);
       const service = buildService(session);
       await Promise.all([
-        client.create(`/api/v1/namespaces/${ns}/secrets`, buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'))),
+        client.create(`/api/v1/namespaces/${ns}/secrets`, buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url'))),
         client.apply(`/api/v1/namespaces/${ns}/services/${service.metadata.name}`, service, MANAGER),
         client.apply(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes/${route.metadata.name}`, route, MANAGER),
         client.create(`/api/v1/namespaces/${ns}/pods`, buildPod(session, template, resolution.effective, config, childName(session))),

@@ -1,6 +1,8 @@
 import type { V1Container, V1EnvVar, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import {
+  PRESENCE_TOKEN_FILE,
+  presenceHook,
   buildIngress,
   buildIngressRoute,
   buildAuthMiddleware,
@@ -46,7 +48,7 @@ const gpuEffective: EffectiveSession = {
   memory: '8Gi',
   cpu: '4',
   persistence: { enabled: true, size: '10Gi' },
-  timeoutMs: 8 * 3_600_000,
+  timeoutMs: 8 * 3_600_000, idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined },
   encoder: 'nvh264enc',
 };
 const cpuEffective: EffectiveSession = { ...gpuEffective, gpu: 0, encoder: 'x264enc', persistence: { enabled: false, size: '10Gi' } };
@@ -67,7 +69,7 @@ function envValue(p: V1Pod, name: string): string | undefined {
 }
 
 const owned = [
-  ['Secret', () => buildSecret(session, 'pw', 'tok')],
+  ['Secret', () => buildSecret(session, 'pw', 'tok', 'presence')],
   ['Pod', () => pod()],
   ['Service', () => buildService(session)],
   ['IngressRoute', () => buildIngressRoute(session, config)],
@@ -128,10 +130,40 @@ describe('every owned object', () => {
 
 describe('buildSecret', () => {
   it('is an Opaque Secret holding the given password and TURN token', () => {
-    const secret = buildSecret(session, 's3cret', 'turn-tok');
+    const secret = buildSecret(session, 's3cret', 'turn-tok', 'presence-tok');
     expect(secret.type).toBe('Opaque');
     expect(Buffer.from(secret.data?.password ?? '', 'base64').toString()).toBe('s3cret');
     expect(Buffer.from(secret.data?.turnToken ?? '', 'base64').toString()).toBe('turn-tok');
+    expect(Buffer.from(secret.data?.presenceToken ?? '', 'base64').toString()).toBe('presence-tok');
+  });
+});
+
+describe('the desktop reports its clients (presence)', () => {
+  it("runs a report on Selkies' connect and disconnect hooks, to the service's presence URL for this session", () => {
+    const p = pod();
+    expect(envValue(p, 'SELKIES_RUN_AFTER_CONNECT')).toBe(presenceHook('connected'));
+    expect(envValue(p, 'SELKIES_RUN_AFTER_DISCONNECT')).toBe(presenceHook('disconnected'));
+    expect(envValue(p, 'VDI_PRESENCE_URL')).toBe('http://vdi-operator.vdi-system.svc:8080/presence/team-a/desk');
+    expect(presenceHook('connected')).toMatch(/^python3 -c '[^']+' connected$/);
+  });
+
+  it('reads the token from a file mounted from the session Secret, never from the environment', () => {
+    const p = pod();
+    expect(envValue(p, 'VDI_PRESENCE_AUTH_FILE')).toBe(PRESENCE_TOKEN_FILE);
+    const container = p.spec!.containers[0]!;
+    expect(container.volumeMounts).toContainEqual({ name: 'presence', mountPath: '/var/run/vdi', readOnly: true });
+    expect(p.spec!.volumes).toContainEqual({
+      name: 'presence',
+      secret: { secretName: 'vdi-desk', items: [{ key: 'presenceToken', path: 'presence-token' }], defaultMode: 0o440 },
+    });
+    expect(env(p).some((e) => e.valueFrom?.secretKeyRef?.key === 'presenceToken')).toBe(false);
+  });
+
+  it('keeps the hooks and presence settings out of a template’s reach', () => {
+    const t = template({ env: [{ name: 'SELKIES_RUN_AFTER_CONNECT', value: 'true' }, { name: 'VDI_PRESENCE_URL', value: 'http://evil' }] });
+    const p = pod(gpuEffective, t);
+    expect(envValue(p, 'SELKIES_RUN_AFTER_CONNECT')).toBe(presenceHook('connected'));
+    expect(envValue(p, 'VDI_PRESENCE_URL')).toContain('/presence/team-a/desk');
   });
 });
 

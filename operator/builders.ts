@@ -33,6 +33,11 @@ import type { OwnerReference, VDISession, VDITemplate } from './v1alpha1.ts';
 export const DESKTOP_PORT = 8080;
 export const SECRET_KEY_PASSWORD = 'password';
 export const SECRET_KEY_TURN_TOKEN = 'turnToken';
+/** The desktop's credential for reporting its clients (src/api/presence.ts); reaches the pod as a file only. */
+export const SECRET_KEY_PRESENCE_TOKEN = 'presenceToken';
+/** Where the presence token is mounted in the desktop container. */
+export const PRESENCE_TOKEN_DIR = '/var/run/vdi';
+export const PRESENCE_TOKEN_FILE = `${PRESENCE_TOKEN_DIR}/presence-token`;
 /** On the PVC: the exact user (labels hold a shortened form); compare it before mounting a home into a pod. */
 export const ANNOTATION_USER = `${GROUP}/user`;
 export const TRAEFIK_API_VERSION = 'traefik.io/v1alpha1';
@@ -128,8 +133,11 @@ function ownedMeta(session: VDISession, component: string, name = childName(sess
   };
 }
 
-/** `password`: Selkies basic auth; `turnToken`: the per-session secret in the TURN REST URL path. */
-export function buildSecret(session: VDISession, password: string, turnToken: string): Desired<V1Secret> {
+/**
+ * `password`: Selkies basic auth; `turnToken`: the per-session secret in the TURN REST URL path; `presenceToken`:
+ * what the desktop shows when it reports its clients (each session's own, so none can report for another).
+ */
+export function buildSecret(session: VDISession, password: string, turnToken: string, presenceToken: string): Desired<V1Secret> {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -139,6 +147,7 @@ export function buildSecret(session: VDISession, password: string, turnToken: st
     data: {
       [SECRET_KEY_PASSWORD]: Buffer.from(password).toString('base64'),
       [SECRET_KEY_TURN_TOKEN]: Buffer.from(turnToken).toString('base64'),
+      [SECRET_KEY_PRESENCE_TOKEN]: Buffer.from(presenceToken).toString('base64'),
     },
   };
 }
@@ -183,7 +192,31 @@ export function buildPvc(
  * the container GPUs the scheduler never allocated to it.
  */
 const PROTECTED_ENV =
-  /^(?:SELKIES_)?(?:ENCODER|ENABLE_BASIC_AUTH|BASIC_AUTH_\w*|TURN_\w*)$|^SELKIES_(?:ENABLE_HTTPS|PORT|ADDR|PUBLIC)$|^CUSTOM_WS_PORT$|^(?:WEBRTC_ENCODER|PASSWD|VDI_TURN_TOKEN|NVIDIA_VISIBLE_DEVICES)$/;
+  /^(?:SELKIES_)?(?:ENCODER|ENABLE_BASIC_AUTH|BASIC_AUTH_\w*|TURN_\w*|RUN_AFTER_CONNECT|RUN_AFTER_DISCONNECT)$|^SELKIES_(?:ENABLE_HTTPS|PORT|ADDR|PUBLIC)$|^CUSTOM_WS_PORT$|^(?:WEBRTC_ENCODER|PASSWD|VDI_TURN_TOKEN|VDI_PRESENCE_\w*|NVIDIA_VISIBLE_DEVICES)$/;
+
+/**
+ * What Selkies' presence hooks run (`run_after_connect` when the first client connects, `run_after_disconnect`
+ * when the last one leaves, also at shutdown): POST `<VDI_PRESENCE_URL>/<state>` with the desktop's clock and the
+ * token from the mounted file. Python, because Selkies is Python and the image may lack curl. Retried with
+ * backoff for about 30 s (Selkies kills a hook after 300 s): a lost "connected" would let a watched desktop be
+ * stopped. Reports carry their time, so a retried old one never overrides a newer one.
+ */
+export function presenceHook(state: 'connected' | 'disconnected'): string {
+  const script = [
+    'import os,sys,time,json,urllib.request as u',
+    'b=json.dumps({"at":time.time()}).encode()',
+    't=open(os.environ["VDI_PRESENCE_AUTH_FILE"]).read().strip()',
+    'r=u.Request(os.environ["VDI_PRESENCE_URL"]+"/"+sys.argv[1],data=b,headers={"Authorization":"Bearer "+t,"Content-Type":"application/json"})',
+    'for i in range(5):',
+    ' try:',
+    '  u.urlopen(r,timeout=10);break',
+    ' except u.HTTPError as e:',
+    '  if e.code<500 and e.code!=429:break',
+    ' except Exception:pass',
+    ' time.sleep(2**i)',
+  ].join('\n');
+  return `python3 -c '${script}' ${state}`;
+}
 
 /**
  * Selkies 2.x names encoders by codec (`selkies --help`): each runs on NVENC or VA-API where the GPU has it and
@@ -230,6 +263,11 @@ function desktopEnv(
       name: 'SELKIES_TURN_REST_URI',
       value: `${config.turnRestBaseUrl.replace(/\/+$/, '')}/${namespace}/${name}/$(VDI_TURN_TOKEN)`,
     },
+    // Presence (src/api/presence.ts): where to report and which file holds the token; neither is secret.
+    { name: 'VDI_PRESENCE_URL', value: `${config.presenceBaseUrl.replace(/\/+$/, '')}/${namespace}/${name}` },
+    { name: 'VDI_PRESENCE_AUTH_FILE', value: PRESENCE_TOKEN_FILE },
+    { name: 'SELKIES_RUN_AFTER_CONNECT', value: literal(presenceHook('connected')) },
+    { name: 'SELKIES_RUN_AFTER_DISCONNECT', value: literal(presenceHook('disconnected')) },
     { name: 'SELKIES_ENABLE_RESIZE', value: 'true' },
     { name: 'NVIDIA_DRIVER_CAPABILITIES', value: 'all' },
     // The desktop images set NVIDIA_VISIBLE_DEVICES=all: where nvidia is the default runtime (the GPU operator's
@@ -311,6 +349,7 @@ export function buildPod(
           resources: { requests: { ...amounts }, limits: { ...amounts } },
           volumeMounts: [
             { name: 'dshm', mountPath: '/dev/shm' },
+            { name: 'presence', mountPath: PRESENCE_TOKEN_DIR, readOnly: true },
             { name: 'home', mountPath: template.spec.persistence?.mountPath ?? '/home/ubuntu' },
           ],
           // TCP, not HTTP: with basic auth on, /health answers 401.
@@ -328,6 +367,12 @@ export function buildPod(
         // Docker's 64 MiB default /dev/shm crashes browsers and GStreamer; memory-backed, it counts against
         // the memory limit.
         { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: quantityText(template.spec.sharedMemorySize ?? '1Gi') } },
+        // The presence token only, as a file the desktop user (group DESKTOP_GID via fsGroup) may read: never in
+        // the environment, which every process of the desktop inherits.
+        {
+          name: 'presence',
+          secret: { secretName, items: [{ key: SECRET_KEY_PRESENCE_TOKEN, path: 'presence-token' }], defaultMode: 0o440 },
+        },
         home,
       ],
     },

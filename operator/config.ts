@@ -19,6 +19,8 @@ export interface ReconcilerConfig {
   authEndpoint: string;
   /** Selkies fetches TURN credentials from `<base>/<namespace>/<session>/<token>`. */
   turnRestBaseUrl: string;
+  /** Desktops report their clients to `<base>/<namespace>/<session>/connected|disconnected` (src/api/presence.ts). */
+  presenceBaseUrl: string;
   storageClassName?: string;
   /** Only set on pods with a GPU: K3s injects the driver only under this runtime class. */
   runtimeClassName: string;
@@ -44,6 +46,7 @@ const DEFAULTS: ReconcilerConfig = {
   traefikEntryPoints: ['websecure'],
   authEndpoint: 'http://vdi-operator.vdi-system.svc:8080/auth/forward',
   turnRestBaseUrl: 'http://vdi-operator.vdi-system.svc:8080/turn',
+  presenceBaseUrl: 'http://vdi-operator.vdi-system.svc:8080/presence',
   runtimeClassName: 'nvidia',
   gpuResourceName: 'nvidia.com/gpu',
   ingressControllerNamespace: 'kube-system',

@@ -73,7 +73,7 @@ function pod(s: VDISession, state: PodState, createdAgo = 60_000): V1Pod {
 
 /** Every child a session has once it is set up, pod aside. */
 function children(s: VDISession): object[] {
-  return [buildSecret(s, 'pw', 'turn'), buildService(s), buildNetworkPolicy(s, config), ...buildRouting(s, config)].map((o) => ({
+  return [buildSecret(s, 'pw', 'turn', 'presence'), buildService(s), buildNetworkPolicy(s, config), ...buildRouting(s, config)].map((o) => ({
     ...o,
     metadata: { ...o.metadata, resourceVersion: '5' },
   }));

@@ -48,6 +48,8 @@ export interface ControllerMetrics {
   reconcile(ok: boolean, seconds: number): void;
   /** An Event was dropped because too many were waiting to be written. */
   eventDropped(): void;
+  /** A desktop was stopped (idle, max age, or suspended by its user), freeing `slices` GPU slices. */
+  desktopStopped?(reason: string, slices: number): void;
 }
 
 export interface SessionControllerOptions {
@@ -314,7 +316,7 @@ export class SessionController {
     const writes: Promise<unknown>[] = finalizer ? [finalizer] : [];
     if (!caches.secrets.get(`${namespace}/${childName(session)}`)) {
       // Random per session, created once; never logged, never in status.
-      writes.push(this.createIfAbsent(buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'))));
+      writes.push(this.createIfAbsent(buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url'))));
     }
     if (effective.persistence.enabled && !caches.pvcs.get(`${namespace}/${pvcName(session.spec.user, session.spec.template)}`)) {
       writes.push(this.createIfAbsent(buildPvc(session, effective, config)));

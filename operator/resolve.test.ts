@@ -46,6 +46,7 @@ describe('resolveSession', () => {
       cpu: '4',
       persistence: { enabled: false, size: '10Gi' },
       timeoutMs: 8 * 3_600_000,
+      idle: { timeoutMs: undefined, warningMs: 5 * 60_000, maxAgeMs: undefined },
       encoder: 'nvh264enc',
     });
   });
@@ -185,5 +186,43 @@ describe('sessionGpuSlices', () => {
   it('counts nothing for a session that cannot have a desktop (no template, or outside the limits)', () => {
     expect(sessionGpuSlices(session(), undefined, config)).toBe(0);
     expect(sessionGpuSlices(session({ resources: { gpu: 1 } }), template({ resources: { maxGPU: 0 } }), config)).toBe(0);
+  });
+});
+
+describe('the idle policy', () => {
+  const idle = (s: VDISession, t: VDITemplate) => resolved(s, t).idle;
+
+  it('stops nobody for idleness when the template says nothing', () => {
+    expect(idle(session(), template())).toEqual({ timeoutMs: undefined, warningMs: 5 * 60_000, maxAgeMs: undefined });
+  });
+
+  it("takes the template's idle timeout, warning and maximum age", () => {
+    const t = template({ idle: { defaultTimeout: '30m', maxTimeout: '2h', warning: '10m', maxAge: '12h' } });
+    expect(idle(session(), t)).toEqual({ timeoutMs: 30 * 60_000, warningMs: 10 * 60_000, maxAgeMs: 12 * 3_600_000 });
+  });
+
+  it('lets a session choose its idle timeout within the template maximum', () => {
+    const t = template({ idle: { defaultTimeout: '30m', maxTimeout: '2h' } });
+    expect(idle(session({ idleTimeout: '1h' }), t).timeoutMs).toBe(3_600_000);
+    const refused = resolveSession(session({ idleTimeout: '3h' }), t, config);
+    expect(refused).toMatchObject({ ok: false, phase: 'Failed', reason: 'ExceedsTemplateLimits', message: expect.stringContaining('idle.maxTimeout 2h') });
+  });
+
+  it('stops at the maximum when the template names only a maximum', () => {
+    expect(idle(session(), template({ idle: { maxTimeout: '1h' } })).timeoutMs).toBe(3_600_000);
+  });
+
+  it('lets a session ask to be stopped when idle even if its template does not', () => {
+    expect(idle(session({ idleTimeout: '15m' }), template()).timeoutMs).toBe(15 * 60_000);
+  });
+
+  it('refuses an idle timeout that is not a duration, and a template whose warning is not one', () => {
+    expect(resolveSession(session({ idleTimeout: 'soon' }), template(), config)).toMatchObject({ ok: false, reason: 'InvalidSpec' });
+    expect(resolveSession(session(), template({ idle: { warning: '0s' } }), config)).toMatchObject({ ok: false, reason: 'InvalidTemplate' });
+  });
+
+  it('is reported by sessionLimits, the one place the API and the reconciler read it from', () => {
+    const limits = sessionLimits(template({ idle: { defaultTimeout: '30m', maxTimeout: '2h' } }), config);
+    expect(limits.idle).toMatchObject({ timeout: { default: '30m', max: '2h' }, warning: '5m', maxAge: undefined });
   });
 });

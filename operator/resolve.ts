@@ -25,8 +25,22 @@ export interface EffectiveSession {
   cpu: string;
   persistence: { enabled: boolean; size: string };
   timeoutMs: number;
+  idle: IdlePolicy;
   encoder: Encoder;
 }
+
+/** When an unwatched desktop is stopped (operator/idle.ts applies it). */
+export interface IdlePolicy {
+  /** Stop after this long without a client; undefined: never for idleness. */
+  timeoutMs: number | undefined;
+  /** Warn this long before a stop. */
+  warningMs: number;
+  /** Stop after this long running, clients or not; undefined: no limit. */
+  maxAgeMs: number | undefined;
+}
+
+/** The warning's lead time when the template names none. */
+export const DEFAULT_IDLE_WARNING = '5m';
 
 export type ResolveFailureReason = 'TemplateNotFound' | 'ExceedsTemplateLimits' | 'InvalidSpec' | 'InvalidTemplate';
 
@@ -53,6 +67,12 @@ export interface SessionLimits {
   cpu: Limit<Quantity>;
   timeout: Limit<string>;
   persistence: { defaultEnabled: boolean; size: Limit<Quantity> };
+  idle: {
+    /** Undefined when the template has no idle timeout: sessions are not stopped for idleness unless they ask. */
+    timeout: Limit<string> | undefined;
+    warning: string;
+    maxAge: string | undefined;
+  };
 }
 
 /**
@@ -63,6 +83,7 @@ export interface SessionLimits {
 export function sessionLimits(template: VDITemplate, config: ReconcilerConfig): SessionLimits {
   const resources = template.spec.resources ?? {};
   const storage = template.spec.persistence ?? {};
+  const idle = template.spec.idle ?? {};
   const source = `VDITemplate "${template.metadata.name ?? ''}"`;
   const limit = <V extends Quantity>(
     templateDefault: V | undefined,
@@ -102,6 +123,20 @@ export function sessionLimits(template: VDITemplate, config: ReconcilerConfig): 
     persistence: {
       defaultEnabled: storage.defaultEnabled ?? false,
       size: limit(storage.defaultSize, 'persistence.defaultSize', FALLBACK.persistenceSize, storage.maxSize, 'persistence.maxSize', positiveQuantity),
+    },
+    idle: {
+      // A template with only a maximum idle timeout stops its sessions at that maximum.
+      timeout:
+        idle.defaultTimeout === undefined && idle.maxTimeout === undefined
+          ? undefined
+          : {
+              default: idle.defaultTimeout ?? idle.maxTimeout!,
+              max: idle.maxTimeout,
+              defaultFrom: `${source} ${idle.defaultTimeout === undefined ? 'idle.maxTimeout' : 'idle.defaultTimeout'}`,
+              maxFrom: idle.maxTimeout === undefined ? undefined : `the ${source} idle.maxTimeout ${idle.maxTimeout}`,
+            },
+      warning: idle.warning ?? DEFAULT_IDLE_WARNING,
+      maxAge: idle.maxAge,
     },
   };
 }
@@ -150,6 +185,7 @@ function effectiveSettings(session: VDISession, template: VDITemplate, config: R
   const memory = choose(limits.memory, requested.memory, 'spec.resources.memory', positiveQuantity, 'a positive quantity such as 8Gi');
   const cpu = choose(limits.cpu, requested.cpu, 'spec.resources.cpu', positiveQuantity, 'a positive quantity such as 4 or 500m');
   const timeout = choose(limits.timeout, session.spec.timeout, 'spec.timeout', positiveDuration, 'a positive duration such as 8h or 1h30m');
+  const idle = idlePolicy(session, limits.idle);
 
   const enabled = session.spec.persistence?.enabled ?? limits.persistence.defaultEnabled;
   const sizeRequest = session.spec.persistence?.size;
@@ -164,9 +200,29 @@ function effectiveSettings(session: VDISession, template: VDITemplate, config: R
     cpu: quantityText(cpu.value),
     persistence: { enabled, size: quantityText(size) },
     timeoutMs: timeout.amount,
+    idle,
     // NVENC needs a GPU; a CPU-only desktop must encode in software whatever the template prefers.
     encoder: gpu.value > 0 ? (template.spec.encoder ?? 'nvh264enc') : 'x264enc',
   };
+}
+
+function idlePolicy(session: VDISession, limits: SessionLimits['idle']): IdlePolicy {
+  const expected = 'a positive duration such as 30m or 1h';
+  const requested = session.spec.idleTimeout;
+  let timeoutMs: number | undefined;
+  if (limits.timeout) timeoutMs = choose(limits.timeout, requested, 'spec.idleTimeout', positiveDuration, expected).amount;
+  else if (requested !== undefined) {
+    // The template stops nobody for idleness; a session may still ask to be stopped (its user's choice).
+    timeoutMs = positiveDuration(requested);
+    if (timeoutMs === undefined) throw new Rejection('InvalidSpec', `spec.idleTimeout "${requested}" is not ${expected}`);
+  }
+  const templateDuration = (value: string | undefined, field: string): number | undefined => {
+    if (value === undefined) return undefined;
+    const ms = positiveDuration(value);
+    if (ms === undefined) throw new Rejection('InvalidTemplate', `the VDITemplate idle.${field} "${value}" is not ${expected}`);
+    return ms;
+  };
+  return { timeoutMs, warningMs: templateDuration(limits.warning, 'warning')!, maxAgeMs: templateDuration(limits.maxAge, 'maxAge') };
 }
 
 /** The session's value, else the limit's default; checked against the limit's maximum. */

@@ -16,6 +16,13 @@ export const LABEL_TEMPLATE = `${GROUP}/template`;
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const MANAGER = 'vdi-operator';
 export const FINALIZER = `${GROUP}/cleanup`;
+/**
+ * Why the reconciler set spec.suspend (`Idle` or `MaxAge`), written in the same patch. Absent when a person
+ * suspended the session; the reconciler removes it when the session resumes.
+ */
+export const ANNOTATION_STOP_REASON = `${GROUP}/stop-reason`;
+/** When the session was last extended (extendVDISession): like a client connecting, it restarts the idle clock. */
+export const ANNOTATION_EXTENDED_AT = `${GROUP}/extended-at`;
 
 export interface ObjectMeta {
   name?: string;
@@ -40,8 +47,8 @@ export interface OwnerReference {
   blockOwnerDeletion?: boolean;
 }
 
-export type SessionPhase = 'Pending' | 'Starting' | 'Running' | 'Terminating' | 'Failed' | 'Expired';
-export const SESSION_PHASES: readonly SessionPhase[] = ['Pending', 'Starting', 'Running', 'Terminating', 'Failed', 'Expired'];
+export type SessionPhase = 'Pending' | 'Starting' | 'Running' | 'Stopped' | 'Terminating' | 'Failed' | 'Expired';
+export const SESSION_PHASES: readonly SessionPhase[] = ['Pending', 'Starting', 'Running', 'Stopped', 'Terminating', 'Failed', 'Expired'];
 
 /** The metav1.Condition shape. */
 export interface Condition {
@@ -74,6 +81,29 @@ export interface VDISessionSpec {
   persistence?: { enabled?: boolean; size?: Quantity };
   /** A duration such as 8h, 90m or 1h30m; absent means the template's default. */
   timeout?: string;
+  /**
+   * How long the desktop may go without a client before it is stopped (within the template's idle.maxTimeout);
+   * absent means the template's idle.defaultTimeout.
+   */
+  idleTimeout?: string;
+  /**
+   * True: the desktop is stopped (no pod, no GPU slice; the home volume stays). The reconciler sets it when the
+   * desktop idles past its timeout; clearing it resumes the session, as with a Kubernetes Job.
+   */
+  suspend?: boolean;
+}
+
+/**
+ * What the desktop itself reported about its clients (Selkies' run_after_connect/run_after_disconnect hooks),
+ * written by the service's presence endpoint only. Absent: the desktop has said nothing in this run (unknown).
+ */
+export interface SessionPresence {
+  /** Whether a client is connected now. */
+  connected: boolean;
+  /** When the desktop last reported a change (its own clock), a client connecting or the last one leaving. */
+  lastActivity: string;
+  /** When the last client left; absent while one is connected. */
+  idleSince?: string;
 }
 
 export interface VDISessionStatus {
@@ -83,8 +113,14 @@ export interface VDISessionStatus {
   podName?: string;
   nodeName?: string;
   url?: string;
+  /** When the desktop of the current run became Running; absent while stopped. */
   startTime?: string;
+  /** When the session's desktop first became Running: its expiry counts from here, across stops and resumes. */
+  firstStartTime?: string;
   expiresAt?: string;
+  /** When the desktop was last stopped (phase Stopped). */
+  stoppedAt?: string;
+  presence?: SessionPresence;
   observedGeneration?: number;
   conditions?: Condition[];
 }
@@ -106,6 +142,18 @@ export interface TemplateResources {
   maxCPU?: Quantity;
 }
 
+/** When an unwatched desktop gives its GPU slice back (see docs/adr/0009-idle-reclaim.md). */
+export interface IdlePolicySpec {
+  /** How long a desktop may go without a client before it is stopped; absent: never for idleness. */
+  defaultTimeout?: string;
+  /** The longest idle timeout a session may ask for (spec.idleTimeout). */
+  maxTimeout?: string;
+  /** How long before a stop the session is warned (the IdleWarning condition); default 5m. */
+  warning?: string;
+  /** The longest a desktop runs in one go, clients or not, before it is stopped (resumable); absent: no limit. */
+  maxAge?: string;
+}
+
 export interface VDITemplateSpec {
   /** Pinned Selkies EGL desktop image, e.g. ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454. */
   image: string;
@@ -121,6 +169,7 @@ export interface VDITemplateSpec {
   sharedMemorySize?: Quantity;
   defaultTimeout?: string;
   maxTimeout?: string;
+  idle?: IdlePolicySpec;
   persistence?: { defaultEnabled?: boolean; defaultSize?: Quantity; maxSize?: Quantity; mountPath?: string };
 }
 

@@ -3,6 +3,9 @@ import { Kind, type OperationDefinitionNode } from 'graphql';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Caches, CacheName } from '../operator/caches.ts';
 import type { ControllerMetrics } from '../operator/controller.ts';
+import type { ReconcilerConfig } from '../operator/config.ts';
+import { idleReclaimFigures } from './api/idle-reclaim.ts';
+import type { PresenceOutcome } from './api/presence.ts';
 import type { RequestCounter } from './kube/client.ts';
 
 export interface Metrics {
@@ -14,8 +17,14 @@ export interface Metrics {
   kubeRequests: RequestCounter;
   /** Provisioning refused to take over a user's Namespace, RoleBinding or ResourceQuota held by another. */
   namespaceTakeoversRefused: Counter<'kind'>;
+  /** Desktops' presence reports by what became of them (src/api/presence.ts). */
+  presenceReports: Counter<'outcome'>;
   watchInformers(caches: Caches, names: CacheName[]): void;
+  /** Gauges of idle desktops and what stopping them gave back, read from the session cache at each scrape. */
+  watchIdle(caches: Pick<Caches, 'sessions' | 'templates'>, config: ReconcilerConfig): void;
 }
+
+const PRESENCE_OUTCOMES: readonly PresenceOutcome[] = ['written', 'unchanged', 'stale', 'stopped', 'refused'];
 
 /**
  * The `operation` label of an operation: its first root field (`createVDISession`, `sessions`, …), which the
@@ -65,17 +74,65 @@ export function createMetrics(): Metrics {
     labelNames: ['kind'] as const,
     registers: [registry],
   });
+  const presenceReports = new Counter({
+    name: 'vdi_presence_reports_total',
+    help: "Desktops' client reports by outcome: written (a real change, one status write), unchanged, stale, stopped, refused (bad token)",
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  for (const outcome of PRESENCE_OUTCOMES) presenceReports.inc({ outcome }, 0);
+  const idleStops = new Counter({
+    name: 'vdi_idle_stops_total',
+    help: 'Desktops the reconciler stopped, by reason (Idle, MaxAge, Suspended)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const slicesReclaimedTotal = new Counter({
+    name: 'vdi_gpu_slices_reclaimed_total',
+    help: 'GPU slices freed by stopping desktops',
+    registers: [registry],
+  });
   return {
     registry,
     operations,
     namespaceTakeoversRefused,
+    presenceReports,
     wsConnections,
     subscriptions,
     reconciler: {
       reconcile: (ok, seconds) => reconciles.observe({ outcome: ok ? 'success' : 'error' }, seconds),
       eventDropped: () => eventsDropped.inc(),
+      desktopStopped: (reason, slices) => {
+        idleStops.inc({ reason });
+        slicesReclaimedTotal.inc(slices);
+      },
     },
     kubeRequests: { count: (verb, _path, code) => kubeRequests.inc({ verb, code: String(code) }) },
+    watchIdle(caches, config) {
+      // One computation per scrape, shared by the gauges below (each collect() runs in the same scrape).
+      let cached: { at: number; figures: ReturnType<typeof idleReclaimFigures> } | undefined;
+      const figures = () => {
+        if (!cached || Date.now() - cached.at > 1000) {
+          cached = { at: Date.now(), figures: idleReclaimFigures(caches.sessions.list(), (name) => caches.templates.get(name), config, new Date()) };
+        }
+        return cached.figures;
+      };
+      new Gauge({ name: 'vdi_sessions_idle', help: 'Running desktops nobody is connected to (or that have not reported)', registers: [registry], collect() { this.set(figures().idleSessions); } });
+      new Gauge({ name: 'vdi_sessions_idle_warned', help: 'Running desktops warned of a coming stop', registers: [registry], collect() { this.set(figures().warnedSessions); } });
+      new Gauge({
+        name: 'vdi_sessions_stopped',
+        help: 'Stopped desktops by reason',
+        labelNames: ['reason'] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const reason of ['Idle', 'MaxAge', 'Suspended']) this.set({ reason }, 0);
+          for (const { reason, count } of figures().stoppedSessions) this.set({ reason }, count);
+        },
+      });
+      new Gauge({ name: 'vdi_gpu_slices_reclaimed', help: 'GPU slices the stopped desktops would otherwise hold', registers: [registry], collect() { this.set(figures().slicesReclaimed); } });
+      new Gauge({ name: 'vdi_gpu_hours_saved', help: 'GPU slice-hours not held by the desktops stopped now, from each stop until now or expiry', registers: [registry], collect() { this.set(figures().gpuHoursSaved); } });
+    },
     watchInformers(caches, names) {
       const label = ['informer'] as const;
       new Gauge({

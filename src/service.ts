@@ -19,6 +19,7 @@ import { dashboardRouter, findDashboardDir } from './dashboard-static.ts';
 import { BrowserSessions } from './api/browser-session.ts';
 import { ForwardAuth, forwardAuthRouter } from './api/forward-auth.ts';
 import { OidcClient, loginRouter } from './api/login.ts';
+import { PresenceReports, presenceRouter } from './api/presence.ts';
 import { turnRouter } from './api/turn.ts';
 import { UserNamespaces } from './api/user-namespaces.ts';
 import { matchRoutesExactly } from './api/routing.ts';
@@ -69,6 +70,7 @@ export function reconcilerConfigFrom(config: Config): ReconcilerConfig {
     traefikEntryPoints: d.entryPoints,
     authEndpoint: `${d.internalUrl}/auth/forward`,
     turnRestBaseUrl: `${d.internalUrl}/turn`,
+    presenceBaseUrl: `${d.internalUrl}/presence`,
     storageClassName: d.storageClassName,
     runtimeClassName: d.runtimeClassName,
     gpuResourceName: d.gpuResourceName,
@@ -99,6 +101,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const wanted: CacheName[] = [...(runApi ? API_CACHES : []), ...(runReconciler ? [...RECONCILER_CACHES, ...routeCaches] : [])];
   const cachesReady = startCaches(caches, wanted);
   metrics.watchInformers(caches, wanted);
+  metrics.watchIdle(caches, reconcilerConfigFrom(config));
 
   let controller: SessionController | undefined;
   let elector: LeaderElector | undefined;
@@ -187,6 +190,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     forwardAuth = new ForwardAuth({ caches, reconcilerConfig, sessions: browserSessions, verifier, authorizer, publicUrl: config.access.publicUrl, log });
     app.use(forwardAuthRouter(forwardAuth, log));
     app.use(turnRouter({ config, caches, log }));
+    app.use(presenceRouter(new PresenceReports({ caches, client, log }), log, (outcome) => metrics.presenceReports.inc({ outcome })));
     app.use(loginRouter({ config, sessions: browserSessions, client: oidcClient, verifier, log }));
     const services = new ApiServices({
       client,

@@ -19,13 +19,13 @@ const template: VDITemplate = {
   metadata: { name: 'ubuntu-desktop' },
   spec: { image: 'ghcr.io/selkies-project/selkies/desktop:latest-ubuntu24.04', displayName: 'Ubuntu', env: [{ name: 'GREETING', value: 'a $(TZ) b' }] },
 };
-const effective: EffectiveSession = { gpu: 0, memory: '4Gi', cpu: '2', persistence: { enabled: false, size: '1Gi' }, timeoutMs: 3_600_000, encoder: 'x264enc' };
+const effective: EffectiveSession = { gpu: 0, memory: '4Gi', cpu: '2', persistence: { enabled: false, size: '1Gi' }, timeoutMs: 3_600_000, idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined }, encoder: 'x264enc' };
 
 /** The pod the reconciler writes, as kwok reports it Running, and a lookup into the session Secret. */
 function runningPod(): { pod: V1Pod; secret: (name: string, key: string) => string | undefined } {
   const pod = buildPod(session, template, effective, config, 'vdi-desk') as V1Pod;
   pod.status = { phase: 'Running', podIP: '10.244.128.7' };
-  const data = buildSecret(session, 'pa$$word', 'turn-token').data!;
+  const data = buildSecret(session, 'pa$$word', 'turn-token', 'presence-token').data!;
   const secret = (name: string, key: string) => (name === 'vdi-desk' && data[key] ? Buffer.from(data[key], 'base64').toString('utf8') : undefined);
   return { pod, secret };
 }

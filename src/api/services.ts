@@ -10,6 +10,8 @@ import type { ReconcilerConfig } from '../../operator/config.ts';
 import { formatDuration, parseDuration } from '../../operator/duration.ts';
 import { resolveSession, sessionGpuSlices } from '../../operator/resolve.ts';
 import {
+  ANNOTATION_EXTENDED_AT,
+  ANNOTATION_STOP_REASON,
   API_VERSION,
   FINALIZER,
   GROUP,
@@ -22,6 +24,7 @@ import {
 } from '../../operator/v1alpha1.ts';
 import { badInput, conflict, forbidden, fromKubeError, notFound, quotaExceeded } from '../errors.ts';
 import { KubeError, isNotFound, type Impersonation, type KubeClient } from '../kube/client.ts';
+import { idleReclaimFigures, type IdleReclaimFigures } from './idle-reclaim.ts';
 import type { SessionEventModel } from './models.ts';
 import { SessionEventHub } from './session-events.ts';
 import { QUOTA_NAME, SESSION_COUNT_RESOURCE, type UserNamespaces } from './user-namespaces.ts';
@@ -35,6 +38,7 @@ export interface CreateSessionInput {
   resources?: { gpu?: number | null; memory?: string | null; cpu?: string | null } | null;
   persistence?: { enabled: boolean; size?: string | null } | null;
   timeout?: string | null;
+  idleTimeout?: string | null;
 }
 
 export interface ListOptions {
@@ -159,6 +163,7 @@ export class ApiServices {
     }
     if (input.persistence) spec.persistence = { enabled: input.persistence.enabled, ...(input.persistence.size != null && { size: input.persistence.size }) };
     if (input.timeout != null) spec.timeout = input.timeout;
+    if (input.idleTimeout != null) spec.idleTimeout = input.idleTimeout;
     const namespace = this.namespaces.namespaceOf(user);
     if (this.caches.sessions.get(`${namespace}/${name}`)) throw conflict(`a session named "${name}" already exists`);
     // Born with the reconciler's finalizer: it need not spend a write (and a round trip before the desktop
@@ -210,7 +215,8 @@ export class ApiServices {
     const template = this.caches.templates.get(current.spec.template);
     const byMs = parseDuration(by ?? template?.spec.defaultTimeout ?? this.reconcilerConfig.defaultSessionTimeout);
     if (!byMs) throw badInput('by must be a duration such as 1h or 30m', 'by');
-    const started = Date.parse(current.status?.startTime ?? current.metadata.creationTimestamp ?? new Date().toISOString());
+    // The timeout counts from the first start, across stops and resumes (operator/status.ts).
+    const started = Date.parse(current.status?.firstStartTime ?? current.status?.startTime ?? current.metadata.creationTimestamp ?? new Date().toISOString());
     const maxMs = template?.spec.maxTimeout ? parseDuration(template.spec.maxTimeout) : undefined;
     let timeoutMs = Math.ceil((Date.now() - started + byMs) / 1000) * 1000;
     if (maxMs !== undefined) {
@@ -221,7 +227,8 @@ export class ApiServices {
     try {
       const patched = await this.client.mergePatch<VDISession>(
         `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}`,
-        { spec: { timeout: formatDuration(timeoutMs) } },
+        // The annotation restarts the idle clock (operator/idle.ts): an extend, like a client, says someone is there.
+        { metadata: { annotations: { [ANNOTATION_EXTENDED_AT]: new Date().toISOString() } }, spec: { timeout: formatDuration(timeoutMs) } },
         impersonate(identity),
       );
       this.caches.sessions.remember(patched);
@@ -229,6 +236,42 @@ export class ApiServices {
     } catch (err) {
       throw fromKubeError(err, `session "${name}"`);
     }
+  }
+
+  /**
+   * Clears spec.suspend (and the reconciler's stop reason), as the user: the reconciler starts the desktop again
+   * with the same home volume. Refused up front when the user's GPU quota cannot hold it any more (another
+   * session took the slice meanwhile), as a create would be. A session that is not stopped is returned as it is.
+   */
+  async resumeSession(identity: Identity, name: string, user: string | null | undefined): Promise<VDISession> {
+    const namespace = this.namespaces.namespaceOf(user ?? identity.name);
+    const current = this.caches.sessions.get(`${namespace}/${name}`);
+    if (!current || !(await this.authorizer.can(identity, { ...sessionsResource(namespace, 'get'), name }))) throw notFound(`session "${name}"`);
+    await this.require(identity, { ...sessionsResource(namespace, 'patch'), name });
+    if (current.metadata.deletionTimestamp) throw conflict(`session "${name}" is being deleted`);
+    if (!current.spec.suspend && current.status?.phase !== 'Stopped') return clean(current);
+    const gpu = sessionGpuSlices(current, this.caches.templates.get(current.spec.template), this.reconcilerConfig);
+    await this.checkGpuQuota(namespace, gpu);
+    try {
+      const patched = await this.client.mergePatch<VDISession>(
+        `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}`,
+        {
+          metadata: { annotations: { [ANNOTATION_STOP_REASON]: null, [ANNOTATION_EXTENDED_AT]: null } },
+          spec: { suspend: null },
+        },
+        impersonate(identity),
+      );
+      this.caches.sessions.remember(patched);
+      return clean(patched);
+    } catch (err) {
+      throw fromKubeError(err, `session "${name}"`);
+    }
+  }
+
+  /** What idle stops give back now, cluster-wide (admins: those who may list every session). */
+  async idleReclaim(identity: Identity): Promise<IdleReclaimFigures> {
+    await this.require(identity, sessionsResource(undefined, 'list'));
+    return idleReclaimFigures(this.caches.sessions.list(), (name) => this.caches.templates.get(name), this.reconcilerConfig, new Date());
   }
 
   /**
@@ -283,7 +326,8 @@ export class ApiServices {
    */
   private gpuSlicesInUse(sessions: VDISession[]): number {
     return sessions
-      .filter((s) => !s.metadata.deletionTimestamp && s.status?.phase !== 'Failed' && s.status?.phase !== 'Expired')
+      // A stopped desktop holds no slice until it resumes (resumeSession checks the quota again then).
+      .filter((s) => !s.metadata.deletionTimestamp && !s.spec.suspend && !['Failed', 'Expired', 'Stopped'].includes(s.status?.phase ?? ''))
       .reduce((n, s) => n + sessionGpuSlices(s, this.caches.templates.get(s.spec.template), this.reconcilerConfig), 0);
   }
 

@@ -3,6 +3,7 @@
 // address the desktop will have, not just what was written into the object.
 import { sessionUrl } from '../../operator/builders.ts';
 import type { ReconcilerConfig } from '../../operator/config.ts';
+import { CONDITION_IDLE_WARNING, idleSchedule } from '../../operator/idle.ts';
 import { quantityText } from '../../operator/quantity.ts';
 import { resolveSession, sessionLimits } from '../../operator/resolve.ts';
 import type { Quantity, VDISession, VDITemplate } from '../../operator/v1alpha1.ts';
@@ -13,6 +14,8 @@ export interface SessionSpecView {
   resources: { gpu: number | null; memory: string | null; cpu: string | null };
   persistence: { enabled: boolean; size: string | null } | null;
   timeout: string | null;
+  idleTimeout: string | null;
+  suspend: boolean;
 }
 
 const text = (value: Quantity | undefined): string | null => (value === undefined ? null : quantityText(value));
@@ -32,6 +35,8 @@ export function sessionSpecView(session: VDISession, template: VDITemplate | und
       resources: { gpu: effective.gpu, memory: effective.memory, cpu: effective.cpu },
       persistence: { enabled: effective.persistence.enabled, size: effective.persistence.size },
       timeout: spec.timeout ?? null,
+      idleTimeout: spec.idleTimeout ?? null,
+      suspend: spec.suspend ?? false,
     };
   }
   return {
@@ -40,6 +45,32 @@ export function sessionSpecView(session: VDISession, template: VDITemplate | und
     resources: { gpu: spec.resources?.gpu ?? null, memory: text(spec.resources?.memory), cpu: text(spec.resources?.cpu) },
     persistence: spec.persistence ? { enabled: spec.persistence.enabled ?? false, size: text(spec.persistence.size) } : null,
     timeout: spec.timeout ?? null,
+    idleTimeout: spec.idleTimeout ?? null,
+    suspend: spec.suspend ?? false,
+  };
+}
+
+export interface SessionPresenceView {
+  connected: boolean | null;
+  lastActivity: string | null;
+  idleSince: string | null;
+  stopAt: string | null;
+  stopReason: string | null;
+  warning: boolean;
+}
+
+/** The desktop's report and the idle schedule the reconciler acts on (operator/idle.ts), at `now`. */
+export function sessionPresenceView(session: VDISession, template: VDITemplate | undefined, config: ReconcilerConfig, now: Date): SessionPresenceView {
+  const presence = session.status?.presence;
+  const resolution = resolveSession(session, template, config);
+  const schedule = resolution.ok ? idleSchedule(session, resolution.effective.idle, now) : undefined;
+  return {
+    connected: presence?.connected ?? null,
+    lastActivity: presence?.lastActivity ?? null,
+    idleSince: schedule?.idleSince?.toISOString() ?? null,
+    stopAt: schedule?.stopAt?.toISOString() ?? null,
+    stopReason: schedule?.reason ?? null,
+    warning: session.status?.conditions?.some((c) => c.type === CONDITION_IDLE_WARNING && c.status === 'True') ?? false,
   };
 }
 

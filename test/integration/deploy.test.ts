@@ -884,7 +884,7 @@ describe('the Helm chart', () => {
         apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession',
         metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' }, spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
       };
-      const effective = { gpu: 0, memory: '1Gi', cpu: '1', persistence: { enabled: true, size: '1Gi' }, timeoutMs: 1, encoder: 'x264enc' as const };
+      const effective = { gpu: 0, memory: '1Gi', cpu: '1', persistence: { enabled: true, size: '1Gi' }, timeoutMs: 1, idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined }, encoder: 'x264enc' as const };
       const pvc = buildPvc(session, effective, reconcilerConfigFrom(loadConfig(env, [])));
       const classes = objects.filter((o) => o.kind === 'StorageClass') as (ChartObject & { reclaimPolicy?: string; provisioner: string })[];
       return { pvcClass: pvc.spec?.storageClassName, classes };

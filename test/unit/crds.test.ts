@@ -13,6 +13,8 @@ import {
   API_VERSION,
   VERSION,
   type Condition,
+  type IdlePolicySpec,
+  type SessionPresence,
   type SessionResources,
   type TemplateResources,
   type VDISessionSpec,
@@ -34,6 +36,8 @@ const SESSION_SPEC = {
   resources: 'optional',
   persistence: 'optional',
   timeout: 'optional',
+  idleTimeout: 'optional',
+  suspend: 'optional',
 } as const satisfies Presence<VDISessionSpec>;
 const SESSION_RESOURCES = { gpu: 'optional', memory: 'optional', cpu: 'optional' } as const satisfies Presence<SessionResources>;
 const SESSION_PERSISTENCE = { enabled: 'optional', size: 'optional' } as const satisfies Presence<
@@ -47,10 +51,14 @@ const SESSION_STATUS = {
   nodeName: 'optional',
   url: 'optional',
   startTime: 'optional',
+  firstStartTime: 'optional',
   expiresAt: 'optional',
+  stoppedAt: 'optional',
+  presence: 'optional',
   observedGeneration: 'optional',
   conditions: 'optional',
 } as const satisfies Presence<VDISessionStatus>;
+const SESSION_PRESENCE = { connected: 'required', lastActivity: 'required', idleSince: 'optional' } as const satisfies Presence<SessionPresence>;
 const CONDITION = {
   type: 'required',
   status: 'required',
@@ -72,8 +80,10 @@ const TEMPLATE_SPEC = {
   sharedMemorySize: 'optional',
   defaultTimeout: 'optional',
   maxTimeout: 'optional',
+  idle: 'optional',
   persistence: 'optional',
 } as const satisfies Presence<VDITemplateSpec>;
+const TEMPLATE_IDLE = { defaultTimeout: 'optional', maxTimeout: 'optional', warning: 'optional', maxAge: 'optional' } as const satisfies Presence<IdlePolicySpec>;
 const TEMPLATE_RESOURCES = {
   defaultGPU: 'optional',
   maxGPU: 'optional',
@@ -306,8 +316,13 @@ const QUANTITY_FIELDS: [string, Schema, string][] = [
 ];
 const DURATION_FIELDS: [string, Schema, string][] = [
   ['VDISession', session.schema, 'spec.timeout'],
+  ['VDISession', session.schema, 'spec.idleTimeout'],
   ['VDITemplate', template.schema, 'spec.defaultTimeout'],
   ['VDITemplate', template.schema, 'spec.maxTimeout'],
+  ['VDITemplate', template.schema, 'spec.idle.defaultTimeout'],
+  ['VDITemplate', template.schema, 'spec.idle.maxTimeout'],
+  ['VDITemplate', template.schema, 'spec.idle.warning'],
+  ['VDITemplate', template.schema, 'spec.idle.maxAge'],
 ];
 
 // ---- Tests -----------------------------------------------------------------------------------------------------------
@@ -392,6 +407,7 @@ describe('the VDISession schema', () => {
     expectShape(schema, 'spec.resources', SESSION_RESOURCES);
     expectShape(schema, 'spec.persistence', SESSION_PERSISTENCE);
     expectShape(schema, 'status', SESSION_STATUS);
+    expectShape(schema, 'status.presence', SESSION_PRESENCE);
     expectShape(schema, 'status.conditions[]', CONDITION);
   });
 
@@ -411,6 +427,11 @@ describe('the VDISession schema', () => {
     expect(violations(condition, valid)).toEqual([]);
     expect(violations(condition, { ...valid, reason: '' })).not.toEqual([]);
     expect(violations(condition, { ...valid, type: 'not a type' })).not.toEqual([]);
+  });
+
+  it('has a boolean spec.suspend, as Kubernetes Jobs do, to stop and resume the desktop', () => {
+    expect(at(schema, 'spec.suspend').type).toBe('boolean');
+    expect(violations(at(schema, 'spec.suspend'), 'yes')).not.toEqual([]);
   });
 
   it('keeps spec.user and spec.template immutable', () => {
@@ -461,6 +482,7 @@ describe('the VDITemplate schema', () => {
     expectShape(schema, 'spec.applications[]', TEMPLATE_APPLICATION);
     expectShape(schema, 'spec.env[]', TEMPLATE_ENV);
     expectShape(schema, 'spec.persistence', TEMPLATE_PERSISTENCE);
+    expectShape(schema, 'spec.idle', TEMPLATE_IDLE);
   });
 
   it('offers exactly the pull policies and encoders of the TS type', () => {
@@ -473,6 +495,11 @@ describe('the VDITemplate schema', () => {
       expect(at(schema, path).type, path).toBe('integer');
       expect([at(schema, path).minimum, at(schema, path).maximum], path).toEqual([0, 1]);
     }
+  });
+
+  it('rejects an idle default timeout above the idle maximum with a CEL rule', () => {
+    const rules = at(schema, 'spec.idle')['x-kubernetes-validations'] ?? [];
+    expect(rules.map((r) => r.rule)).toContain('!has(self.defaultTimeout) || !has(self.maxTimeout) || duration(self.defaultTimeout) <= duration(self.maxTimeout)');
   });
 
   it('rejects a default GPU count above the maximum with a CEL rule', () => {

@@ -46,6 +46,10 @@ const ACTIVITY: Record<string, string> = {
   DesktopExited: 'The desktop stopped',
   Evicted: 'The node evicted the desktop',
   OOMKilled: 'The desktop ran out of memory',
+  // Stopped (the GPU slice given back; the session can be resumed)
+  Idle: 'Stopped because nobody was connected; resume it to continue',
+  MaxAge: 'Stopped after running for its maximum time; resume it to continue',
+  Suspended: 'Stopped; resume it to continue',
   // Expired / Terminating
   Timeout: 'Reached its time limit',
   Deleted: 'Shutting down',
@@ -67,6 +71,9 @@ export function describePhase(status: { phase: SessionPhase; reason?: string | n
       return { label: 'Starting', tone: 'progress', activity: activity || 'Starting the desktop', step: 1, usable: false, ended: false };
     case 'Running':
       return { label: 'Running', tone: 'ok', activity: 'Ready', step: 2, usable: true, ended: false };
+    case 'Stopped':
+      // Not ended: resumeVDISession brings the same session back with the same home.
+      return { label: 'Stopped', tone: 'over', activity: activity || 'Stopped; resume it to continue', usable: false, ended: false };
     case 'Terminating':
       return { label: 'Ending', tone: 'ending', activity: 'Shutting down', usable: false, ended: true };
     case 'Failed':
