@@ -476,7 +476,8 @@ describe('hardening', () => {
   it('re-checks a subscription after a quiet spell, and ends it once the RoleBinding is gone', async () => {
     // Decisions live 1 s here (10 s by default), so the test can wait them out.
     const short = await startApiStack({ VDI_API_DECISION_TTL_SECONDS: '1', VDI_MODE: 'api' }, { issuer: api.issuer });
-    const dave: TestUser = { email: `dave-${suffix}@example.com`, groups: ['vdi-users'] };
+    // A user of this test's own: the quota tests above spend theirs, and this stack provisions with its own quota.
+    const dave: TestUser = { email: `dave-recheck-${suffix}@example.com`, groups: ['vdi-users'] };
     const ns = userNamespace(dave.email);
     const name = `revoked-${suffix}`;
     const sessionPath = `/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions/${name}`;

@@ -599,7 +599,7 @@ describe('the Helm chart', () => {
       // One rule on the host: no PathPrefix narrows it to the API, so every path the service answers is reached,
       // except what only the cluster calls (through the Service): /metrics, forwardAuth, TURN and the probes.
       expect(route.spec.routes).toEqual([
-        { kind: 'Rule', match: `Host(\`${host}\`) && !PathPrefix(\`/metrics\`) && !PathPrefix(\`/auth/\`) && !PathPrefix(\`/turn/\`) && !Path(\`/healthz\`) && !Path(\`/readyz\`)`, services: [{ name: service.metadata.name, port: service.spec.ports[0].port }] },
+        { kind: 'Rule', match: `Host(\`${host}\`) && !PathRegexp(\`(?i)^/(metrics|auth|turn|healthz|readyz)(/|$)\`)`, services: [{ name: service.metadata.name, port: service.spec.ports[0].port }] },
       ]);
       const servicePort = service.spec.ports[0];
       expect(container.ports).toContainEqual(expect.objectContaining({ name: servicePort.targetPort }));

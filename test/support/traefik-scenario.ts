@@ -46,8 +46,8 @@ const DESKTOP_PATH = '/index.html?x=1';
 /** Where the service is reached through the portal's Service: an address `lo` carries, not loopback. */
 const PORTAL_IP = '10.244.2.10';
 /**
- * Internal paths in the spellings Traefik's case-sensitive rule lets through (and the lower-case ones it keeps
- * out), asked through the portal route (issue #20).
+ * Internal paths in several spellings (letter case, a trailing slash), asked through the portal route: the route
+ * refuses each, and the service behind it matches its own routes exactly (issue #20).
  */
 export const INTERNAL_PATH_SPELLINGS = [
   '/metrics',
