@@ -154,7 +154,7 @@ describe('the desktop reports its clients (presence)', () => {
     expect(container.volumeMounts).toContainEqual({ name: 'presence', mountPath: '/var/run/vdi', readOnly: true });
     expect(p.spec!.volumes).toContainEqual({
       name: 'presence',
-      secret: { secretName: 'vdi-desk', items: [{ key: 'presenceToken', path: 'presence-token' }], defaultMode: 0o440 },
+      secret: { secretName: 'vdi-desk', items: [{ key: 'presenceToken', path: 'presence-token' }], defaultMode: 0o440, optional: true },
     });
     expect(env(p).some((e) => e.valueFrom?.secretKeyRef?.key === 'presenceToken')).toBe(false);
   });

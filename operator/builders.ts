@@ -371,7 +371,9 @@ export function buildPod(
         // the environment, which every process of the desktop inherits.
         {
           name: 'presence',
-          secret: { secretName, items: [{ key: SECRET_KEY_PRESENCE_TOKEN, path: 'presence-token' }], defaultMode: 0o440 },
+          // Optional: a Secret made before presence existed lacks the key, and its desktop still starts (reporting
+          // nothing, it counts as unwatched).
+          secret: { secretName, items: [{ key: SECRET_KEY_PRESENCE_TOKEN, path: 'presence-token' }], defaultMode: 0o440, optional: true },
         },
         home,
       ],

@@ -7,7 +7,9 @@ import { buildNetworkPolicy, buildPod, buildRouting, buildSecret, buildService }
 import { defaultReconcilerConfig } from './config.ts';
 import { childName } from './naming.ts';
 import { resolveSession } from './resolve.ts';
+import { KubeError } from '../src/kube/client.ts';
 import {
+  ANNOTATION_STOP_REASON,
   API_VERSION,
   FINALIZER,
   LABEL_MANAGED_BY,
@@ -260,5 +262,92 @@ describe('reconcile', () => {
     term.abort(new Error('lease lost'));
     await expect(fx.controller.reconcile(`${NS}/s`)).rejects.toThrow('lease lost');
     expect(fx.actions()).toEqual([]);
+  });
+});
+
+describe('reconcile: idle desktops', () => {
+  // Stops desktops after 30 minutes without a client, with a 5-minute warning.
+  const idleTemplate: VDITemplate = { ...template, spec: { ...template.spec, idle: { defaultTimeout: '30m', warning: '5m' } } };
+  const MIN = 60_000;
+  const runningFor = (minutes: number, over: Partial<VDISessionStatus> = {}): VDISessionStatus => ({
+    ...running(),
+    startTime: ago(minutes * MIN),
+    expiresAt: new Date(NOW.getTime() + 8 * 3_600_000).toISOString(),
+    ...over,
+  });
+  const idleReconcile = async (objects: object[]) => {
+    fx = await newFixture([idleTemplate, ...objects], { now: NOW });
+    const result = await fx.controller.reconcile(`${NS}/s`);
+    const statuses = fx.client.actions.filter((a) => a.resource === 'vdisessions/status').map((a) => (a.body as { status: VDISessionStatus }).status);
+    return { result, actions: fx.actions(), status: statuses.at(-1), stored: fx.client.store.get(`${NS}/vdisessions/s`) as VDISession | undefined };
+  };
+
+  it('stops a desktop that never reported a client once the idle timeout has passed since it was Running', async () => {
+    const s = session({ status: runningFor(31) });
+    const { actions, status, stored, result } = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
+    expect(actions).toEqual(['patch vdisessions s', 'delete pods vdi-s', 'patch vdisessions/status s']);
+    const suspend = fx!.client.actions.find((a) => a.resource === 'vdisessions')!.body as { metadata: { resourceVersion: string; annotations: Record<string, string> }; spec: { suspend: boolean } };
+    expect(suspend).toEqual({ metadata: { resourceVersion: '10', annotations: { [ANNOTATION_STOP_REASON]: 'Idle' } }, spec: { suspend: true } });
+    expect(stored?.spec.suspend).toBe(true);
+    expect(status).toMatchObject({ phase: 'Stopped', reason: 'Idle', stoppedAt: NOW.toISOString(), startTime: null, podName: null });
+    expect(stored?.status).toMatchObject({ firstStartTime: ago(31 * MIN), url: running().url });
+    expect(result).toEqual({ requeueAfterMs: 8 * 3_600_000 });
+  });
+
+  it('never stops a desktop whose client is connected', async () => {
+    // 55 minutes running, 54 of them with a client: long past the idle timeout, and nothing but the expiry ahead.
+    const s = session({ status: runningFor(55, { presence: { connected: true, lastActivity: ago(54 * MIN) } }) });
+    const { actions, result } = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
+    expect(actions.filter((a) => a !== 'patch vdisessions/status s')).toEqual([]);
+    expect(result).toEqual({ requeueAfterMs: 5 * MIN });
+  });
+
+  it('warns in the last minutes before the stop, and comes back at the stop', async () => {
+    const s = session({ status: runningFor(27) });
+    const { actions, status, result } = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
+    expect(actions).toEqual(['patch vdisessions/status s']);
+    expect(status?.conditions?.find((c) => c.type === 'IdleWarning')).toMatchObject({ status: 'True', reason: 'IdleTimeout' });
+    expect(status?.conditions?.find((c) => c.type === 'ClientConnected')).toMatchObject({ status: 'Unknown' });
+    expect(result).toEqual({ requeueAfterMs: 3 * MIN });
+  });
+
+  it('comes back at the warning time, and writes nothing before it once conditions are in place', async () => {
+    const s = session({ status: runningFor(10) });
+    const first = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
+    expect(first.result).toEqual({ requeueAfterMs: 15 * MIN });
+    await fx!.stop();
+    const settled = session({ status: first.stored!.status });
+    expect((await idleReconcile([settled, ...children(settled), pod(settled, 'ready')])).actions).toEqual([]);
+  });
+
+  it('does not stop when the session changed since it was read (a client connected): the suspend is conditional', async () => {
+    const s = session({ status: runningFor(31) });
+    fx = await newFixture([idleTemplate, s, ...children(s), pod(s, 'ready')], { now: NOW });
+    fx.client.react = (a) => {
+      if (a.resource === 'vdisessions' && a.verb === 'patch') throw new KubeError(409, 'Conflict', 'the object has been modified');
+      return undefined;
+    };
+    expect(await fx.controller.reconcile(`${NS}/s`)).toEqual({});
+    expect(fx.actions()).toEqual(['patch vdisessions s']);
+  });
+
+  it('stops a session its user suspended, with reason Suspended, and keeps it stopped', async () => {
+    const s = session({ spec: { suspend: true }, status: runningFor(5) });
+    const { actions, status } = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
+    expect(actions).toEqual(['delete pods vdi-s', 'patch vdisessions/status s']);
+    expect(status).toMatchObject({ phase: 'Stopped', reason: 'Suspended' });
+  });
+
+  it('resumes a stopped session whose suspend was cleared: a new pod with the same home, the expiry from the first start', async () => {
+    const first = ago(40 * MIN);
+    const s = session({
+      metadata: { annotations: { [ANNOTATION_STOP_REASON]: 'Idle' } },
+      status: { phase: 'Stopped', reason: 'Idle', url: running().url, firstStartTime: first, expiresAt: new Date(Date.parse(first) + 3_600_000).toISOString(), stoppedAt: ago(60 * MIN), observedGeneration: 1 },
+    });
+    const { actions, stored } = await idleReconcile([s, ...children(s)]);
+    expect(actions).toEqual(['patch vdisessions s', 'create pods vdi-s', 'patch vdisessions/status s']);
+    expect(stored?.metadata.annotations?.[ANNOTATION_STOP_REASON]).toBeUndefined();
+    expect(stored?.status).toMatchObject({ phase: 'Pending', firstStartTime: first });
+    expect(stored?.status?.stoppedAt).toBeUndefined();
   });
 });

@@ -20,11 +20,13 @@ import {
   mergeConditions,
   sessionStatus,
   statusEqual,
+  stoppedStatus,
   terminatingStatus,
   unresolvedStatus,
   type DesiredStatus,
 } from './status.ts';
 import {
+  ANNOTATION_STOP_REASON,
   API_VERSION,
   FINALIZER,
   LABEL_SESSION,
@@ -274,16 +276,67 @@ export class SessionController {
       await this.deleteSession(session);
       return {};
     }
+    if (session.spec.suspend) return await this.stopDesktop(session, resolution.effective, finalizer, now);
+    if (session.status?.phase === 'Stopped') await this.forgetStopReason(session);
 
     const pod = await this.applyChildren(session, template!, resolution.effective, finalizer);
-    const desired = sessionStatus({ session, pod, routed: this.routeObserved(session), timeoutMs: resolution.effective.timeoutMs, now, config: this.o.config });
+    const { effective } = resolution;
+    const desired = sessionStatus({ session, pod, routed: this.routeObserved(session), timeoutMs: effective.timeoutMs, idle: effective.idle, now, config: this.o.config });
     const wait = firstStatusWait(session, pod, desired, now);
     if (wait !== undefined) return { requeueAfterMs: wait };
+    const verdict = desired.idle?.verdict;
+    if (verdict?.action === 'stop') return await this.suspendForIdle(session, verdict.reason, effective, now);
     await this.writeStatus(session, desired);
     if (desired.status.phase === 'Failed') await this.deletePod(namespace, childName(session));
-    // Back at the expiry, to end the session then.
-    const { expiresAt } = desired.status;
-    return expiresAt ? { requeueAfterMs: Math.max(0, Date.parse(expiresAt) - now.getTime()) } : {};
+    // Back at the expiry, to end the session then, or earlier for an idle warning or stop.
+    return requeueAt(now, desired.status.expiresAt, desired.idle?.recheckAt);
+  }
+
+  /**
+   * The idle deadline passed: spec.suspend is set (with the reason), conditional on the version the decision was
+   * made from, so a client that connected meanwhile (a status write) wins and nothing stops. The stop itself
+   * follows at once, as for any suspended session.
+   */
+  private async suspendForIdle(session: VDISession, reason: 'Idle' | 'MaxAge', effective: EffectiveSession, now: Date): Promise<ReconcileResult> {
+    const { namespace, name, resourceVersion } = session.metadata as { namespace: string; name: string; resourceVersion?: string };
+    let updated: VDISession;
+    try {
+      updated = await this.write('suspend', (client) =>
+        client.mergePatch<VDISession>(sessionPath(namespace, name), {
+          metadata: { resourceVersion, annotations: { [ANNOTATION_STOP_REASON]: reason } },
+          spec: { suspend: true },
+        }),
+      );
+    } catch (err) {
+      // The session changed since it was read: its watch event brings it back to be judged again.
+      if (isConflict(err)) return {};
+      throw err;
+    }
+    this.o.caches.sessions.remember(updated);
+    this.o.log.info({ session: `${namespace}/${name}`, reason }, 'stopping an idle desktop');
+    return await this.stopDesktop(updated, effective, undefined, now);
+  }
+
+  /** A suspended session: its pod goes (the GPU slice with it), the rest stays; back at the expiry to end it. */
+  private async stopDesktop(session: VDISession, effective: EffectiveSession, finalizer: Promise<void> | undefined, now: Date): Promise<ReconcileResult> {
+    await finalizer;
+    const { namespace } = session.metadata as { namespace: string };
+    const hadPod = this.o.caches.pods.get(`${namespace}/${childName(session)}`);
+    await this.deletePod(namespace, childName(session));
+    const desired = stoppedStatus(session, now);
+    if (session.status?.phase !== 'Stopped' && hadPod) this.o.metrics?.desktopStopped?.(desired.status.reason!, effective.gpu);
+    await this.writeStatus(session, desired);
+    return requeueAt(now, desired.status.expiresAt, undefined);
+  }
+
+  /** A session resumed with kubectl keeps the reconciler's stop reason; it no longer applies (resumeVDISession clears it itself). */
+  private async forgetStopReason(session: VDISession): Promise<void> {
+    if (!session.metadata.annotations?.[ANNOTATION_STOP_REASON]) return;
+    const { namespace, name } = session.metadata as { namespace: string; name: string };
+    const updated = await this.write('annotation', (client) =>
+      client.mergePatch<VDISession>(sessionPath(namespace, name), { metadata: { annotations: { [ANNOTATION_STOP_REASON]: null } } }),
+    );
+    this.o.caches.sessions.remember(updated);
   }
 
   /** The finalizer's write, when the session lacks it; the cache learns the result at once. */
@@ -530,8 +583,13 @@ export class SessionController {
     if (statusEqual(prev, status)) return;
     const { namespace, name } = session.metadata as { namespace: string; name: string };
     // Fields absent from the new status are removed (null in a merge patch), so a stale reason never lingers.
+    // status.presence is the presence endpoint's: written only when the reconciler means to change it (a stop
+    // clears it), never copied back from a cache that may not have seen the endpoint's latest write.
     const patch: Record<string, unknown> = {};
-    for (const k of new Set([...Object.keys(prev), ...Object.keys(status)])) patch[k] = (status as Record<string, unknown>)[k] ?? null;
+    for (const k of new Set([...Object.keys(prev), ...Object.keys(status)])) {
+      if (k === 'presence' && statusEqual({ presence: prev.presence }, { presence: status.presence })) continue;
+      patch[k] = (status as Record<string, unknown>)[k] ?? null;
+    }
     const updated = await this.write('status', (client) => client.mergePatch<VDISession>(`${sessionPath(namespace, name)}/status`, { status: patch }));
     this.o.caches.sessions.remember(updated);
     if (prev.phase !== status.phase) {
@@ -582,6 +640,12 @@ export class SessionController {
 }
 
 const NEVER = new AbortController().signal;
+
+/** Back at the earliest of the times given (the expiry, an idle warning or stop), or not at all. */
+function requeueAt(now: Date, expiresAt: string | undefined, recheckAt: Date | undefined): ReconcileResult {
+  const times = [expiresAt ? Date.parse(expiresAt) : undefined, recheckAt?.getTime()].filter((t): t is number => t !== undefined && !Number.isNaN(t));
+  return times.length ? { requeueAfterMs: Math.max(0, Math.min(...times) - now.getTime()) } : {};
+}
 
 function ignoreNotFound(err: unknown): undefined {
   if (!isNotFound(err)) throw err;

@@ -4,14 +4,22 @@
 import type { V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import { sessionUrl } from './builders.ts';
 import type { ReconcilerConfig } from './config.ts';
-import type { Resolution } from './resolve.ts';
-import type { Condition, SessionPhase, VDISession, VDISessionStatus } from './v1alpha1.ts';
+import {
+  clientConnectedCondition,
+  idleVerdict,
+  idleWarningCondition,
+  type IdleVerdict,
+} from './idle.ts';
+import type { IdlePolicy, Resolution } from './resolve.ts';
+import { ANNOTATION_STOP_REASON, type Condition, type SessionPhase, type VDISession, type VDISessionStatus } from './v1alpha1.ts';
 
 /** A status to write, before observedGeneration and the merge of conditions (see mergeConditions). */
 export interface DesiredStatus {
   status: VDISessionStatus;
   /** Conditions stamped with `now`. */
   conditions: Condition[];
+  /** For a Running desktop: what to do about idleness now, and when to look again (operator/idle.ts). */
+  idle?: { verdict: IdleVerdict; recheckAt: Date | undefined };
 }
 
 export interface ObservedSession {
@@ -22,6 +30,8 @@ export interface ObservedSession {
   routed: boolean;
   /** The session's effective timeout (resolveSession). */
   timeoutMs: number;
+  /** The session's effective idle policy (resolveSession); none: idleness is not judged. */
+  idle?: IdlePolicy;
   now: Date;
   config: ReconcilerConfig;
 }
@@ -42,9 +52,81 @@ export function sessionStatus(o: ObservedSession): DesiredStatus {
   if (status.phase === 'Running' || previous.startTime) {
     status.startTime = previous.startTime ?? now.toISOString();
     status.url = sessionUrl(session, o.config);
-    status.expiresAt = expiresAt(status.startTime, o.timeoutMs);
   }
-  return { status, conditions: fromPod.conditions };
+  // The timeout counts from the first start: a stop and a resume neither end nor extend the session.
+  const firstStart = previous.firstStartTime ?? status.startTime;
+  if (firstStart) {
+    // Written only once it differs from startTime (after a stop), so running sessions need no new write.
+    if (previous.firstStartTime) status.firstStartTime = previous.firstStartTime;
+    status.url = sessionUrl(session, o.config);
+    status.expiresAt = expiresAt(firstStart, o.timeoutMs);
+  }
+  // The desktop's own reports (the presence endpoint writes them); the reconciler only reads them.
+  if (previous.presence) status.presence = previous.presence;
+  // Idleness is judged only where a policy can stop the desktop; the presence endpoint keeps ClientConnected anyway.
+  const judged = o.idle && (o.idle.timeoutMs !== undefined || o.idle.maxAgeMs !== undefined);
+  if (status.phase !== 'Running' || !o.idle || !judged) return { status, conditions: fromPod.conditions };
+  const idle = idleVerdict({ ...session, status }, o.idle, now);
+  return {
+    status,
+    conditions: [
+      ...fromPod.conditions,
+      clientConnectedCondition(session, status.presence, now),
+      idleWarningCondition(session, idle.verdict, now),
+    ],
+    idle,
+  };
+}
+
+export type StopReason = 'Idle' | 'MaxAge' | 'Suspended';
+
+/** Why a suspended session is stopped: the reason the reconciler wrote with spec.suspend, else its user's choice. */
+export function stopReason(session: VDISession): StopReason {
+  const written = session.metadata.annotations?.[ANNOTATION_STOP_REASON];
+  return written === 'Idle' || written === 'MaxAge' ? written : 'Suspended';
+}
+
+const STOP_MESSAGES: Record<StopReason, string> = {
+  Idle: 'nobody was connected for the idle timeout: the desktop was stopped and its GPU slice freed; the home volume is kept, resume to continue',
+  MaxAge: 'the desktop ran for its maximum age: it was stopped and its GPU slice freed; the home volume is kept, resume to continue',
+  Suspended: 'the desktop is stopped (spec.suspend); the home volume is kept, resume to continue',
+};
+
+/**
+ * A stopped desktop: no pod, no presence (the next run reports afresh), its URL and expiry kept (a stopped session
+ * still ends at its timeout), and the time it stopped (what the GPU-hours saved count from).
+ */
+export function stoppedStatus(session: VDISession, now: Date): DesiredStatus {
+  const previous = session.status ?? {};
+  const reason = previous.phase === 'Stopped' && previous.reason ? (previous.reason as StopReason) : stopReason(session);
+  const generation = session.metadata.generation;
+  const at = now.toISOString();
+  const condition = (type: string, status: Condition['status'], why: string, message: string): Condition => ({
+    type,
+    status,
+    reason: why,
+    message,
+    lastTransitionTime: at,
+    ...(generation !== undefined && { observedGeneration: generation }),
+  });
+  const status: VDISessionStatus = {
+    phase: 'Stopped',
+    reason,
+    message: STOP_MESSAGES[reason],
+    ...(previous.url && { url: previous.url }),
+    ...((previous.firstStartTime ?? previous.startTime) && { firstStartTime: previous.firstStartTime ?? previous.startTime }),
+    ...(previous.expiresAt && { expiresAt: previous.expiresAt }),
+    stoppedAt: previous.phase === 'Stopped' && previous.stoppedAt ? previous.stoppedAt : at,
+  };
+  return {
+    status,
+    conditions: [
+      condition('Scheduled', 'False', 'Stopped', 'the desktop is stopped'),
+      condition('Ready', 'False', 'Stopped', 'the desktop is stopped'),
+      clientConnectedCondition(session, undefined, now),
+      idleWarningCondition(session, { action: 'none' }, now),
+    ],
+  };
 }
 
 /** True once the session's expiry has passed. */

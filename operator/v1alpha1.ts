@@ -115,7 +115,7 @@ export interface VDISessionStatus {
   url?: string;
   /** When the desktop of the current run became Running; absent while stopped. */
   startTime?: string;
-  /** When the session's desktop first became Running: its expiry counts from here, across stops and resumes. */
+  /** When the desktop first became Running, once that differs from startTime (after a stop); absent: startTime. The expiry counts from here. */
   firstStartTime?: string;
   expiresAt?: string;
   /** When the desktop was last stopped (phase Stopped). */
