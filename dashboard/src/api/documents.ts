@@ -11,6 +11,7 @@ export const SessionFields = graphql(`
     spec {
       template
       timeout
+      suspend
       resources { gpu memory cpu }
       persistence { enabled size }
     }
@@ -22,6 +23,8 @@ export const SessionFields = graphql(`
       url
       startTime
       expiresAt
+      stoppedAt
+      presence { connected idleSince stopAt stopReason warning }
       conditions { type status reason message lastTransitionTime }
     }
     template {
@@ -104,5 +107,23 @@ export const TerminateSessionMutation = graphql(`
 export const ExtendSessionMutation = graphql(`
   mutation ExtendSession($name: String!, $user: String) {
     extendVDISession(name: $name, user: $user) { ...SessionFields }
+  }
+`);
+
+export const ResumeSessionMutation = graphql(`
+  mutation ResumeSession($name: String!, $user: String) {
+    resumeVDISession(name: $name, user: $user) { ...SessionFields }
+  }
+`);
+
+export const IdleReclaimQuery = graphql(`
+  query IdleReclaim {
+    idleReclaim {
+      idleSessions
+      warnedSessions
+      stoppedSessions { reason count }
+      slicesReclaimed
+      gpuHoursSaved
+    }
   }
 `);

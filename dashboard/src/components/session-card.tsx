@@ -2,7 +2,7 @@
 // time left with Extend, and Terminate behind a confirmation.
 import { useEffect, useId, useRef, useState } from 'react';
 import { useMutation } from 'urql';
-import { ExtendSessionMutation, TerminateSessionMutation } from '../api/documents.ts';
+import { ExtendSessionMutation, ResumeSessionMutation, TerminateSessionMutation } from '../api/documents.ts';
 import type { Session } from '../api/live-sessions.ts';
 import { describeError, type ErrorView } from '../lib/errors.ts';
 import { describePhase } from '../lib/phase.ts';
@@ -19,6 +19,20 @@ export function atMaximum(session: Session): boolean {
   return max !== undefined && current !== undefined && current >= max;
 }
 
+/**
+ * The banner of a desktop about to be stopped for idleness (its IdleWarning), in words and minutes; undefined
+ * when no stop is coming.
+ */
+export function idleWarningText(session: Session, now: number): string | undefined {
+  const { presence } = session.status;
+  if (!presence.warning || !presence.stopAt) return undefined;
+  const minutes = Math.max(0, Math.ceil((Date.parse(presence.stopAt) - now) / 60_000));
+  const when = minutes <= 1 ? 'within a minute' : `in ${minutes} minutes`;
+  return presence.stopReason === 'MaxAge'
+    ? `This desktop reaches its maximum running time and stops ${when} to free its GPU slice. Your home volume is kept; you can resume it.`
+    : `Nobody is connected to this desktop: it stops ${when} to free its GPU slice. Open it or extend it to keep it running; your home volume is kept either way.`;
+}
+
 export function SessionCard({ session, highlight }: { session: Session; highlight?: boolean }) {
   const { status, spec } = session;
   const view = describePhase(status);
@@ -29,6 +43,8 @@ export function SessionCard({ session, highlight }: { session: Session; highligh
   const [notice, setNotice] = useState<string>();
   const [extendState, extend] = useMutation(ExtendSessionMutation);
   const [terminateState, terminate] = useMutation(TerminateSessionMutation);
+  const [resumeState, resume] = useMutation(ResumeSessionMutation);
+  const stopped = status.phase === 'Stopped';
   const firstLeft = timeLeft(status.expiresAt, Date.now());
   const now = useNow(tickInterval(firstLeft));
   const left = timeLeft(status.expiresAt, now);
@@ -56,6 +72,13 @@ export function SessionCard({ session, highlight }: { session: Session; highligh
       setNotice(timeout ? `Extended: the time limit is now ${formatDuration(timeout)} from the start.` : 'Extended.');
     }
   };
+  const onResume = async () => {
+    setError(undefined);
+    setNotice(undefined);
+    const result = await resume({ name: session.name });
+    if (result.error) setError(describeError(result.error));
+  };
+  const warning = idleWarningText(session, now);
   const onTerminate = async () => {
     setError(undefined);
     const result = await terminate({ name: session.name });
@@ -82,6 +105,11 @@ export function SessionCard({ session, highlight }: { session: Session; highligh
         {status.phase !== 'Running' && <p className="activity">{view.activity}</p>}
         {status.message && !view.usable && <p className="message muted">{status.message}</p>}
       </div>
+      {warning && (
+        <p className="notice warning" role="alert" data-testid="idle-warning">
+          {warning}
+        </p>
+      )}
       {view.usable && status.url && (
         <p className="open">
           <a className="button primary" href={status.url} target="_blank" rel="noopener noreferrer">
@@ -143,7 +171,12 @@ export function SessionCard({ session, highlight }: { session: Session; highligh
       {error && <ErrorMessage error={error} />}
       {status.phase !== 'Terminating' && (
         <div className="actions">
-          {!view.ended && (
+          {stopped && (
+            <button type="button" className="button primary" onClick={onResume} disabled={resumeState.fetching}>
+              {resumeState.fetching ? 'Resuming…' : 'Resume'}
+            </button>
+          )}
+          {!view.ended && !stopped && (
             <button
               type="button"
               className="button"

@@ -1,7 +1,7 @@
 // Every user's desktops (admins only), live, with the owner, node and age, and an End for each.
-import { useState } from 'react';
-import { useMutation } from 'urql';
-import { TerminateSessionMutation } from '../api/documents.ts';
+import { useEffect, useState } from 'react';
+import { useMutation, useQuery } from 'urql';
+import { IdleReclaimQuery, TerminateSessionMutation } from '../api/documents.ts';
 import { useLiveSessions, type Session } from '../api/live-sessions.ts';
 import { ConfirmDialog } from '../components/confirm-dialog.tsx';
 import { ErrorMessage } from '../components/error-message.tsx';
@@ -18,6 +18,12 @@ export function AdminPage() {
   const [ending, setEnding] = useState<Session>();
   const [failure, setFailure] = useState<ErrorView>();
   const [state, terminate] = useMutation(TerminateSessionMutation);
+  const [reclaim, refetchReclaim] = useQuery({ query: IdleReclaimQuery, requestPolicy: 'network-only' });
+  // The figures follow the sessions: every change the subscription brings asks for them again.
+  useEffect(() => {
+    if (loaded) refetchReclaim({ requestPolicy: 'network-only' });
+  }, [sessions, loaded, refetchReclaim]);
+  const figures = reclaim.data?.idleReclaim;
 
   const end = async () => {
     if (!ending) return;
@@ -33,6 +39,37 @@ export function AdminPage() {
         <h1 tabIndex={-1}>All desktops</h1>
         <p className="summary">Every user’s desktops, as they change.</p>
       </div>
+      {figures && (
+        <section aria-labelledby="idle-reclaim-title" className="card idle-reclaim">
+          <h2 id="idle-reclaim-title">Idle desktops</h2>
+          <dl className="facts" data-testid="idle-reclaim">
+            <div>
+              <dt>Idle now</dt>
+              <dd>{figures.idleSessions}</dd>
+            </div>
+            <div>
+              <dt>Warned</dt>
+              <dd>{figures.warnedSessions}</dd>
+            </div>
+            <div>
+              <dt>Stopped</dt>
+              <dd>
+                {figures.stoppedSessions.length === 0
+                  ? 0
+                  : figures.stoppedSessions.map((s) => `${s.count} ${s.reason === 'Idle' ? 'idle' : s.reason === 'MaxAge' ? 'at maximum age' : 'by their users'}`).join(', ')}
+              </dd>
+            </div>
+            <div>
+              <dt>GPU slices reclaimed</dt>
+              <dd>{figures.slicesReclaimed}</dd>
+            </div>
+            <div>
+              <dt>GPU-hours saved</dt>
+              <dd>{figures.gpuHoursSaved.toFixed(1)}</dd>
+            </div>
+          </dl>
+        </section>
+      )}
       {error && <ErrorMessage error={describeError(error)} />}
       {failure && <ErrorMessage error={failure} />}
       {!loaded && !error && <p className="muted">Loading…</p>}
