@@ -2,7 +2,7 @@
 // anything, so for every Running desktop pod this runs a real desktop (Xvfb, openbox, xterm and Selkies 2.x)
 // started from the pod spec the reconciler wrote, listening on the pod's IP and container port, and stops it when
 // the pod goes or stops running. See docs/adr/0007-local-desktops.md.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
@@ -10,7 +10,7 @@ import { Informer, objectKey } from '../../operator/informer.ts';
 import { LABEL_MANAGED_BY, MANAGER } from '../../operator/v1alpha1.ts';
 import { isNotFound, type KubeClient } from '../../src/kube/client.ts';
 import { DesktopProcesses } from './desktop-processes.ts';
-import { desktopLaunch, PodContractError, selkiesInvocation } from './pod-desktop.ts';
+import { desktopLaunch, PodContractError, relocateMounts, selkiesInvocation } from './pod-desktop.ts';
 
 /** What the builder puts on every desktop pod (operator/builders.ts, commonLabels('desktop')). */
 export const DESKTOP_POD_SELECTOR = `app.kubernetes.io/component=desktop,${LABEL_MANAGED_BY}=${MANAGER}`;
@@ -78,6 +78,7 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
     const namespace = pod.metadata!.namespace!;
     const names = new Set<string>();
     for (const c of pod.spec?.containers ?? []) for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef?.name) names.add(e.valueFrom.secretKeyRef.name);
+    for (const v of pod.spec?.volumes ?? []) if (v.secret?.secretName) names.add(v.secret.secretName);
     const secrets = new Map<string, V1Secret>();
     for (const name of names) {
       try {
@@ -116,7 +117,13 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
     }
     failures.delete(key);
     const dir = await mkdtemp(path.join(root, `${pod.metadata!.name!.slice(0, 40)}-`));
-    const processes = await DesktopProcesses.start({ selkies: o.selkies, dir, ...invocation, address: launch.address, port: launch.port });
+    // The pod's secret volumes (the presence token) as files of this desktop's own.
+    const mounted = relocateMounts(invocation.env, launch.mounts, path.join(dir, 'mounts'));
+    for (const file of mounted.files) {
+      await mkdir(path.dirname(file.path), { recursive: true, mode: 0o700 });
+      await writeFile(file.path, file.content, { mode: 0o600 });
+    }
+    const processes = await DesktopProcesses.start({ selkies: o.selkies, dir, ...invocation, env: mounted.env, address: launch.address, port: launch.port });
     entry.processes = processes;
     entry.desktop = {
       pod: key,

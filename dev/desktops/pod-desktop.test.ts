@@ -4,7 +4,7 @@ import { buildPod, buildSecret } from '../../operator/builders.ts';
 import { defaultReconcilerConfig } from '../../operator/config.ts';
 import type { EffectiveSession } from '../../operator/resolve.ts';
 import type { VDISession, VDITemplate } from '../../operator/v1alpha1.ts';
-import { desktopLaunch, expandReferences, PodContractError, selkiesInvocation } from './pod-desktop.ts';
+import { desktopLaunch, expandReferences, PodContractError, relocateMounts, selkiesInvocation } from './pod-desktop.ts';
 
 const config = defaultReconcilerConfig({ domain: 'vdi.localhost', turnRestBaseUrl: 'http://127.0.0.1:8080/turn' });
 const session: VDISession = {
@@ -50,6 +50,16 @@ describe('desktopLaunch of the pod the reconciler writes', () => {
     expect([launch.address, launch.port]).toEqual(['10.244.128.7', 8080]);
     // As the desktop image's entry point starts it, with the pod IP for "every interface".
     expect(selkiesInvocation(launch).args).toEqual(['--addr=10.244.128.7', '--port=8080']);
+  });
+
+  it('projects the presence token volume, and relocates it (and the env naming it) under a local root', () => {
+    const { pod, secret } = runningPod();
+    const launch = desktopLaunch(pod, secret);
+    expect(launch.mounts).toEqual([{ mountPath: '/var/run/vdi', files: { 'presence-token': 'presence-token' } }]);
+    const { env, files } = relocateMounts(launch.env, launch.mounts, '/tmp/d/mounts');
+    expect(files).toEqual([{ path: '/tmp/d/mounts/var/run/vdi/presence-token', content: 'presence-token' }]);
+    expect(env.VDI_PRESENCE_AUTH_FILE).toBe('/tmp/d/mounts/var/run/vdi/presence-token');
+    expect(env.SELKIES_BASIC_AUTH_USER).toBe('alice@example.com');
   });
 
   it('refuses a pod whose Secret lacks the password (the kubelet would not start the container)', () => {

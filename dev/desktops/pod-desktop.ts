@@ -16,6 +16,8 @@ export interface DesktopLaunch {
   address: string;
   /** The container port the Service and the route name (`http`). */
   port: number;
+  /** Secret volumes the container mounts, as the kubelet would project them: file contents by path under the mount. */
+  mounts: { mountPath: string; files: Record<string, string> }[];
 }
 
 /** Why a pod cannot run as a local desktop; the message names the field. */
@@ -61,7 +63,42 @@ export function desktopLaunch(pod: V1Pod, secret: SecretLookup): DesktopLaunch {
   if (!port) throw new PodContractError(`container ${container.name} declares no port`);
   const env = resolveEnv(container, secret);
   const args = (container.args ?? []).map((arg) => expandReferences(arg, env));
-  return { env, args, address, port };
+  return { env, args, address, port, mounts: secretMounts(pod, container, secret) };
+}
+
+function secretMounts(pod: V1Pod, container: V1Container, secret: SecretLookup): DesktopLaunch['mounts'] {
+  const mounts: DesktopLaunch['mounts'] = [];
+  for (const mount of container.volumeMounts ?? []) {
+    const source = pod.spec?.volumes?.find((v) => v.name === mount.name)?.secret;
+    if (!source?.secretName) continue;
+    const files: Record<string, string> = {};
+    for (const item of source.items ?? []) {
+      const value = secret(source.secretName, item.key);
+      if (value !== undefined) files[item.path] = value;
+      else if (!source.optional) throw new PodContractError(`volume ${mount.name}: Secret ${source.secretName} has no key ${item.key}`);
+    }
+    mounts.push({ mountPath: mount.mountPath, files });
+  }
+  return mounts;
+}
+
+/**
+ * A local desktop has no mount namespace: its secret volumes become files under `root` (root + mount path), and
+ * environment values that name a path under a mount point there instead.
+ */
+export function relocateMounts(
+  env: Record<string, string>,
+  mounts: DesktopLaunch['mounts'],
+  root: string,
+): { env: Record<string, string>; files: { path: string; content: string }[] } {
+  const files = mounts.flatMap((m) => Object.entries(m.files).map(([name, content]) => ({ path: `${root}${m.mountPath}/${name}`, content })));
+  const relocated = Object.fromEntries(
+    Object.entries(env).map(([name, value]) => {
+      const mount = mounts.find((m) => value === m.mountPath || value.startsWith(`${m.mountPath}/`));
+      return [name, mount ? `${root}${value}` : value];
+    }),
+  );
+  return { env: relocated, files };
 }
 
 /** The port the desktop image's entry point gives Selkies unless SELKIES_PORT says otherwise. */
