@@ -22,7 +22,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { userNamespace } from '../../auth/namespace.ts';
-import { SECRET_KEY_TURN_TOKEN } from '../../operator/builders.ts';
+import { SECRET_KEY_PRESENCE_TOKEN, SECRET_KEY_TURN_TOKEN } from '../../operator/builders.ts';
 import { pvcName } from '../../operator/naming.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import { loadSchema } from '../../src/api/server.ts';
@@ -364,7 +364,7 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
         session(name: "desk") { name }
       }`),
     );
-    expect(visit.me).toMatchObject({ name: alice.email, namespace: aliceNs, isAdmin: false, quota: { sessions: { used: 0, limit: null } } });
+    expect(visit.me).toMatchObject({ name: alice.email, namespace: aliceNs, isAdmin: false, quota: { sessions: { used: 0, limit: Number(env.VDI_QUOTA_SESSIONS) } } });
     expect(visit.capacity.nodes.map((n) => n.name)).toEqual(['gpu-node-1', 'gpu-node-2']);
     expect(visit.templates.map((x) => x.name)).toEqual([TEMPLATE]);
     expect(visit.template?.persistence.defaultEnabled).toBe(true);
@@ -410,6 +410,19 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
     const rtc = (await turn.json()) as { iceServers: { username?: string }[] };
     expect(rtc.iceServers[1]?.username).toBe(`${rtc.iceServers[1]?.username?.split(':')[0]}:${alice.email}`);
 
+    step('the desktop reports a client connecting, with the presence token in its Secret (written as the API)');
+    const presenceToken = Buffer.from(secret.data[SECRET_KEY_PRESENCE_TOKEN]!, 'base64').toString('utf8');
+    const presence = await fetch(`${second.url}/presence/${aliceNs}/desk/connected`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${presenceToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ at: Date.now() / 1000 }),
+    });
+    expect(presence.status).toBe(200);
+
+    step('resuming a desktop that is not stopped changes nothing');
+    const resumed = ok(await gql<{ resumeVDISession: { name: string } }>(first, 'user', t.alice, 'mutation { resumeVDISession(name: "desk") { name } }'));
+    expect(resumed.resumeVDISession.name).toBe('desk');
+
     step('the owner and an admin extend the desktop');
     const extended = ok(await gql<{ extendVDISession: { spec: { timeout: string } } }>(first, 'user', t.alice, 'mutation { extendVDISession(name: "desk", by: "2h") { spec { timeout } } }'));
     expect(extended.extendVDISession.spec.timeout).toMatch(/^2h/);
@@ -430,6 +443,7 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
           sessions(user: "${alice.email}") { name }
           vdiSessions(allUsers: true) { name namespace }
           session(name: "desk", user: "${alice.email}") { name }
+          idleReclaim { idleSessions }
         }`,
       ),
     );
