@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TERMINAL_BACKGROUND } from '../../dev/desktops/desktop-processes.ts';
@@ -89,6 +89,17 @@ describe('a desktop in the browser, end to end', () => {
     const cmdline = (await readFile(`/proc/${selkies!.pid}/cmdline`, 'utf8')).split('\0');
     expect(cmdline).toContain(`--addr=${pod.status!.podIP}`);
     expect(cmdline).toContain('--port=8080');
+    // Its environment is the container's: the password and the TURN token read from the session Secret.
+    const environ = new Map(
+      (await readFile(`/proc/${selkies!.pid}/environ`, 'utf8')).split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    );
+    const secretName = pod.spec!.containers[0]!.env!.find((e) => e.name === 'SELKIES_BASIC_AUTH_PASSWORD')!.valueFrom!.secretKeyRef!.name!;
+    const secret = await stack!.client.get<V1Secret>(`/api/v1/namespaces/${pod.metadata!.namespace}/secrets/${secretName}`);
+    const decoded = (key: string) => Buffer.from(secret.data![key]!, 'base64').toString('utf8');
+    expect(environ.get('SELKIES_BASIC_AUTH_PASSWORD')).toBe(decoded('password'));
+    expect(environ.get('SELKIES_BASIC_AUTH_USER')).toBe(ALICE);
+    expect(environ.get('SELKIES_TURN_REST_URI')).toMatch(new RegExp(`/turn/${pod.metadata!.namespace}/${name}/${decoded('turnToken')}$`));
+    expect(environ.get('SELKIES_ENABLE_HTTPS')).toBe('false');
   });
 
   it('opens through Traefik with forwardAuth: the Selkies client renders frames of the desktop (the terminal)', async () => {
