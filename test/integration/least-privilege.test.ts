@@ -38,7 +38,7 @@ const NAMESPACE = 'vdi-system';
 const LEASE = 'vdi-operator-leader';
 // What differs from the default values here (none of it touches RBAC): desktops served over plain http on a
 // test domain, home volumes from the test cluster's static pool (no storage class), and an issuer on http.
-const TEST_VALUES = ['desktops.domain=vdi.test', 'desktops.urlScheme=http', 'desktops.storageClassName=', 'oidc.allowInsecureIssuer=true'];
+const TEST_VALUES = ['desktops.domain=vdi.test', 'desktops.urlScheme=http', 'desktops.storageClassName=', 'desktops.homeStorageClass.enabled=false', 'oidc.allowInsecureIssuer=true'];
 // The in-process issuer takes audiences as RFC 8707 resource indicators, which must be absolute URIs.
 const AUDIENCE = 'urn:vdi-operator:least-privilege';
 const SA_GROUPS = ['system:serviceaccounts', `system:serviceaccounts:${NAMESPACE}`, 'system:authenticated'];
@@ -320,8 +320,9 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
   const phasesOf = (events: Event[], name: string) => events.filter((e) => e.session.name === name).map((e) => `${e.type}:${e.session.status.phase}`);
 
   try {
-    // `first` and `second` serve the API (two replicas of mode all, or the one replica of mode api); `leader` holds
-    // the Lease and `standby` waits for it.
+    // `first` and `second` serve the API (two replicas of mode all, or two of mode api, as the chart runs them);
+    // `leader` holds the Lease and `standby` waits for it. A replica that has not provisioned a user checks their
+    // namespace on their next launch: `brief`, made on `second`, takes the owner-tested patches of what exists.
     let first: Service, second: Service, leader: Service, standby: Service;
     if (v.api === v.reconciler) {
       step('two replicas start; the first leads, both serve the API');
@@ -330,14 +331,16 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
       standby = second = await d.start(v.api, `${v.api.name}-b-${id}`);
       await until('replica b ready', signal, () => ready(second));
     } else {
-      step('two reconciler replicas start and the first leads; an API replica starts');
+      step('two reconciler replicas start and the first leads; two API replicas start');
       leader = await d.start(v.reconciler, `${v.reconciler.name}-a-${id}`);
       await until('reconciler a ready and leading', signal, async () => (await ready(leader)) && leader.isLeader());
       standby = await d.start(v.reconciler, `${v.reconciler.name}-b-${id}`);
       await until('reconciler b ready', signal, () => ready(standby));
-      first = second = await d.start(v.api, `${v.api.name}-${id}`);
-      await until('the API replica ready', signal, () => ready(first));
-      expect(first.isLeader()).toBe(false);
+      first = await d.start(v.api, `${v.api.name}-a-${id}`);
+      await until('API replica a ready', signal, () => ready(first));
+      second = await d.start(v.api, `${v.api.name}-b-${id}`);
+      await until('API replica b ready', signal, () => ready(second));
+      expect(first.isLeader() || second.isLeader()).toBe(false);
     }
     expect(standby.isLeader()).toBe(false);
     const token = async (u: TestUser) => await issuer.tokenFor(u, { expiresInSeconds: 600 });
@@ -452,6 +455,11 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
     expect(bossView.sessions.map((x) => x.name)).toEqual(['desk']);
     expect(bossView.vdiSessions).toContainEqual({ name: 'desk', namespace: aliceNs });
     expect(bossView.session?.name).toBe('desk');
+
+    step('an admin resumes a desktop that runs (nothing to do); a user may not see the idle-reclaim figures');
+    ok(await gql(first, 'admin', t.boss, `mutation { resumeVDISession(name: "desk", user: "${alice.email}") { name } }`));
+    const userReclaim = await gql(first, 'user', t.alice, '{ idleReclaim { idleSessions } }');
+    expect(userReclaim.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
 
     step("bob may not end or list alice's desktop");
     // Refused by a SubjectAccessReview before any DELETE is sent as bob (issue #20): no 403 in the audit log.
