@@ -7,12 +7,16 @@ interface Lease {
   spec: { holderIdentity?: string; leaseDurationSeconds?: number };
 }
 
-/** An apiserver holding one Lease, with compare-and-swap on resourceVersion; `down` makes every call fail. */
+/**
+ * An apiserver holding one Lease, with compare-and-swap on resourceVersion; `down` makes every call fail, `hung`
+ * makes every call wait until its signal (withSignal) aborts it.
+ */
 function fakeApiserver() {
-  const state = { lease: undefined as Lease | undefined, rv: 0, down: false };
+  const state = { lease: undefined as Lease | undefined, rv: 0, down: false, hung: false };
   const unavailable = () => new KubeError(503, 'ServiceUnavailable', 'down');
   const client = {
     get: async () => {
+      if (state.hung) await new Promise(() => {});
       if (state.down) throw unavailable();
       if (!state.lease) throw new KubeError(404, 'NotFound', 'not found');
       return structuredClone(state.lease);
@@ -23,13 +27,19 @@ function fakeApiserver() {
       return state.lease;
     },
     request: async (opts: RequestOptions) => {
+      if (state.hung) await new Promise(() => {});
       if (state.down) throw unavailable();
       const body = opts.body as Lease;
       if (body.metadata.resourceVersion !== state.lease?.metadata.resourceVersion) throw new KubeError(409, 'Conflict', 'changed');
       state.lease = { ...body, metadata: { ...body.metadata, resourceVersion: String(++state.rv) } };
       return state.lease;
     },
-  } as unknown as KubeClient;
+    withSignal: (signal: AbortSignal) => {
+      const bound = (call: (...args: never[]) => Promise<unknown>) => (...args: never[]) =>
+        Promise.race([call(...args), new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))]);
+      return { ...client, get: bound(client.get), request: bound(client.request) };
+    },
+  } as unknown as KubeClient & { get: (...args: never[]) => Promise<unknown>; request: (...args: never[]) => Promise<unknown> };
   /** Another replica takes the lease. */
   const takeOver = (identity: string) => {
     state.lease = { ...state.lease!, spec: { ...state.lease!.spec, holderIdentity: identity }, metadata: { ...state.lease!.metadata, resourceVersion: String(++state.rv) } };
@@ -115,5 +125,22 @@ describe('LeaderElector', () => {
     expect(terms[0]!.signal.aborted).toBe(true);
     expect(stopped).toEqual(['released']);
     expect(api.state.lease!.spec.holderIdentity).toBe('');
+  });
+
+  it('gives the release one retry period, so an apiserver that no longer answers does not hold the shutdown', async () => {
+    vi.useFakeTimers();
+    const api = fakeApiserver();
+    const { e, stopped } = elector(api.client);
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    api.state.hung = true;
+    let done = false;
+    const stopping = e.stop().then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(299);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await stopping;
+    expect(done).toBe(true);
+    expect(stopped).toEqual(['released']);
   });
 });

@@ -95,10 +95,13 @@ export class LeaderElector {
     clearTimeout(this.timer);
     if (!this.leading) return;
     this.setLeading(false, 'released');
+    // Releasing only spares the standby the wait for expiry, so it gets one retry period: an apiserver that is
+    // going down with us (Ctrl-C on the local default) would otherwise hold the shutdown for its request timeout.
+    const client = this.client.withSignal(AbortSignal.timeout(this.o.retryPeriodMs));
     try {
-      const lease = await this.client.get<Lease>(this.path);
+      const lease = await client.get<Lease>(this.path);
       if (lease.spec.holderIdentity === this.o.identity) {
-        await this.client.request({
+        await client.request({
           method: 'PUT',
           path: this.path,
           body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime() } },
