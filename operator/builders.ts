@@ -407,19 +407,6 @@ export const AUTH_MIDDLEWARE_NAME = 'vdi-desktop-auth';
 export const NETWORK_POLICY_NAME = 'vdi-desktops';
 
 /**
- * The per-session objects of earlier versions, now shared by the namespace: a forwardAuth Middleware, a
- * headers Middleware that blanked Cookie (forwardAuth does that itself now) and a NetworkPolicy. The
- * reconciler deletes each where it finds it, once the session's route no longer names it.
- */
-export function legacyPerSessionObjects(session: VDISession): { kind: 'Middleware' | 'NetworkPolicy'; name: string }[] {
-  return [
-    { kind: 'Middleware', name: childName(session, 'auth') },
-    { kind: 'Middleware', name: childName(session, 'strip-cookie') },
-    { kind: 'NetworkPolicy', name: childName(session) },
-  ];
-}
-
-/**
  * The one Middleware a session's route runs, shared by every session of the namespace (its spec names no
  * session): forwardAuth to the service, which finds the session by the request's host. The auth service still sees every
  * header of the request (authRequestHeaders is left unset), the portal's cookie included. On 2xx, for each

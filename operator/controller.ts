@@ -5,13 +5,13 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeError, isConflict, isNotFound, type KubeClient } from '../src/kube/client.ts';
-import { buildNetworkPolicy, buildPod, buildPvc, buildRouting, buildSecret, buildService, legacyPerSessionObjects } from './builders.ts';
+import { buildNetworkPolicy, buildPod, buildPvc, buildRouting, buildSecret, buildService } from './builders.ts';
 import type { Caches } from './caches.ts';
 import type { ReconcilerConfig } from './config.ts';
 import { EventRecorder } from './events.ts';
 import type { Informer, InformerEventType, KubeObject } from './informer.ts';
 import type { LeaderTerm } from './leader-election.ts';
-import { childName, pvcName, sessionLabelValue } from './naming.ts';
+import { childName, pvcName } from './naming.ts';
 import { resolveSession, type EffectiveSession } from './resolve.ts';
 import {
   expiredStatus,
@@ -375,7 +375,7 @@ export class SessionController {
       writes.push(this.createIfAbsent(buildPvc(session, effective, config)));
     }
     writes.push(this.applyShared(buildNetworkPolicy(session, config), caches.networkPolicies));
-    writes.push(this.applyService(buildService(session)));
+    writes.push(this.applyIfDrifted(buildService(session), caches.services));
     for (const obj of buildRouting(session, config)) {
       if (obj.kind === 'Middleware') writes.push(this.applyShared(obj, caches.middlewares));
       else writes.push(this.applyIfDrifted(obj, this.cacheOf(obj.kind)!));
@@ -391,7 +391,6 @@ export class SessionController {
     const outcomes = await Promise.allSettled(writes);
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failed) throw failed.reason;
-    await this.deleteLegacyObjects(session);
     return pod;
   }
 
@@ -461,25 +460,6 @@ export class SessionController {
   }
 
   /**
-   * The per-session Middlewares and NetworkPolicy of earlier versions, which the namespace's shared ones
-   * replace. Deleted only after the route that named them has been rewritten (the caller's writes), and only
-   * if they carry this session's label.
-   */
-  private async deleteLegacyObjects(session: VDISession): Promise<void> {
-    const { namespace } = session.metadata as { namespace: string };
-    const label = sessionLabelValue(session);
-    for (const { kind, name } of legacyPerSessionObjects(session)) {
-      if (kind === 'Middleware' && this.o.config.ingressMode !== 'traefik') continue;
-      const cache = kind === 'Middleware' ? this.o.caches.middlewares : this.o.caches.networkPolicies;
-      const legacy = cache.get(`${namespace}/${name}`) as KubeObject | undefined;
-      const meta = legacy?.metadata as { labels?: Record<string, string>; deletionTimestamp?: string } | undefined;
-      if (!meta || meta.deletionTimestamp || meta.labels?.[LABEL_SESSION] !== label) continue;
-      const apiVersion = kind === 'Middleware' ? 'traefik.io/v1alpha1' : 'networking.k8s.io/v1';
-      await this.write('delete-legacy', (client) => client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name } }))).catch(ignoreNotFound);
-    }
-  }
-
-  /**
    * An object every session of a namespace shares: applied once when missing or drifted. The reconciles of
    * a namespace's sessions run concurrently (a storm of creates), so one write serves all that find it
    * missing at the same time.
@@ -532,23 +512,6 @@ export class SessionController {
       // Created by an earlier run whose cache had not caught up yet: exactly the state we want.
       if (isConflict(err)) return undefined;
       throw err;
-    }
-  }
-
-  /**
-   * The desktop's Service. One made before desktops became headless holds a cluster IP, which the apiserver will
-   * not take away (422): it is replaced, at the cost of a second or so without endpoints for that desktop.
-   */
-  private async applyService(desired: Writable): Promise<boolean> {
-    try {
-      return await this.applyIfDrifted(desired, this.o.caches.services);
-    } catch (err) {
-      if (!(err instanceof KubeError && err.status === 422)) throw err;
-      const cached = this.o.caches.services.get(`${desired.metadata.namespace}/${desired.metadata.name}`);
-      if (!cached?.spec?.clusterIP || cached.spec.clusterIP === 'None') throw err;
-      await this.write('Service', (client) => client.delete(objectPath(desired))).catch(ignoreNotFound);
-      this.o.log.info({ service: `${desired.metadata.namespace}/${desired.metadata.name}` }, 'replaced a Service that held a cluster IP with a headless one');
-      return await this.applyIfDrifted(desired, { get: () => undefined });
     }
   }
 

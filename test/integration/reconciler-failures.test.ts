@@ -1,22 +1,12 @@
 // What the reconciler reports when a session cannot run: a failing image fails fast and frees its slice, a
 // missing template waits (and recovers when the template appears), a request over the template's limits fails
-// without a pod. And a session whose Service an older version made (with a cluster IP) gets a headless one.
+// without a pod.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { V1Pod, V1Service } from '@kubernetes/client-node';
-import {
-  AUTH_MIDDLEWARE_NAME,
-  NETWORK_POLICY_NAME,
-  buildAuthMiddleware,
-  buildNetworkPolicy,
-  buildService,
-  legacyPerSessionObjects,
-  type TraefikIngressRoute,
-} from '../../operator/builders.ts';
-import { childName } from '../../operator/naming.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import { AUTH_MIDDLEWARE_NAME, NETWORK_POLICY_NAME } from '../../operator/builders.ts';
 import type { SessionController } from '../../operator/controller.ts';
 import { FINALIZER, type VDITemplate } from '../../operator/v1alpha1.ts';
-import { loadConfig } from '../../src/config.ts';
-import { reconcilerConfigFrom, type Service } from '../../src/service.ts';
+import type { Service } from '../../src/service.ts';
 import { adminClient, eventually, testNamespace } from '../support/cluster.ts';
 import {
   createSession,
@@ -25,7 +15,6 @@ import {
   getOrUndefined,
   gone,
   leadingController,
-  reconcilerEnv,
   sessionInPhase,
   sessionWhere,
   startReconciler,
@@ -100,65 +89,6 @@ describe('a session asking for more than its template allows', () => {
     expect(failed.status?.message).toContain('maxGPU');
     await controller.queue.idle();
     expect(await getOrUndefined<V1Pod>(client, podPath('vdi-greedy'))).toBeUndefined();
-  });
-});
-
-describe('children made by an earlier version', () => {
-  it('a desktop Service with a cluster IP is replaced by a headless one (a cluster IP cannot be removed in place) and the session runs', async () => {
-    const name = templateManifest().metadata.name!;
-    // Held in Pending (no template yet) so that the old Service is in place before the reconciler writes one.
-    const session = await createSession(client, ns, 'legacy', { template: name, resources: { gpu: 0 } });
-    await sessionWhere(client, ns, 'legacy', (s) => s.status?.reason === 'TemplateNotFound');
-    const old = buildService(session);
-    delete old.spec!.clusterIP;
-    const before = await client.create<V1Service>(`/api/v1/namespaces/${ns}/services`, old);
-    expect(before.spec?.clusterIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-
-    await createTemplate(client, { resources: { defaultGPU: 0, maxGPU: 1 } }, name);
-    templates.push(name);
-    await sessionInPhase(client, ns, 'legacy', 'Running');
-    const after = await client.get<V1Service & { metadata: { uid: string } }>(`/api/v1/namespaces/${ns}/services/${old.metadata.name}`);
-    expect(after.spec?.clusterIP).toBe('None');
-    expect(after.metadata.uid).not.toBe(before.metadata?.uid);
-    expect(after.metadata.ownerReferences?.map((r) => r.uid)).toEqual([session.metadata.uid]);
-  });
-
-  it("the per-session Middlewares and NetworkPolicy are deleted once the route names the namespace's shared one", async () => {
-    const name = templateManifest().metadata.name!;
-    const session = await createSession(client, ns, 'old-route', { template: name, resources: { gpu: 0 } });
-    await sessionWhere(client, ns, 'old-route', (s) => s.status?.reason === 'TemplateNotFound');
-    // What the earlier version wrote: our labels and this session's, owned by the session.
-    const config = reconcilerConfigFrom(loadConfig(reconcilerEnv('unused', 'unused'), []));
-    const ownedBy = (kind: string, name: string) => {
-      const base = kind === 'Middleware' ? buildAuthMiddleware(session, config) : buildNetworkPolicy(session, config);
-      const owned = buildService(session).metadata;
-      return { ...base, metadata: { ...owned, name } };
-    };
-    const paths: string[] = [];
-    for (const { kind, name: objectName } of legacyPerSessionObjects(session)) {
-      const obj = ownedBy(kind, objectName);
-      if (objectName.endsWith('-strip-cookie')) Object.assign(obj, { spec: { headers: { customRequestHeaders: { Cookie: '' } } } });
-      const collection = kind === 'Middleware' ? `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares` : `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`;
-      await client.create(collection, obj);
-      paths.push(`${collection}/${objectName}`);
-    }
-    // A bystander in the same namespace that is not ours stays.
-    await client.create(`/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares`, {
-      apiVersion: 'traefik.io/v1alpha1',
-      kind: 'Middleware',
-      metadata: { name: 'someone-elses' },
-      spec: { headers: { customRequestHeaders: { 'X-Team': 'a' } } },
-    });
-
-    await createTemplate(client, { resources: { defaultGPU: 0, maxGPU: 1 } }, name);
-    templates.push(name);
-    await sessionInPhase(client, ns, 'old-route', 'Running');
-    for (const path of paths) await gone(client, path);
-    const route = await client.get<TraefikIngressRoute>(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes/${childName(session)}`);
-    expect(route.spec.routes[0]!.middlewares).toEqual([{ name: AUTH_MIDDLEWARE_NAME }]);
-    expect(await getOrUndefined(client, `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/${AUTH_MIDDLEWARE_NAME}`)).toBeDefined();
-    expect(await getOrUndefined(client, `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${NETWORK_POLICY_NAME}`)).toBeDefined();
-    expect(await getOrUndefined(client, `/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/someone-elses`)).toBeDefined();
   });
 });
 
