@@ -9,10 +9,10 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { buildIngressRoute, buildPod, buildSecret, buildService } from '../operator/builders.ts';
-import { defaultReconcilerConfig } from '../operator/config.ts';
 import { resolveSession } from '../operator/resolve.ts';
 import type { VDISession } from '../operator/v1alpha1.ts';
 import { applyBenchTemplate, fmt, load, processCpu, startBenchStack, summarize } from './support.ts';
+import { testReconcilerConfig } from '../test/support/reconciler-config.ts';
 
 const { values } = parseArgs({ options: { writes: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '64' } } });
 const N = Number(values.writes);
@@ -25,7 +25,7 @@ try {
   const ns = 'bench-cost';
   await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   const template = await applyBenchTemplate(client);
-  const config = defaultReconcilerConfig();
+  const config = testReconcilerConfig();
   const sessions: VDISession[] = [];
   const rows: { kind: string; bytes: number; ms: number; apiserver: number; others: number; p50: number; p99: number }[] = [];
 

@@ -15,8 +15,8 @@ import { childName, sessionHost } from '../operator/naming.ts';
 import { MANAGER, LABEL_MANAGED_BY, type VDISession } from '../operator/v1alpha1.ts';
 import { BrowserSessions } from '../src/api/browser-session.ts';
 import { ForwardAuth } from '../src/api/forward-auth.ts';
-import { reconcilerConfigFrom } from '../src/service.ts';
-import { loadConfig } from '../src/config.ts';
+
+import { loadConfig, reconcilerConfigFrom } from '../src/config.ts';
 import { AUDIENCE, fmt, load, startBenchStack, summarize } from './support.ts';
 
 const { values } = parseArgs({

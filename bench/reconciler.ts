@@ -7,6 +7,7 @@
 // Then memory is measured again with --large sessions in the caches.
 //
 //   npm run bench:reconciler -- [--sessions 200] [--large 2000] [--concurrency <reconciles in flight; default: the service's>]
+import { reconcilerConfigFrom } from '../src/config.ts';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -17,7 +18,7 @@ import { childName } from '../operator/naming.ts';
 import { resolveSession } from '../operator/resolve.ts';
 import { mergeConditions, sessionStatusFromPod } from '../operator/status.ts';
 import { MANAGER, type VDISession, type VDITemplate } from '../operator/v1alpha1.ts';
-import { reconcilerConfigFrom } from '../src/service.ts';
+
 import type { KubeClient } from '../src/kube/client.ts';
 import {
   apiserverWrites,

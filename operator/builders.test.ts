@@ -14,13 +14,13 @@ import {
   buildService,
   sessionUrl,
 } from './builders.ts';
-import { defaultReconcilerConfig } from './config.ts';
 import type { ReconcilerConfig } from './config.ts';
 import { pvcName } from './naming.ts';
 import type { EffectiveSession } from './resolve.ts';
 import type { VDISession, VDITemplate, VDITemplateSpec } from './v1alpha1.ts';
+import { testReconcilerConfig } from '../test/support/reconciler-config.ts';
 
-const config = defaultReconcilerConfig({ domain: 'vdi.example.com' });
+const config = testReconcilerConfig({ domain: 'vdi.example.com' });
 
 const session: VDISession = {
   apiVersion: 'vdi.kasm.io/v1alpha1',
@@ -168,7 +168,7 @@ describe('the desktop reports its clients (presence)', () => {
 });
 
 describe('buildPvc', () => {
-  const pvc = buildPvc(session, gpuEffective, defaultReconcilerConfig({ storageClassName: 'longhorn' }));
+  const pvc = buildPvc(session, gpuEffective, testReconcilerConfig({ storageClassName: 'longhorn' }));
 
   it('the PVC has no ownerReference, so it outlives the session', () => {
     expect(pvc.metadata.ownerReferences).toBeUndefined();
@@ -218,7 +218,7 @@ describe('buildPod', () => {
   });
 
   it('uses the configured GPU resource name and runtime class', () => {
-    const c = defaultReconcilerConfig({ gpuResourceName: 'nvidia.com/gpu.shared', runtimeClassName: 'nvidia-cdi' });
+    const c = testReconcilerConfig({ gpuResourceName: 'nvidia.com/gpu.shared', runtimeClassName: 'nvidia-cdi' });
     const p = pod(gpuEffective, template(), c);
     expect(desktop(p).resources?.limits?.['nvidia.com/gpu.shared']).toBe('1');
     expect(p.spec?.runtimeClassName).toBe('nvidia-cdi');
@@ -404,13 +404,13 @@ describe('buildIngressRoute', () => {
   });
 
   it('adds TLS when configured', () => {
-    expect(buildIngressRoute(session, defaultReconcilerConfig({ tls: { certResolver: 'le' } })).spec.tls).toEqual({ certResolver: 'le' });
-    expect(buildIngressRoute(session, defaultReconcilerConfig({ tls: { secretName: 'wild' } })).spec.tls).toEqual({ secretName: 'wild' });
+    expect(buildIngressRoute(session, testReconcilerConfig({ tls: { certResolver: 'le' } })).spec.tls).toEqual({ certResolver: 'le' });
+    expect(buildIngressRoute(session, testReconcilerConfig({ tls: { secretName: 'wild' } })).spec.tls).toEqual({ secretName: 'wild' });
   });
 });
 
 describe('buildIngress', () => {
-  const c = defaultReconcilerConfig({ ingressMode: 'ingress', ingressClassName: 'nginx', tls: { secretName: 'wild' } });
+  const c = testReconcilerConfig({ ingressMode: 'ingress', ingressClassName: 'nginx', tls: { secretName: 'wild' } });
   const ingress = buildIngress(session, c);
 
   it('routes / on the session host to the Service, with TLS', () => {
@@ -460,7 +460,7 @@ describe('buildNetworkPolicy', () => {
   });
 
   it('lets a configured TURN relay reach the desktop for media', () => {
-    const c = defaultReconcilerConfig({ turnNamespace: 'turn', turnPodLabels: { app: 'coturn' }, turnCidrs: ['10.0.0.0/24'] });
+    const c = testReconcilerConfig({ turnNamespace: 'turn', turnPodLabels: { app: 'coturn' }, turnCidrs: ['10.0.0.0/24'] });
     expect(buildNetworkPolicy(session, c).spec?.ingress?.[1]).toEqual({
       from: [
         { podSelector: { matchLabels: { app: 'coturn' } }, namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'turn' } } },

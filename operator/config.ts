@@ -1,5 +1,5 @@
-// What the reconciler needs to know about the cluster it runs in. src/ reads the environment once at
-// start-up and passes overrides here; everything else in operator/ takes the resulting object as an argument.
+// What the reconciler needs to know about the cluster it runs in. src/config.ts reads the environment once at
+// start-up and builds this object (reconcilerConfigFrom); everything in operator/ takes it as an argument.
 import { parseDuration } from './duration.ts';
 
 export interface ReconcilerConfig {
@@ -37,28 +37,12 @@ export interface ReconcilerConfig {
   defaultSessionTimeout: string;
 }
 
-const DEFAULTS: ReconcilerConfig = {
-  domain: 'vdi.example.com',
-  hostPattern: '{name}-{namespace}.{domain}',
-  urlScheme: 'https',
-  tls: undefined,
-  ingressMode: 'traefik',
-  traefikEntryPoints: ['websecure'],
-  authEndpoint: 'http://vdi-operator.vdi-system.svc:8080/auth/forward',
-  turnRestBaseUrl: 'http://vdi-operator.vdi-system.svc:8080/turn',
-  presenceBaseUrl: 'http://vdi-operator.vdi-system.svc:8080/presence',
-  runtimeClassName: 'nvidia',
-  gpuResourceName: 'nvidia.com/gpu',
-  ingressControllerNamespace: 'kube-system',
-  ingressControllerPodLabels: { 'app.kubernetes.io/name': 'traefik' },
-  defaultSessionTimeout: '8h',
-};
-
-/** The defaults with `overrides` applied (undefined values keep the default); throws on an unusable result. */
-export function defaultReconcilerConfig(overrides: Partial<ReconcilerConfig> = {}): ReconcilerConfig {
-  const defined = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
-  // A deep copy, so one config's arrays and maps are never another's.
-  const config: ReconcilerConfig = structuredClone({ ...DEFAULTS, ...defined });
+/**
+ * The config checked, as a deep copy (one config's arrays and maps are never another's); throws on an unusable one.
+ * The values come from src/config.ts, the one place that reads the environment and holds the defaults.
+ */
+export function validateReconcilerConfig(input: ReconcilerConfig): ReconcilerConfig {
+  const config: ReconcilerConfig = structuredClone(input);
   const problems: string[] = [];
   if (!config.domain) problems.push('domain is empty');
   // Without {name} every session would get the same host.

@@ -4,7 +4,6 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { newFixture, type Fixture } from '../test/support/controller-fixture.ts';
 import { buildNetworkPolicy, buildPod, buildRouting, buildSecret, buildService } from './builders.ts';
-import { defaultReconcilerConfig } from './config.ts';
 import { childName } from './naming.ts';
 import { resolveSession } from './resolve.ts';
 import { KubeError } from '../src/kube/client.ts';
@@ -19,10 +18,11 @@ import {
   type VDISessionStatus,
   type VDITemplate,
 } from './v1alpha1.ts';
+import { testReconcilerConfig } from '../test/support/reconciler-config.ts';
 
 const NOW = new Date('2030-01-01T12:00:00.000Z');
 const NS = 'alice-ns';
-const config = defaultReconcilerConfig();
+const config = testReconcilerConfig();
 const ago = (ms: number) => new Date(NOW.getTime() - ms).toISOString();
 
 const template: VDITemplate = {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { defaultReconcilerConfig } from './config.ts';
 import { childName, labelValue, pvcName, sessionHost, sessionLabelValue, slug, userLabelValue } from './naming.ts';
 import type { VDISession } from './v1alpha1.ts';
+import { testReconcilerConfig } from '../test/support/reconciler-config.ts';
 
 const DNS_1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -106,11 +106,11 @@ describe('userLabelValue', () => {
 });
 
 describe('sessionHost', () => {
-  const config = defaultReconcilerConfig({ domain: 'vdi.example.com' });
+  const config = testReconcilerConfig({ domain: 'vdi.example.com' });
 
   it('follows hostPattern', () => {
     expect(sessionHost(session('desk', 'team-a'), config)).toBe('desk-team-a.vdi.example.com');
-    const custom = defaultReconcilerConfig({ hostPattern: '{namespace}--{name}.{domain}' });
+    const custom = testReconcilerConfig({ hostPattern: '{namespace}--{name}.{domain}' });
     expect(sessionHost(session('desk', 'team-a'), custom)).toBe('team-a--desk.vdi.example.com');
   });
 

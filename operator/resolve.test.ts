@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { defaultReconcilerConfig } from './config.ts';
 import { MAX_GPU_SLICES_PER_DESKTOP, resolveSession, sessionGpuSlices, sessionLimits } from './resolve.ts';
 import type { VDISession, VDISessionSpec, VDITemplate, VDITemplateSpec } from './v1alpha1.ts';
+import { testReconcilerConfig } from '../test/support/reconciler-config.ts';
 
-const config = defaultReconcilerConfig();
+const config = testReconcilerConfig();
 
 function session(spec: Partial<VDISessionSpec> = {}): VDISession {
   return {

@@ -1,10 +1,10 @@
 import type { V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { defaultReconcilerConfig } from './config.ts';
 import { expiresAt, hasExpired, isSettled, mergeConditions, sessionStatus, sessionStatusFromPod, statusEqual } from './status.ts';
 import type { Condition, VDISession, VDISessionStatus } from './v1alpha1.ts';
+import { testReconcilerConfig } from '../test/support/reconciler-config.ts';
 
-const config = defaultReconcilerConfig();
+const config = testReconcilerConfig();
 const now = new Date('2025-03-01T10:00:00Z');
 const session: VDISession = {
   apiVersion: 'vdi.kasm.io/v1alpha1',
@@ -64,7 +64,7 @@ describe('sessionStatusFromPod', () => {
   });
 
   it('watches the configured GPU resource name', () => {
-    const shared = defaultReconcilerConfig({ gpuResourceName: 'nvidia.com/gpu.shared' });
+    const shared = testReconcilerConfig({ gpuResourceName: 'nvidia.com/gpu.shared' });
     const message = '0/1 nodes are available: 1 Insufficient nvidia.com/gpu.shared.';
     const p = pod({ conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message }] });
     expect(sessionStatusFromPod(session, p, false, now, shared).reason).toBe('WaitingForGPU');

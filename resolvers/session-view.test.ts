@@ -6,15 +6,15 @@ import { describe, expect, it } from 'vitest';
 import type { Authorizer } from '../auth/authorizer.ts';
 import type { Identity } from '../auth/identity.ts';
 import type { Caches } from '../operator/caches.ts';
-import { defaultReconcilerConfig } from '../operator/config.ts';
 import type { VDISession, VDITemplate } from '../operator/v1alpha1.ts';
 import type { KubeClient } from '../src/kube/client.ts';
 import { loadSchema } from '../src/api/server.ts';
 import { ApiServices } from '../src/api/services.ts';
 import type { UserNamespaces } from '../src/api/user-namespaces.ts';
 import type { Context } from './context.ts';
+import { testReconcilerConfig } from '../test/support/reconciler-config.ts';
 
-const config = defaultReconcilerConfig({ domain: 'vdi.example.com' });
+const config = testReconcilerConfig({ domain: 'vdi.example.com' });
 const schema = loadSchema();
 const admin: Identity = { username: 'oidc:admin@example.com', name: 'admin@example.com', groups: ['oidc:vdi-admins'], isAdmin: true };
 

@@ -1,6 +1,7 @@
 // The service's configuration: environment variables with defaults, read and validated once at start-up.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { validateReconcilerConfig, type ReconcilerConfig } from '../operator/config.ts';
 
 export type Mode = 'all' | 'api' | 'reconciler';
 
@@ -72,7 +73,7 @@ export interface Config {
     gpuResourceName: string;
     ingressControllerNamespace: string;
     /** Labels of the ingress controller's pods: with its namespace, the peers allowed to reach a desktop. */
-    ingressControllerPodLabels: Record<string, string> | undefined;
+    ingressControllerPodLabels: Record<string, string>;
     /** The TURN relay's pods (labels, and namespace; none: the session's own), allowed to reach desktops. */
     turnPodLabels: Record<string, string> | undefined;
     turnNamespace: string | undefined;
@@ -263,7 +264,8 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       runtimeClassName: str(env, 'VDI_RUNTIME_CLASS', 'nvidia'),
       gpuResourceName: str(env, 'VDI_GPU_RESOURCE', 'nvidia.com/gpu'),
       ingressControllerNamespace: str(env, 'VDI_INGRESS_NAMESPACE', 'kube-system'),
-      ingressControllerPodLabels: labels(env, 'VDI_INGRESS_POD_LABELS'),
+      // K3s's bundled Traefik (and Traefik's chart) label their pods so.
+      ingressControllerPodLabels: labels(env, 'VDI_INGRESS_POD_LABELS') ?? { 'app.kubernetes.io/name': 'traefik' },
       turnPodLabels: labels(env, 'VDI_TURN_POD_LABELS'),
       turnNamespace: opt(env, 'VDI_TURN_NAMESPACE'),
       turnCidrs: cidrs(env, 'VDI_TURN_CIDRS'),
@@ -289,4 +291,31 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       credentialSeconds: int(env, 'VDI_TURN_CREDENTIAL_SECONDS', 86_400, 60),
     },
   };
+}
+
+/** What the reconciler needs, from the one configuration (its endpoints are this service's internal URL). */
+export function reconcilerConfigFrom(config: Config): ReconcilerConfig {
+  const d = config.desktops;
+  return validateReconcilerConfig({
+    domain: d.domain,
+    hostPattern: d.hostPattern,
+    urlScheme: d.urlScheme as 'https' | 'http',
+    urlPort: d.urlPort,
+    tls: d.tlsSecretName || d.tlsCertResolver ? { secretName: d.tlsSecretName, certResolver: d.tlsCertResolver } : undefined,
+    ingressMode: d.ingressMode,
+    ingressClassName: d.ingressClassName,
+    traefikEntryPoints: d.entryPoints,
+    authEndpoint: `${d.internalUrl}/auth/forward`,
+    turnRestBaseUrl: `${d.internalUrl}/turn`,
+    presenceBaseUrl: `${d.internalUrl}/presence`,
+    storageClassName: d.storageClassName,
+    runtimeClassName: d.runtimeClassName,
+    gpuResourceName: d.gpuResourceName,
+    ingressControllerNamespace: d.ingressControllerNamespace,
+    ingressControllerPodLabels: d.ingressControllerPodLabels,
+    turnPodLabels: d.turnPodLabels,
+    turnNamespace: d.turnNamespace,
+    turnCidrs: d.turnCidrs.length > 0 ? d.turnCidrs : undefined,
+    defaultSessionTimeout: d.defaultSessionTimeout,
+  });
 }

@@ -3,8 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildNetworkPolicy } from '../operator/builders.ts';
 import type { VDISession } from '../operator/v1alpha1.ts';
-import { ConfigError, loadConfig } from './config.ts';
-import { reconcilerConfigFrom } from './service.ts';
+import { ConfigError, loadConfig, reconcilerConfigFrom } from './config.ts';
 
 const session: VDISession = {
   apiVersion: 'vdi.kasm.io/v1alpha1',

@@ -4,10 +4,9 @@ import http from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import express from 'express';
 import { API_CACHES, RECONCILER_CACHES, createCaches, startCaches, stopCaches, type CacheName, type Caches } from '../operator/caches.ts';
-import { defaultReconcilerConfig, type ReconcilerConfig } from '../operator/config.ts';
 import { SessionController } from '../operator/controller.ts';
 import { LeaderElector } from '../operator/leader-election.ts';
-import type { Config } from './config.ts';
+import { reconcilerConfigFrom, type Config } from './config.ts';
 import { KubeClient } from './kube/client.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -57,31 +56,6 @@ export function exitOnLeadershipLost(config: Config): (() => void) | undefined {
   return config.mode === 'reconciler' ? () => process.exit(1) : undefined;
 }
 
-export function reconcilerConfigFrom(config: Config): ReconcilerConfig {
-  const d = config.desktops;
-  return defaultReconcilerConfig({
-    domain: d.domain,
-    hostPattern: d.hostPattern,
-    urlScheme: d.urlScheme as 'https' | 'http',
-    urlPort: d.urlPort,
-    tls: d.tlsSecretName || d.tlsCertResolver ? { secretName: d.tlsSecretName, certResolver: d.tlsCertResolver } : undefined,
-    ingressMode: d.ingressMode,
-    ingressClassName: d.ingressClassName,
-    traefikEntryPoints: d.entryPoints,
-    authEndpoint: `${d.internalUrl}/auth/forward`,
-    turnRestBaseUrl: `${d.internalUrl}/turn`,
-    presenceBaseUrl: `${d.internalUrl}/presence`,
-    storageClassName: d.storageClassName,
-    runtimeClassName: d.runtimeClassName,
-    gpuResourceName: d.gpuResourceName,
-    ingressControllerNamespace: d.ingressControllerNamespace,
-    ingressControllerPodLabels: d.ingressControllerPodLabels,
-    turnPodLabels: d.turnPodLabels,
-    turnNamespace: d.turnNamespace,
-    turnCidrs: d.turnCidrs.length > 0 ? d.turnCidrs : undefined,
-    defaultSessionTimeout: d.defaultSessionTimeout,
-  });
-}
 
 export async function startService(opts: ServiceOptions): Promise<Service> {
   const { config, log } = opts;

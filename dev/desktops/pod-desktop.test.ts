@@ -1,12 +1,12 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { buildPod, buildSecret } from '../../operator/builders.ts';
-import { defaultReconcilerConfig } from '../../operator/config.ts';
 import type { EffectiveSession } from '../../operator/resolve.ts';
 import type { VDISession, VDITemplate } from '../../operator/v1alpha1.ts';
 import { desktopLaunch, expandReferences, PodContractError, relocateMounts, selkiesInvocation } from './pod-desktop.ts';
+import { testReconcilerConfig } from '../../test/support/reconciler-config.ts';
 
-const config = defaultReconcilerConfig({ domain: 'vdi.localhost', turnRestBaseUrl: 'http://127.0.0.1:8080/turn' });
+const config = testReconcilerConfig({ domain: 'vdi.localhost', turnRestBaseUrl: 'http://127.0.0.1:8080/turn' });
 const session: VDISession = {
   apiVersion: 'vdi.kasm.io/v1alpha1',
   kind: 'VDISession',

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Authorizer } from '../../auth/authorizer.ts';
 import type { Caches } from '../../operator/caches.ts';
-import { defaultReconcilerConfig } from '../../operator/config.ts';
 import { KubeError, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
 import { maskError } from './server.ts';
 import { ApiServices } from './services.ts';
 import type { UserNamespaces } from './user-namespaces.ts';
+import { testReconcilerConfig } from '../../test/support/reconciler-config.ts';
 
 /** Services whose read of the ResourceQuota fails with `err`, over an empty session cache. */
 function servicesWhoseQuotaReadFails(err: Error): ApiServices {
@@ -17,7 +17,7 @@ function servicesWhoseQuotaReadFails(err: Error): ApiServices {
     caches: { sessions } as unknown as Caches,
     authorizer: {} as Authorizer,
     namespaces: { quotaHard: () => ({ 'count/vdisessions.vdi.kasm.io': '3', 'requests.nvidia.com/gpu': '2' }) } as unknown as UserNamespaces,
-    reconcilerConfig: defaultReconcilerConfig(),
+    reconcilerConfig: testReconcilerConfig(),
   });
 }
 
@@ -70,7 +70,7 @@ function servicesForAlice(allowed: string[]) {
     caches: { sessions: { list: () => [session], get: () => session, remember: () => {}, on: () => () => {} }, templates: { get: () => undefined } } as unknown as Caches,
     authorizer,
     namespaces: { namespaceOf: () => ns } as unknown as UserNamespaces,
-    reconcilerConfig: defaultReconcilerConfig(),
+    reconcilerConfig: testReconcilerConfig(),
   });
   return { services, sent, asked };
 }

@@ -11,8 +11,8 @@ import { childName, sessionHost } from '../../operator/naming.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import { sealCookie } from '../../src/api/browser-session.ts';
 import { turnCredential } from '../../src/api/turn.ts';
-import { loadConfig } from '../../src/config.ts';
-import { reconcilerConfigFrom } from '../../src/service.ts';
+import { loadConfig, reconcilerConfigFrom } from '../../src/config.ts';
+
 import { AUDIENCE, startApiStack, type ApiStack } from '../support/api.ts';
 import { ScriptedBrowser } from '../support/browser.ts';
 import { createTemplate } from '../support/reconciler.ts';

@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureHadolint, ensureHelm, parseYamlDocuments } from '../../dev/control-plane.ts';
 import { buildNetworkPolicy, buildPvc } from '../../operator/builders.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
-import { loadConfig } from '../../src/config.ts';
-import { reconcilerConfigFrom } from '../../src/service.ts';
+import { loadConfig, reconcilerConfigFrom } from '../../src/config.ts';
+
 import { chartEnvironment, type ChartObject } from '../support/chart.ts';
 import { adminClient, clusterInfo, eventually, kubectl, testNamespace } from '../support/cluster.ts';
 

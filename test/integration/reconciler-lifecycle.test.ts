@@ -18,9 +18,9 @@ import { containsDesired, type SessionController } from '../../operator/controll
 import { pvcName } from '../../operator/naming.ts';
 import { resolveSession } from '../../operator/resolve.ts';
 import { FINALIZER, type VDISession, type VDITemplate } from '../../operator/v1alpha1.ts';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig, reconcilerConfigFrom } from '../../src/config.ts';
 import type { Service } from '../../src/service.ts';
-import { reconcilerConfigFrom } from '../../src/service.ts';
+
 import { adminClient, eventually, testNamespace } from '../support/cluster.ts';
 import {
   createSession,

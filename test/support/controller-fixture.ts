@@ -3,11 +3,12 @@
 // in-memory store, and a controller wired to both. A case runs reconcile(key) and compares the actions.
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCaches, startCaches, stopCaches, type CacheName, type Caches } from '../../operator/caches.ts';
-import { defaultReconcilerConfig, type ReconcilerConfig } from '../../operator/config.ts';
+import type { ReconcilerConfig } from '../../operator/config.ts';
 import { SessionController } from '../../operator/controller.ts';
 import type { LeaderTerm } from '../../operator/leader-election.ts';
 import type { WatchEvent } from '../../src/kube/client.ts';
 import { APPLY_PATCH, KubeClient, KubeError, MERGE_PATCH, type RequestOptions } from '../../src/kube/client.ts';
+import { testReconcilerConfig } from './reconciler-config.ts';
 
 /** One write, as sample-controller lists them: verb, resource (with subresource) and object name. */
 export interface Action {
@@ -166,7 +167,7 @@ export async function newFixture(objects: object[], opts: { now: Date; config?: 
   const client = new RecordingClient(objects, opts.now);
   const caches = createCaches(client);
   await startCaches(caches, ALL_CACHES);
-  const config = defaultReconcilerConfig(opts.config);
+  const config = testReconcilerConfig(opts.config);
   const quiet = () => undefined;
   const controller = new SessionController({
     client,

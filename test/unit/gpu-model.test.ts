@@ -5,9 +5,9 @@ import { readFileSync } from 'node:fs';
 import { loadYaml } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { buildPod } from '../../operator/builders.ts';
-import { defaultReconcilerConfig } from '../../operator/config.ts';
 import { MAX_GPU_SLICES_PER_DESKTOP, resolveSession } from '../../operator/resolve.ts';
 import type { VDISession, VDITemplate } from '../../operator/v1alpha1.ts';
+import { testReconcilerConfig } from '../support/reconciler-config.ts';
 
 interface TimeSlicing {
   renameByDefault?: boolean;
@@ -49,7 +49,7 @@ function crdMaximum(file: string, path: string[]): number {
 }
 
 const sharing = timeSlicingFromManifest();
-const config = defaultReconcilerConfig();
+const config = testReconcilerConfig();
 
 describe('devicePluginAdmits (the device plugin’s time-slicing rule)', () => {
   const base: TimeSlicing = { resources: [{ name: 'nvidia.com/gpu', replicas: 8 }] };
