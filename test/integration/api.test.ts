@@ -473,7 +473,7 @@ describe('hardening', () => {
     }
   });
 
-  it('re-checks a subscription after a quiet spell, and ends it once the RoleBinding is gone', async () => {
+  it('re-checks a subscription after a quiet spell, withholds events while the RoleBinding is gone, and delivers again once it is back', async () => {
     // Decisions live 1 s here (10 s by default), so the test can wait them out.
     const short = await startApiStack({ VDI_API_DECISION_TTL_SECONDS: '1', VDI_MODE: 'api' }, { issuer: api.issuer });
     // A user of this test's own: the quota tests above spend theirs, and this stack provisions with its own quota.
@@ -510,14 +510,26 @@ describe('hardening', () => {
       await eventually(async () => events.includes('MODIFIED'), 10_000);
       expect(failure).toBeUndefined();
 
-      // Access revoked: once the last decision has expired, the next event ends the subscription undelivered.
-      await client.delete(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/vdi-user`);
+      // Access revoked in the user's own namespace: once the last decision has expired, events are withheld, as
+      // the HTTP query answers [] there (ADR 0006); the subscription stays, and each event asks again.
+      const bindingPath = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/vdi-user`;
+      const binding = await client.get<{ metadata: Record<string, unknown> }>(bindingPath);
+      await client.delete(bindingPath);
       await new Promise((r) => setTimeout(r, 1_500));
       const seen = events.length;
       await touch(2);
-      await eventually(async () => failure !== undefined, 10_000);
-      expect(failure?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      await touch(3);
+      await new Promise((r) => setTimeout(r, 3_000));
       expect(events.length).toBe(seen);
+      expect(failure).toBeUndefined();
+
+      // Access given back: the next event is asked about again, allowed and delivered.
+      const { name: bindingName, namespace: bindingNamespace, labels, annotations } = binding.metadata;
+      await client.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, { ...binding, metadata: { name: bindingName, namespace: bindingNamespace, labels, annotations } });
+      await new Promise((r) => setTimeout(r, 1_500));
+      await touch(4);
+      await eventually(async () => events.length > seen, 10_000);
+      expect(failure).toBeUndefined();
     } finally {
       await client.delete(sessionPath).catch(() => {});
       await short.stop();
