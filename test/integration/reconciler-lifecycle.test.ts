@@ -175,10 +175,12 @@ describe('a session from create to delete', () => {
     expect(container.env?.find((e) => e.name === 'SELKIES_BASIC_AUTH_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({ name: 'vdi-desk', key: 'password' });
 
     const secret = await client.get<V1Secret>(core('secrets', 'vdi-desk'));
-    expect(Object.keys(secret.data ?? {}).sort()).toEqual(['password', 'turnToken']);
-    // The password is never in the status.
-    const password = Buffer.from(secret.data!.password!, 'base64').toString();
-    expect(JSON.stringify(session.status)).not.toContain(password);
+    expect(Object.keys(secret.data ?? {}).sort()).toEqual(['password', 'presenceToken', 'turnToken']);
+    // No credential is in the status, and the presence token reaches the desktop as a file, not in its environment.
+    for (const key of ['password', 'presenceToken', 'turnToken']) {
+      expect(JSON.stringify(session.status)).not.toContain(Buffer.from(secret.data![key]!, 'base64').toString());
+    }
+    expect(container.env?.some((e) => e.valueFrom?.secretKeyRef?.key === 'presenceToken')).toBe(false);
   });
 
   it('records Events for the transitions', async () => {
