@@ -96,7 +96,7 @@ describe('dashboard on the shared control plane', () => {
     // Templates: the card with its applications, defaults and maxima.
     const card = alicePage.locator('article[data-template="ubuntu-desktop"]');
     await card.getByRole('heading', { name: 'Ubuntu Desktop' }).waitFor();
-    expect(await card.getByRole('list', { name: 'Applications' }).getByRole('listitem').allTextContents()).toEqual(['FFirefox', 'LLibreOffice', 'TTerminal']);
+    expect(await card.getByRole('list', { name: 'Applications' }).getByRole('listitem').allTextContents()).toEqual(['FFirefox', 'CChrome', 'TTerminal']);
     const facts = await card.locator('.facts').innerText();
     expect(facts).toMatch(/GPU slices\s+1 \(max 1\)/);
     expect(facts).toMatch(/Memory\s+8Gi \(max 16Gi\)/);
