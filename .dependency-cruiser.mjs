@@ -5,8 +5,11 @@
 /** The Kubernetes ground layer: client, informers and caches, work queue, leader election, Event recorder, API types. */
 const GROUND = '^(src/kube/|operator/(informer|caches|work-queue|leader-election|events|v1alpha1)\\.ts$)';
 const TESTS = '(^test/|^bench/|\\.test\\.tsx?$)';
-/** The API's domain services (src/api/, the GraphQL server aside, which is wiring) and what they share with the resolvers. */
-const DOMAIN = '^(src/api/(?!server\\.ts$)|src/errors\\.ts$)';
+/**
+ * The API's domain: session services, the subscription hub, browser login and the desktop access path, and what
+ * they share with the resolvers. The GraphQL server (src/graphql/) is wiring above them.
+ */
+const DOMAIN = '^(src/(sessions|subscriptions|login|desktop-access)/|src/(routing|errors)\\.ts$)';
 /** The one configuration module and the logger: what the local default may take from src/. */
 const CONFIG = '^src/(config|log)\\.ts$';
 const OURS = '^(schema|resolvers|auth|operator|src|dev|dashboard|bench|test)/';
@@ -26,7 +29,7 @@ export default {
     only('ground-imports-nothing-of-ours', 'The ground layer stands on nothing of ours.', GROUND, GROUND),
     only('auth-on-ground', 'auth/ may import the ground layer only.', '^auth/', `(^auth/|${GROUND})`),
     only('operator-on-ground', 'operator/ may import the ground layer only: never resolvers/, src/ or auth/.', '^operator/', `(^operator/|${GROUND})`),
-    only('resolvers-on-domain', 'resolvers/ are thin adapters: auth/, the domain services of src/api/ and the API types.', '^resolvers/', `(^resolvers/|^auth/|${DOMAIN}|${GROUND})`),
+    only('resolvers-on-domain', 'resolvers/ are thin adapters: auth/, the domain services of src/ and the API types.', '^resolvers/', `(^resolvers/|^auth/|${DOMAIN}|${GROUND})`),
     only(
       'domain-below-graphql',
       'The domain services do not know the GraphQL layer or the wiring above them.',

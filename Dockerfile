@@ -51,8 +51,8 @@ COPY --from=build /src/dist/auth ./dist/auth
 COPY --from=build /src/dist/operator ./dist/operator
 COPY --from=build /src/dist/resolvers ./dist/resolvers
 COPY package.json ./
-# The GraphQL SDL is read at run time relative to the module (src/api/server.ts: ../../schema), which from
-# dist/src/api/ is dist/schema.
+# The GraphQL SDL is read at run time relative to the module (src/graphql/server.ts: ../../schema), which from
+# dist/src/graphql/ is dist/schema.
 COPY schema/ ./dist/schema/
 # The built dashboard, served at `/` (src/dashboard-static.ts looks for it at dist/dashboard beside dist/src).
 COPY --from=build /src/dashboard/dist ./dist/dashboard

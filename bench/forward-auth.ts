@@ -13,8 +13,8 @@ import { userNamespace } from '../auth/namespace.ts';
 import { createTokenVerifier } from '../auth/token-verifier.ts';
 import { childName, sessionHost } from '../operator/naming.ts';
 import { MANAGER, LABEL_MANAGED_BY, type VDISession } from '../operator/v1alpha1.ts';
-import { BrowserSessions } from '../src/api/browser-session.ts';
-import { ForwardAuth } from '../src/api/forward-auth.ts';
+import { BrowserSessions } from '../src/login/browser-session.ts';
+import { ForwardAuth } from '../src/desktop-access/forward-auth.ts';
 
 import { loadConfig, reconcilerConfigFrom } from '../src/config.ts';
 import { AUDIENCE, fmt, load, startBenchStack, summarize } from './support.ts';

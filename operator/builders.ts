@@ -33,7 +33,7 @@ import type { OwnerReference, VDISession, VDITemplate } from './v1alpha1.ts';
 export const DESKTOP_PORT = 8080;
 export const SECRET_KEY_PASSWORD = 'password';
 export const SECRET_KEY_TURN_TOKEN = 'turnToken';
-/** The desktop's credential for reporting its clients (src/api/presence.ts); reaches the pod as a file only. */
+/** The desktop's credential for reporting its clients (src/desktop-access/presence.ts); reaches the pod as a file only. */
 export const SECRET_KEY_PRESENCE_TOKEN = 'presenceToken';
 /** Where the presence token is mounted in the desktop container. */
 export const PRESENCE_TOKEN_DIR = '/var/run/vdi';
@@ -263,7 +263,7 @@ function desktopEnv(
       name: 'SELKIES_TURN_REST_URI',
       value: `${config.turnRestBaseUrl.replace(/\/+$/, '')}/${namespace}/${name}/$(VDI_TURN_TOKEN)`,
     },
-    // Presence (src/api/presence.ts): where to report and which file holds the token; neither is secret.
+    // Presence (src/desktop-access/presence.ts): where to report and which file holds the token; neither is secret.
     { name: 'VDI_PRESENCE_URL', value: `${config.presenceBaseUrl.replace(/\/+$/, '')}/${namespace}/${name}` },
     { name: 'VDI_PRESENCE_AUTH_FILE', value: PRESENCE_TOKEN_FILE },
     { name: 'SELKIES_RUN_AFTER_CONNECT', value: literal(presenceHook('connected')) },

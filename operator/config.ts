@@ -19,7 +19,7 @@ export interface ReconcilerConfig {
   authEndpoint: string;
   /** Selkies fetches TURN credentials from `<base>/<namespace>/<session>/<token>`. */
   turnRestBaseUrl: string;
-  /** Desktops report their clients to `<base>/<namespace>/<session>/connected|disconnected` (src/api/presence.ts). */
+  /** Desktops report their clients to `<base>/<namespace>/<session>/connected|disconnected` (src/desktop-access/presence.ts). */
   presenceBaseUrl: string;
   storageClassName?: string;
   /** Only set on pods with a GPU: K3s injects the driver only under this runtime class. */

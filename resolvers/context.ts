@@ -2,8 +2,8 @@
 import type DataLoader from 'dataloader';
 import type { Identity } from '../auth/identity.ts';
 import type { VDITemplate } from '../operator/v1alpha1.ts';
-import type { SessionEventModel } from '../src/api/models.ts';
-import type { ApiServices } from '../src/api/services.ts';
+import type { SessionEventModel } from '../src/sessions/models.ts';
+import type { ApiServices } from '../src/sessions/services.ts';
 
 export interface Context {
   identity: Identity;

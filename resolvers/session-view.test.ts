@@ -8,9 +8,9 @@ import type { Identity } from '../auth/identity.ts';
 import type { Caches } from '../operator/caches.ts';
 import type { VDISession, VDITemplate } from '../operator/v1alpha1.ts';
 import type { KubeClient } from '../src/kube/client.ts';
-import { loadSchema } from '../src/api/server.ts';
-import { ApiServices } from '../src/api/services.ts';
-import type { UserNamespaces } from '../src/api/user-namespaces.ts';
+import { loadSchema } from '../src/graphql/server.ts';
+import { ApiServices } from '../src/sessions/services.ts';
+import type { UserNamespaces } from '../src/sessions/user-namespaces.ts';
 import type { Context } from './context.ts';
 import { testReconcilerConfig } from '../test/support/reconciler-config.ts';
 

@@ -1,5 +1,5 @@
 // Thin adapters: arguments → ApiServices → the raw VDISession, projected by the field resolvers below.
-import { sessionPresenceView, sessionSpecView, sessionUrlView } from '../src/api/session-view.ts';
+import { sessionPresenceView, sessionSpecView, sessionUrlView } from '../src/sessions/session-view.ts';
 import type { Resolvers } from './__generated__/types.ts';
 import { QuantityScalar } from './session-quantity.ts';
 

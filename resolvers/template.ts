@@ -1,4 +1,4 @@
-import { templateView } from '../src/api/session-view.ts';
+import { templateView } from '../src/sessions/session-view.ts';
 import type { Resolvers } from './__generated__/types.ts';
 
 export const templateResolvers: Resolvers = {

@@ -4,8 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Caches, CacheName } from '../operator/caches.ts';
 import type { ControllerMetrics } from '../operator/controller.ts';
 import type { ReconcilerConfig } from '../operator/config.ts';
-import { idleReclaimFigures } from './api/idle-reclaim.ts';
-import type { PresenceOutcome } from './api/presence.ts';
+import { idleReclaimFigures } from './sessions/idle-reclaim.ts';
+import type { PresenceOutcome } from './desktop-access/presence.ts';
 import type { RequestCounter } from './kube/client.ts';
 
 export interface Metrics {
@@ -17,7 +17,7 @@ export interface Metrics {
   kubeRequests: RequestCounter;
   /** Provisioning refused to take over a user's Namespace, RoleBinding or ResourceQuota held by another. */
   namespaceTakeoversRefused: Counter<'kind'>;
-  /** Desktops' presence reports by what became of them (src/api/presence.ts). */
+  /** Desktops' presence reports by what became of them (src/desktop-access/presence.ts). */
   presenceReports: Counter<'outcome'>;
   watchInformers(caches: Caches, names: CacheName[]): void;
   /** Gauges of idle desktops and what stopping them gave back, read from the session cache at each scrape. */

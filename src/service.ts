@@ -12,16 +12,16 @@ import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createAuthorizer } from '../auth/authorizer.ts';
 import { createTokenVerifier } from '../auth/token-verifier.ts';
-import { startApi, type Api } from './api/server.ts';
-import { ApiServices } from './api/services.ts';
+import { startApi, type Api } from './graphql/server.ts';
+import { ApiServices } from './sessions/services.ts';
 import { dashboardRouter, findDashboardDir } from './dashboard-static.ts';
-import { BrowserSessions } from './api/browser-session.ts';
-import { ForwardAuth, forwardAuthRouter } from './api/forward-auth.ts';
-import { OidcClient, loginRouter } from './api/login.ts';
-import { PresenceReports, presenceRouter } from './api/presence.ts';
-import { turnRouter } from './api/turn.ts';
-import { UserNamespaces } from './api/user-namespaces.ts';
-import { matchRoutesExactly } from './api/routing.ts';
+import { BrowserSessions } from './login/browser-session.ts';
+import { ForwardAuth, forwardAuthRouter } from './desktop-access/forward-auth.ts';
+import { OidcClient, loginRouter } from './login/login.ts';
+import { PresenceReports, presenceRouter } from './desktop-access/presence.ts';
+import { turnRouter } from './desktop-access/turn.ts';
+import { UserNamespaces } from './sessions/user-namespaces.ts';
+import { matchRoutesExactly } from './routing.ts';
 
 export interface Service {
   url: string;

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userNamespace } from '../../auth/namespace.ts';
 import { childName, sessionHost } from '../../operator/naming.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
-import { sealCookie } from '../../src/api/browser-session.ts';
-import { turnCredential } from '../../src/api/turn.ts';
+import { sealCookie } from '../../src/login/browser-session.ts';
+import { turnCredential } from '../../src/desktop-access/turn.ts';
 import { loadConfig, reconcilerConfigFrom } from '../../src/config.ts';
 
 import { AUDIENCE, startApiStack, type ApiStack } from '../support/api.ts';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sealCookie } from '../../src/api/browser-session.ts';
+import { sealCookie } from '../../src/login/browser-session.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import {
   applyUbuntuTemplate,

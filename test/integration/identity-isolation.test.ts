@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { TestUser } from '../../dev/oidc-issuer.ts';
 import { userNamespace } from '../../auth/namespace.ts';
-import { QUOTA_NAME } from '../../src/api/user-namespaces.ts';
+import { QUOTA_NAME } from '../../src/sessions/user-namespaces.ts';
 import { adminClient, eventually } from '../support/cluster.ts';
 import { startApiStack, type ApiStack } from '../support/api.ts';
 import { createTemplate } from '../support/reconciler.ts';

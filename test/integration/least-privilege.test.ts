@@ -25,7 +25,7 @@ import { userNamespace } from '../../auth/namespace.ts';
 import { SECRET_KEY_PRESENCE_TOKEN, SECRET_KEY_TURN_TOKEN } from '../../operator/builders.ts';
 import { pvcName } from '../../operator/naming.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
-import { loadSchema } from '../../src/api/server.ts';
+import { loadSchema } from '../../src/graphql/server.ts';
 import { loadConfig } from '../../src/config.ts';
 import { isNotFound, type KubeClient } from '../../src/kube/client.ts';
 import { startService, type Service } from '../../src/service.ts';

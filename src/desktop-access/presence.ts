@@ -12,7 +12,7 @@ import { mergeConditions } from '../../operator/status.ts';
 import { API_VERSION, SESSION_PLURAL, type Condition, type SessionPresence, type VDISession } from '../../operator/v1alpha1.ts';
 import { KubeError, isConflict, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
-import { exactRouter } from './routing.ts';
+import { exactRouter } from '../routing.ts';
 import { sameSecret } from './turn.ts';
 
 export type PresenceState = 'connected' | 'disconnected';

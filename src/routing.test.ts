@@ -1,8 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Logger } from '../log.ts';
-import { forwardAuthRouter, type ForwardAuth } from './forward-auth.ts';
+import type { Logger } from './log.ts';
+import { forwardAuthRouter, type ForwardAuth } from './desktop-access/forward-auth.ts';
 import { matchRoutesExactly } from './routing.ts';
 
 let base: string;

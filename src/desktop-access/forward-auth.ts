@@ -18,8 +18,8 @@ import { objectKey } from '../../operator/informer.ts';
 import { childName, sessionHost } from '../../operator/naming.ts';
 import { GROUP, SESSION_PLURAL, type VDISession } from '../../operator/v1alpha1.ts';
 import type { Logger } from '../log.ts';
-import type { BrowserSessions } from './browser-session.ts';
-import { exactRouter } from './routing.ts';
+import type { BrowserSessions } from '../login/browser-session.ts';
+import { exactRouter } from '../routing.ts';
 
 export interface Decision {
   status: number;

@@ -14,7 +14,7 @@
 // queued events, in order and re-checked, to the same sink.
 import type { Informer, InformerEventType } from '../../operator/informer.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
-import type { SessionEventModel } from './models.ts';
+import type { SessionEventModel } from '../sessions/models.ts';
 import { ApiError } from '../errors.ts';
 
 export interface SubscriptionScope {

@@ -3,7 +3,7 @@ import type { Authorizer } from '../../auth/authorizer.ts';
 import type { Caches } from '../../operator/caches.ts';
 import { KubeError, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
-import { maskError } from './server.ts';
+import { maskError } from '../graphql/server.ts';
 import { ApiServices } from './services.ts';
 import type { UserNamespaces } from './user-namespaces.ts';
 import { testReconcilerConfig } from '../../test/support/reconciler-config.ts';
@@ -21,7 +21,7 @@ function servicesWhoseQuotaReadFails(err: Error): ApiServices {
   });
 }
 
-/** The error as a GraphQL client receives it (src/api/server.ts maskError), and whether the server logged it. */
+/** The error as a GraphQL client receives it (src/graphql/server.ts maskError), and whether the server logged it. */
 function served(err: Error & { extensions?: Record<string, unknown> }): { code: unknown; message: string; logged: boolean } {
   let logged = false;
   const log = { error: () => void (logged = true) } as unknown as Logger;

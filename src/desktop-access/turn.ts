@@ -11,7 +11,7 @@ import { SECRET_KEY_TURN_TOKEN } from '../../operator/builders.ts';
 import { childName } from '../../operator/naming.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { exactRouter } from './routing.ts';
+import { exactRouter } from '../routing.ts';
 
 export interface TurnCredential {
   username: string;

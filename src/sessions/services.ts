@@ -26,7 +26,7 @@ import { badInput, conflict, forbidden, fromKubeError, notFound, quotaExceeded }
 import { KubeError, isNotFound, type Impersonation, type KubeClient } from '../kube/client.ts';
 import { idleReclaimFigures, type IdleReclaimFigures } from './idle-reclaim.ts';
 import type { SessionEventModel } from './models.ts';
-import { SessionEventHub } from './session-events.ts';
+import { SessionEventHub } from '../subscriptions/session-events.ts';
 import { QUOTA_NAME, SESSION_COUNT_RESOURCE, type UserNamespaces } from './user-namespaces.ts';
 
 const DNS_NAME = /^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$/;

@@ -38,8 +38,8 @@ import { operationLabel, type Metrics } from '../metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { directNext, sharedSubscribe, variablesProblem } from './shared-execution.ts';
 import { sendText } from './ws-frame.ts';
-import type { ApiServices } from './services.ts';
-import type { BrowserSessions } from './browser-session.ts';
+import type { ApiServices } from '../sessions/services.ts';
+import type { BrowserSessions } from '../login/browser-session.ts';
 
 const schemaDir = path.resolve(import.meta.dirname, '../../schema');
 

@@ -8,7 +8,7 @@ import { AuthenticationError, type TokenVerifier } from '../../auth/token-verifi
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { openCookie, parseCookies, sealCookie, serializeCookie, type BrowserSessions, type Refresher } from './browser-session.ts';
-import { exactRouter } from './routing.ts';
+import { exactRouter } from '../routing.ts';
 
 const LOGIN_COOKIE = 'vdi_login';
 const LOGIN_SECONDS = 600;
