@@ -25,11 +25,27 @@ const only = (name, comment, from, allowed) => ({
 export default {
   forbidden: [
     { name: 'no-circular', comment: 'No import cycle, type imports included.', severity: 'error', from: {}, to: { circular: true } },
-    { name: 'no-test-in-product', comment: 'No product file imports test or benchmark code.', severity: 'error', from: { pathNot: TESTS }, to: { path: TESTS } },
+    {
+      name: 'no-test-in-product',
+      comment: 'No product file imports test or benchmark code.',
+      severity: 'error',
+      from: { pathNot: TESTS },
+      to: { path: TESTS },
+    },
     only('ground-imports-nothing-of-ours', 'The ground layer stands on nothing of ours.', GROUND, GROUND),
     only('auth-on-ground', 'auth/ may import the ground layer only.', '^auth/', `(^auth/|${GROUND})`),
-    only('operator-on-ground', 'operator/ may import the ground layer only: never resolvers/, src/ or auth/.', '^operator/', `(^operator/|${GROUND})`),
-    only('resolvers-on-domain', 'resolvers/ are thin adapters: auth/, the domain services of src/ and the API types.', '^resolvers/', `(^resolvers/|^auth/|${DOMAIN}|${GROUND})`),
+    only(
+      'operator-on-ground',
+      'operator/ may import the ground layer only: never resolvers/, src/ or auth/.',
+      '^operator/',
+      `(^operator/|${GROUND})`,
+    ),
+    only(
+      'resolvers-on-domain',
+      'resolvers/ are thin adapters: auth/, the domain services of src/ and the API types.',
+      '^resolvers/',
+      `(^resolvers/|^auth/|${DOMAIN}|${GROUND})`,
+    ),
     only(
       'domain-below-graphql',
       'The domain services do not know the GraphQL layer or the wiring above them.',

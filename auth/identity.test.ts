@@ -5,10 +5,7 @@ const config = defaultIdentityConfig;
 
 describe('identityFromClaims', () => {
   it('prefixes the username and groups, and keeps the bare name', () => {
-    const identity = identityFromClaims(
-      { email: 'alice@example.com', groups: ['dev', 'ops'], exp: 1_900_000_000 },
-      config,
-    );
+    const identity = identityFromClaims({ email: 'alice@example.com', groups: ['dev', 'ops'], exp: 1_900_000_000 }, config);
     expect(identity).toEqual({
       username: 'oidc:alice@example.com',
       name: 'alice@example.com',
@@ -34,10 +31,7 @@ describe('identityFromClaims', () => {
   it('accepts an absent, a single-string and an array groups claim, de-duplicated', () => {
     expect(identityFromClaims({ email: 'a@x' }, config).groups).toEqual([]);
     expect(identityFromClaims({ email: 'a@x', groups: 'dev' }, config).groups).toEqual(['oidc:dev']);
-    expect(identityFromClaims({ email: 'a@x', groups: ['dev', 'dev', 'ops'] }, config).groups).toEqual([
-      'oidc:dev',
-      'oidc:ops',
-    ]);
+    expect(identityFromClaims({ email: 'a@x', groups: ['dev', 'dev', 'ops'] }, config).groups).toEqual(['oidc:dev', 'oidc:ops']);
   });
 
   it.each([
@@ -65,9 +59,7 @@ describe('identityFromClaims', () => {
   it('refuses a name that becomes system: after prefixing', () => {
     const prefixed = { ...config, usernamePrefix: 'system:', groupsPrefix: 'system:' };
     expect(() => identityFromClaims({ email: 'a@x' }, prefixed)).toThrow(IdentityError);
-    expect(() => identityFromClaims({ email: 'a@x', groups: ['dev'] }, { ...config, groupsPrefix: 'system:' })).toThrow(
-      IdentityError,
-    );
+    expect(() => identityFromClaims({ email: 'a@x', groups: ['dev'] }, { ...config, groupsPrefix: 'system:' })).toThrow(IdentityError);
   });
 
   it('refuses a username that begins with whitespace once the prefix is empty', () => {
@@ -75,7 +67,10 @@ describe('identityFromClaims', () => {
   });
 
   it('keeps non-ASCII names exactly as claimed', () => {
-    expect(identityFromClaims({ email: 'josé@example.com', groups: ['équipe'] }, config)).toMatchObject({ name: 'josé@example.com', groups: ['oidc:équipe'] });
+    expect(identityFromClaims({ email: 'josé@example.com', groups: ['équipe'] }, config)).toMatchObject({
+      name: 'josé@example.com',
+      groups: ['oidc:équipe'],
+    });
   });
 
   it('carries the UNAUTHENTICATED code', () => {

@@ -40,7 +40,15 @@ try {
     const used = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
     const others = ['etcd', 'kube-controller', 'kube-scheduler', 'kwok'].reduce((a, n) => a + used(n), 0);
     const lat = summarize(latencies);
-    rows.push({ kind, bytes: JSON.stringify(body(0)).length, ms: wallMs, apiserver: (used('kube-apiserver') * 1000) / N, others: (others * 1000) / N, p50: lat.p50, p99: lat.p99 });
+    rows.push({
+      kind,
+      bytes: JSON.stringify(body(0)).length,
+      ms: wallMs,
+      apiserver: (used('kube-apiserver') * 1000) / N,
+      others: (others * 1000) / N,
+      p50: lat.p50,
+      p99: lat.p99,
+    });
   }
 
   const configMap = (i: number) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `cm-${i}` }, data: { i: String(i) } });
@@ -50,26 +58,38 @@ try {
   await client.request({ method: 'DELETE', path: `/api/v1/namespaces/${ns}/configmaps` });
   await measure('ConfigMap create (yardstick)', configMap, (i) => client.create(`/api/v1/namespaces/${ns}/configmaps`, configMap(i)));
 
-  const sessionBody = (i: number) => ({ apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession', metadata: { name: `s-${i}`, namespace: ns }, spec: { user: `user-${i}@example.com`, template: 'bench-desktop' } });
-  await measure('VDISession create', sessionBody, async (i) => sessions.push(await client.create<VDISession>(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`, sessionBody(i))));
+  const sessionBody = (i: number) => ({
+    apiVersion: 'vdi.kasm.io/v1alpha1',
+    kind: 'VDISession',
+    metadata: { name: `s-${i}`, namespace: ns },
+    spec: { user: `user-${i}@example.com`, template: 'bench-desktop' },
+  });
+  await measure('VDISession create', sessionBody, async (i) =>
+    sessions.push(await client.create<VDISession>(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`, sessionBody(i))),
+  );
   sessions.sort((a, b) => Number(a.metadata.name!.slice(2)) - Number(b.metadata.name!.slice(2)));
   // The same without our admission policies, one after the other, to show what each costs.
   const named = (prefix: string) => (i: number) => ({ ...sessionBody(i), metadata: { name: `${prefix}-${i}`, namespace: ns } });
   await client.request({ method: 'DELETE', path: '/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings/vdi-session-finalizer' });
   await sleep(2000); // policy bindings take effect through an informer
   const noFinalizer = named('f');
-  await measure('  without the finalizer policy (MutatingAdmissionPolicy)', noFinalizer, (i) => client.create(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`, noFinalizer(i)));
+  await measure('  without the finalizer policy (MutatingAdmissionPolicy)', noFinalizer, (i) =>
+    client.create(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`, noFinalizer(i)),
+  );
   await client.request({ method: 'DELETE', path: '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/vdi-session-owner' });
   await sleep(2000);
   const unchecked = named('u');
-  await measure('  without both policies (also the spec.user check)', unchecked, (i) => client.create(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`, unchecked(i)));
+  await measure('  without both policies (also the spec.user check)', unchecked, (i) =>
+    client.create(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`, unchecked(i)),
+  );
   const effective = (s: VDISession) => {
     const r = resolveSession(s, template, config);
     if (!r.ok) throw new Error(r.message);
     return r.effective;
   };
 
-  const secret = (i: number) => buildSecret(sessions[i]!, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url'));
+  const secret = (i: number) =>
+    buildSecret(sessions[i]!, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url'));
   await measure('Secret create', secret, (i) => client.create(`/api/v1/namespaces/${ns}/secrets`, secret(i)));
 
   const nowhere = 'no-such-node';
@@ -77,7 +97,10 @@ try {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: `p-${i}` },
-    spec: { nodeName: nowhere, containers: [{ name: 'desktop', image: 'desktop:bench', resources: { limits: { 'nvidia.com/gpu': '1', memory: '1Gi', cpu: '1' } } }] },
+    spec: {
+      nodeName: nowhere,
+      containers: [{ name: 'desktop', image: 'desktop:bench', resources: { limits: { 'nvidia.com/gpu': '1', memory: '1Gi', cpu: '1' } } }],
+    },
   });
   await measure('bare Pod create (yardstick)', bare, (i) => client.create(`/api/v1/namespaces/${ns}/pods`, bare(i)));
   const pod = (i: number) => {
@@ -87,17 +110,36 @@ try {
   await measure('desktop Pod create', pod, (i) => client.create(`/api/v1/namespaces/${ns}/pods`, pod(i)));
 
   const service = (i: number) => buildService(sessions[i]!);
-  await measure('Service apply (+ its EndpointSlice, Endpoints)', service, (i) => client.apply(`/api/v1/namespaces/${ns}/services/${service(i).metadata.name}`, service(i), 'vdi-operator'), 2000);
+  await measure(
+    'Service apply (+ its EndpointSlice, Endpoints)',
+    service,
+    (i) => client.apply(`/api/v1/namespaces/${ns}/services/${service(i).metadata.name}`, service(i), 'vdi-operator'),
+    2000,
+  );
 
   const route = (i: number) => buildIngressRoute(sessions[i]!, config);
-  await measure('IngressRoute apply', route, (i) => client.apply(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes/${route(i).metadata.name}`, route(i), 'vdi-operator'));
+  await measure('IngressRoute apply', route, (i) =>
+    client.apply(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes/${route(i).metadata.name}`, route(i), 'vdi-operator'),
+  );
   // What server-side apply costs over a plain create (we apply: one field manager owns our fields, so drift
   // is put back without conflicts with our own earlier writes).
   const routeCopy = (i: number) => ({ ...route(i), metadata: { ...route(i).metadata, name: `${route(i).metadata.name}-c` } });
-  await measure('  the same by create, for comparison', routeCopy, (i) => client.create(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes`, routeCopy(i)));
+  await measure('  the same by create, for comparison', routeCopy, (i) =>
+    client.create(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes`, routeCopy(i)),
+  );
 
-  const status = () => ({ status: { phase: 'Running', reason: 'Ready', message: 'the desktop is ready', url: 'https://s.vdi.example.com/', startTime: new Date().toISOString() } });
-  await measure('VDISession status merge patch', status, (i) => client.mergePatch(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions/s-${i}/status`, status()));
+  const status = () => ({
+    status: {
+      phase: 'Running',
+      reason: 'Ready',
+      message: 'the desktop is ready',
+      url: 'https://s.vdi.example.com/',
+      startTime: new Date().toISOString(),
+    },
+  });
+  await measure('VDISession status merge patch', status, (i) =>
+    client.mergePatch(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions/s-${i}/status`, status()),
+  );
 
   const event = (i: number) => ({
     apiVersion: 'events.k8s.io/v1',
@@ -115,7 +157,9 @@ try {
   await measure('Event create', event, (i) => client.create(`/apis/events.k8s.io/v1/namespaces/${ns}/events`, event(i)));
 
   const yardstick = rows[0]!.apiserver;
-  console.log(`apiserver CPU per write, ${N} writes of each kind, ${CONCURRENCY} in flight (CPU read from /proc; etcd, kcm, scheduler and kwok as "others")`);
+  console.log(
+    `apiserver CPU per write, ${N} writes of each kind, ${CONCURRENCY} in flight (CPU read from /proc; etcd, kcm, scheduler and kwok as "others")`,
+  );
   for (const r of rows) {
     console.log(
       `  ${r.kind.padEnd(58)} ${String(r.bytes).padStart(5)} B  apiserver ${r.apiserver.toFixed(2)} ms (${(r.apiserver / yardstick).toFixed(1)}x ConfigMap)  others ${r.others.toFixed(2)} ms  latency p50 ${fmt(r.p50)} p99 ${fmt(r.p99)}  ${(N / (r.ms / 1000)).toFixed(0)}/s`,

@@ -37,7 +37,9 @@ for (const file of files) {
   const gz = gzipSync(bytes, { level: 9 }).length;
   raw += bytes.length;
   gzipped += gz;
-  console.log(`  ${path.relative(dist, file).padEnd(34)} ${(bytes.length / 1024).toFixed(1).padStart(7)} KiB  gzip ${(gz / 1024).toFixed(1).padStart(6)} KiB`);
+  console.log(
+    `  ${path.relative(dist, file).padEnd(34)} ${(bytes.length / 1024).toFixed(1).padStart(7)} KiB  gzip ${(gz / 1024).toFixed(1).padStart(6)} KiB`,
+  );
 }
 console.log(`  total                              ${(raw / 1024).toFixed(1).padStart(7)} KiB  gzip ${(gzipped / 1024).toFixed(1).padStart(6)} KiB`);
 

@@ -32,7 +32,9 @@ if (problem) throw new Error(`real desktops need a network namespace: ${problem}
 await ensureDesktopTools((line) => console.log(`[tools] ${line}`));
 const booted = performance.now();
 const stack = await startLocalDefault();
-console.log(`local default with real desktops up in ${ms(performance.now() - booted)} (portal ${stack.portalUrl}, desktops on :${stack.desktopPort})`);
+console.log(
+  `local default with real desktops up in ${ms(performance.now() - booted)} (portal ${stack.portalUrl}, desktops on :${stack.desktopPort})`,
+);
 
 async function waitForFrame(page: Page, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -83,9 +85,11 @@ try {
     const desktop = await context.newPage();
     // The stream's frames, as the browser receives them: binary WebSocket messages (Selkies' video).
     const frames: { at: number; bytes: number }[] = [];
-    desktop.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => {
-      if (typeof payload !== 'string') frames.push({ at: performance.now(), bytes: payload.length });
-    }));
+    desktop.on('websocket', (ws) =>
+      ws.on('framereceived', ({ payload }) => {
+        if (typeof payload !== 'string') frames.push({ at: performance.now(), bytes: payload.length });
+      }),
+    );
     const tOpen = performance.now();
     // Traefik serves the route a moment after Running (once it has seen the pod's EndpointSlice); until then its
     // 404, and a person reloads. Counted in Running → first frame.
@@ -98,7 +102,9 @@ try {
     const tFrame = performance.now();
     const run = { login: tLogin - t0, launch: tRunning - tLogin, firstFrame: tFrame - tRunning, openToFrame: tFrame - tOpen, total: tFrame - t0 };
     runs.push(run);
-    console.log(`run ${i + 1}: login ${ms(run.login)}, launch → Running ${ms(run.launch)}, Running → first frame ${ms(run.firstFrame)} (open → frame ${ms(run.openToFrame)}), total ${ms(run.total)}`);
+    console.log(
+      `run ${i + 1}: login ${ms(run.login)}, launch → Running ${ms(run.launch)}, Running → first frame ${ms(run.firstFrame)} (open → frame ${ms(run.openToFrame)}), total ${ms(run.total)}`,
+    );
 
     const name = (await card.getAttribute('data-session'))!;
     const pods = await stack.client.list<V1Pod>('/api/v1/pods', { labelSelector: `vdi.kasm.io/session=${name}` });
@@ -115,7 +121,12 @@ try {
       await desktop.waitForTimeout(FPS_SECONDS * 1000);
       const cpuAfter = await desktopCpuSeconds(podName);
       const window_ = frames.slice(before);
-      fps = { frames: window_.length, seconds: FPS_SECONDS, kib: window_.reduce((sum, f) => sum + f.bytes, 0) / 1024, cpu: (cpuAfter - cpuBefore) / FPS_SECONDS };
+      fps = {
+        frames: window_.length,
+        seconds: FPS_SECONDS,
+        kib: window_.reduce((sum, f) => sum + f.bytes, 0) / 1024,
+        cpu: (cpuAfter - cpuBefore) / FPS_SECONDS,
+      };
       await desktop.keyboard.press('Control+C');
     }
     await desktop.close();
@@ -136,11 +147,26 @@ const line = (label: string, samples: number[]) => {
   console.log(`  ${label.padEnd(28)} median ${ms(s.p50).padStart(8)}   p95 ${ms(s.p95).padStart(8)}   max ${ms(s.max).padStart(8)}`);
 };
 console.log(`\nlogin → first real desktop frame in Chromium, ${runs.length} runs (goal: under 10 s):`);
-line('login', runs.map((r) => r.login));
-line('launch → Running', runs.map((r) => r.launch));
-line('Running → first frame', runs.map((r) => r.firstFrame));
-line('  of which open → frame', runs.map((r) => r.openToFrame));
-line('total', runs.map((r) => r.total));
+line(
+  'login',
+  runs.map((r) => r.login),
+);
+line(
+  'launch → Running',
+  runs.map((r) => r.launch),
+);
+line(
+  'Running → first frame',
+  runs.map((r) => r.firstFrame),
+);
+line(
+  '  of which open → frame',
+  runs.map((r) => r.openToFrame),
+);
+line(
+  'total',
+  runs.map((r) => r.total),
+);
 if (fps) {
   console.log(
     `stream (Selkies 2.1, h264enc on the CPU, a terminal scrolling without pause, 1280×800): ${(fps.frames / fps.seconds).toFixed(1)} binary messages/s, ` +

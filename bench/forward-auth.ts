@@ -39,7 +39,10 @@ const env = { VDI_MODE: 'api', VDI_DOMAIN: 'vdi.bench', VDI_COOKIE_KEYS: cookieK
 const stack = await startBenchStack(env);
 try {
   const { client, service, issuer } = stack;
-  const config = loadConfig({ ...env, OIDC_ISSUER_URL: issuer.issuer, OIDC_AUDIENCE: AUDIENCE, OIDC_ALLOW_INSECURE_ISSUER: 'true', PORT: String(service.port) }, []);
+  const config = loadConfig(
+    { ...env, OIDC_ISSUER_URL: issuer.issuer, OIDC_AUDIENCE: AUDIENCE, OIDC_ALLOW_INSECURE_ISSUER: 'true', PORT: String(service.port) },
+    [],
+  );
   const reconcilerConfig = reconcilerConfigFrom(config);
   const users = Array.from({ length: USERS }, (_, i) => `user${i}@bench.example`);
 
@@ -80,11 +83,19 @@ try {
       sessions.every((s) => service.caches.sessions.get(`${s.metadata.namespace}/${s.metadata.name}`)?.status?.phase === 'Running') &&
       sessions.every((s) => service.caches.secrets.get(`${s.metadata.namespace}/${childName(s)}`)),
   );
-  console.log(`forwardAuth benchmark: ${SESSIONS} Running sessions of ${USERS} users in the cache (set up in ${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  console.log(
+    `forwardAuth benchmark: ${SESSIONS} Running sessions of ${USERS} users in the cache (set up in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
+  );
 
   // ---- callers: each user's bearer token and portal cookie ----
   const verifier = createTokenVerifier({ issuer: issuer.issuer, audience: AUDIENCE, allowInsecureRequests: true });
-  const browserSessions = new BrowserSessions({ cookieName: 'vdi_session', cookieSecure: false, keys: config.access.cookieKeys, sessionSeconds: 3600, verifier });
+  const browserSessions = new BrowserSessions({
+    cookieName: 'vdi_session',
+    cookieSecure: false,
+    keys: config.access.cookieKeys,
+    sessionSeconds: 3600,
+    verifier,
+  });
   const tokens = await Promise.all(users.map((email) => issuer.tokenFor({ email, groups: ['vdi-users'] })));
   const cookies = await Promise.all(
     tokens.map(async (at) => {

@@ -16,7 +16,11 @@ process.on('message', async (job: Job) => {
   if (job.kind === 'graphql') {
     const body = JSON.stringify({ query: job.query });
     one = async () => {
-      const res = await fetch(job.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${job.token}` }, body });
+      const res = await fetch(job.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${job.token}` },
+        body,
+      });
       const parsed = (await res.json()) as { errors?: unknown };
       if (parsed.errors) throw new Error(JSON.stringify(parsed.errors));
     };

@@ -129,13 +129,17 @@ try {
   console.log(`\n2. presence: ${total} reports in ${SECONDS} s (${RATE}/s): ${real} real transitions, ${repeats} repeats`);
   console.log(`  outcomes: ${JSON.stringify(Object.fromEntries(reportOutcomes))}`);
   console.log(`  apiserver writes: ${presenceWrites.total} ${JSON.stringify(presenceWrites.byResource)}`);
-  console.log(`  status writes per real transition: ${(statusWrites / real).toFixed(3)}; all writes per report: ${(presenceWrites.total / total).toFixed(3)}`);
+  console.log(
+    `  status writes per real transition: ${(statusWrites / real).toFixed(3)}; all writes per report: ${(presenceWrites.total / total).toFixed(3)}`,
+  );
   const presenceCpu = cpuBetween(cpu, await processCpu());
   console.log(`  CPU: ${presenceCpu} (the bench process holds the service and the report clients)`);
 
   // ---- 3. deadlines ----
   reportOutcomes.clear();
-  await Promise.all(keys.filter(({ namespace, name }) => !state.get(`${namespace}/${name}`)).map(({ namespace, name }) => report(namespace, name, 'connected')));
+  await Promise.all(
+    keys.filter(({ namespace, name }) => !state.get(`${namespace}/${name}`)).map(({ namespace, name }) => report(namespace, name, 'connected')),
+  );
   while (service.caches.sessions.list().some((s) => !s.status?.presence?.connected)) await sleep(200);
   await client.apply(templatePath, template(`${IDLE_TIMEOUT_S}s`), 'bench');
   await sleep(3_000);

@@ -47,7 +47,11 @@ function runOnce(datastore: string): Promise<Run> {
   });
 }
 
-const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+const median = (xs: number[]) =>
+  percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 const runs = new Map<string, Run[]>(DATASTORES.map((d) => [d, []]));

@@ -34,7 +34,9 @@ import {
   type BenchStack,
 } from './support.ts';
 
-const { values } = parseArgs({ options: { sessions: { type: 'string', default: '200' }, large: { type: 'string', default: '2000' }, concurrency: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { sessions: { type: 'string', default: '200' }, large: { type: 'string', default: '2000' }, concurrency: { type: 'string' } },
+});
 const N = Number(values.sessions);
 const LARGE = Number(values.large);
 const gpuNodes = Math.ceil(N / 100);
@@ -77,7 +79,9 @@ try {
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name: `p-${i}` },
-        spec: { containers: [{ name: 'desktop', image: 'desktop:bench', resources: { limits: { 'nvidia.com/gpu': '1', memory: '1Gi', cpu: '1' } } }] },
+        spec: {
+          containers: [{ name: 'desktop', image: 'desktop:bench', resources: { limits: { 'nvidia.com/gpu': '1', memory: '1Gi', cpu: '1' } } }],
+        },
       });
     }),
   );
@@ -101,7 +105,12 @@ try {
     Array.from({ length: 128 }, async () => {
       while (nextWrite < rawWrites) {
         const i = nextWrite++;
-        await client.create('/api/v1/namespaces/bench-writes/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `w-${i}` }, data: { i: String(i) } });
+        await client.create('/api/v1/namespaces/bench-writes/configmaps', {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: `w-${i}` },
+          data: { i: String(i) },
+        });
       }
     }),
   );
@@ -155,24 +164,39 @@ try {
   const stormWrites = writesBetween(stormWritesBefore, await apiserverWrites(client));
   clearInterval(sampler);
   const lat = summarize([...running].map(([name, t]) => t - created.get(name)!));
-  const writes = controllerWrites().map(([kind, n]) => [kind, n - (writesBefore.get(kind) ?? 0)] as const).filter(([, n]) => n > 0);
+  const writes = controllerWrites()
+    .map(([kind, n]) => [kind, n - (writesBefore.get(kind) ?? 0)] as const)
+    .filter(([, n]) => n > 0);
   const objectWrites = writes.filter(([k]) => k !== 'event').reduce((a, [, n]) => a + n, 0);
   const eventWrites = writes.filter(([k]) => k === 'event').reduce((a, [, n]) => a + n, 0);
 
   console.log(`reconciler: ${N} sessions created at once on ${gpuNodes} GPU nodes (kwok), datastore ${cluster.cp.datastore}`);
   console.log(`  baseline bare pods: all Running after ${(baseAll / 1000).toFixed(2)} s; create→Running p50 ${fmt(base.p50)}  p99 ${fmt(base.p99)}`);
   console.log(`  sessions:           all Running after ${(all / 1000).toFixed(2)} s; create→Running p50 ${fmt(lat.p50)}  p99 ${fmt(lat.p99)}`);
-  console.log(`  same objects written directly, no reconciler: all Running after ${(direct.allMs / 1000).toFixed(2)} s; create→Running p50 ${fmt(direct.lat.p50)}  p99 ${fmt(direct.lat.p99)}`);
-  console.log(`  added by the reconciler: p50 ${fmt(lat.p50 - base.p50)}  p99 ${fmt(lat.p99 - base.p99)}  (ratio p50 ${(lat.p50 / base.p50).toFixed(2)}x, p99 ${(lat.p99 / base.p99).toFixed(2)}x)`);
-  console.log(`  added beyond writing the same objects directly: p50 ${fmt(lat.p50 - direct.lat.p50)}  p99 ${fmt(lat.p99 - direct.lat.p99)}  (ratio p50 ${(lat.p50 / direct.lat.p50).toFixed(2)}x, p99 ${(lat.p99 / direct.lat.p99).toFixed(2)}x)`);
-  console.log(`  API writes per session: ${(objectWrites / N).toFixed(2)} to objects + ${(eventWrites / N).toFixed(2)} Events  (${writes.map(([k, n]) => `${k} ${n}`).join(', ')})`);
-  const perObject = (w: ReturnType<typeof writesBetween>) => `${(w.total / N).toFixed(1)} (${w.byResource.map(([k, n]) => `${k} ${(n / N).toFixed(2)}`).join(', ')})`;
+  console.log(
+    `  same objects written directly, no reconciler: all Running after ${(direct.allMs / 1000).toFixed(2)} s; create→Running p50 ${fmt(direct.lat.p50)}  p99 ${fmt(direct.lat.p99)}`,
+  );
+  console.log(
+    `  added by the reconciler: p50 ${fmt(lat.p50 - base.p50)}  p99 ${fmt(lat.p99 - base.p99)}  (ratio p50 ${(lat.p50 / base.p50).toFixed(2)}x, p99 ${(lat.p99 / base.p99).toFixed(2)}x)`,
+  );
+  console.log(
+    `  added beyond writing the same objects directly: p50 ${fmt(lat.p50 - direct.lat.p50)}  p99 ${fmt(lat.p99 - direct.lat.p99)}  (ratio p50 ${(lat.p50 / direct.lat.p50).toFixed(2)}x, p99 ${(lat.p99 / direct.lat.p99).toFixed(2)}x)`,
+  );
+  console.log(
+    `  API writes per session: ${(objectWrites / N).toFixed(2)} to objects + ${(eventWrites / N).toFixed(2)} Events  (${writes.map(([k, n]) => `${k} ${n}`).join(', ')})`,
+  );
+  const perObject = (w: ReturnType<typeof writesBetween>) =>
+    `${(w.total / N).toFixed(1)} (${w.byResource.map(([k, n]) => `${k} ${(n / N).toFixed(2)}`).join(', ')})`;
   console.log(`  all writes the apiserver served (every client), per bare pod: ${perObject(baseWrites)}`);
   console.log(`  all writes the apiserver served (every client), per session written directly: ${perObject(direct.writes)}`);
   console.log(`  all writes the apiserver served (every client), per session: ${perObject(stormWrites)}`);
   console.log(`  CPU used until all were Running: bare pods ${baseCpu}; written directly ${direct.cpu}; sessions ${stormCpu}`);
-  console.log(`  apiserver write throughput in this run: ${writesPerSecond.toFixed(0)} writes/s (${rawWrites} ConfigMap creates, 128 in flight); the storm's ${objectWrites + eventWrites} writes alone take ${((objectWrites + eventWrites) / writesPerSecond).toFixed(2)} s at that rate`);
-  console.log(`  process CPU: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${((cpu.user + cpu.system) / 1000 / N).toFixed(1)} ms per session); peak RSS ${mib(peakRss)}; RSS before ${mib(rssBefore)}`);
+  console.log(
+    `  apiserver write throughput in this run: ${writesPerSecond.toFixed(0)} writes/s (${rawWrites} ConfigMap creates, 128 in flight); the storm's ${objectWrites + eventWrites} writes alone take ${((objectWrites + eventWrites) / writesPerSecond).toFixed(2)} s at that rate`,
+  );
+  console.log(
+    `  process CPU: ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${((cpu.user + cpu.system) / 1000 / N).toFixed(1)} ms per session); peak RSS ${mib(peakRss)}; RSS before ${mib(rssBefore)}`,
+  );
   // One at a time: the reconciler's own share of a single create → Running, without a queue of writes ahead.
   const SEQ = 20;
   const seqPods = new Informer<V1Pod>(client, { path: '/api/v1/namespaces/bench-pods/pods' });
@@ -206,7 +230,9 @@ try {
   }
   const p1 = summarize(podOne);
   const s1 = summarize(sessionOne);
-  console.log(`  one at a time (${SEQ} each): bare pod p50 ${fmt(p1.p50)} p99 ${fmt(p1.p99)}; session p50 ${fmt(s1.p50)} p99 ${fmt(s1.p99)}; added p50 ${fmt(s1.p50 - p1.p50)} p99 ${fmt(s1.p99 - p1.p99)}`);
+  console.log(
+    `  one at a time (${SEQ} each): bare pod p50 ${fmt(p1.p50)} p99 ${fmt(p1.p99)}; session p50 ${fmt(s1.p50)} p99 ${fmt(s1.p99)}; added p50 ${fmt(s1.p50 - p1.p50)} p99 ${fmt(s1.p99 - p1.p99)}`,
+  );
 
   gc();
   const rssAtN = process.memoryUsage().rss;
@@ -216,7 +242,17 @@ try {
     // Memory with many more sessions in the caches (CPU-only desktops on big simulated nodes).
     await client.apply(
       '/apis/vdi.kasm.io/v1alpha1/vditemplates/bench-cpu',
-      { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDITemplate', metadata: { name: 'bench-cpu' }, spec: { image: 'desktop:bench', displayName: 'Bench CPU', resources: { defaultGPU: 0, maxGPU: 0, defaultMemory: '1Gi', defaultCPU: '1' }, persistence: { defaultEnabled: false } } },
+      {
+        apiVersion: 'vdi.kasm.io/v1alpha1',
+        kind: 'VDITemplate',
+        metadata: { name: 'bench-cpu' },
+        spec: {
+          image: 'desktop:bench',
+          displayName: 'Bench CPU',
+          resources: { defaultGPU: 0, maxGPU: 0, defaultMemory: '1Gi', defaultCPU: '1' },
+          persistence: { defaultEnabled: false },
+        },
+      },
       'bench',
     );
     for (let i = N; i < LARGE; i += 100) {
@@ -238,7 +274,9 @@ try {
     const rssLarge = process.memoryUsage().rss;
     const heapLarge = process.memoryUsage().heapUsed;
     console.log(`  memory with ${N} sessions: RSS ${mib(rssAtN)}, heap ${mib(heapAtN)}; with ${LARGE}: RSS ${mib(rssLarge)}, heap ${mib(heapLarge)}`);
-    console.log(`  growth: ${((heapLarge - heapAtN) / (LARGE - N) / 1024).toFixed(1)} KB heap per additional session (session + pod + secret + service + routes + policy in the caches)`);
+    console.log(
+      `  growth: ${((heapLarge - heapAtN) / (LARGE - N) / 1024).toFixed(1)} KB heap per additional session (session + pod + secret + service + routes + policy in the caches)`,
+    );
   }
   await sessions.stop();
 } finally {
@@ -270,9 +308,18 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
   sessionsInformer.on((_t, s) => {
     if (s.status?.phase === 'Running' && !running.has(s.metadata.name!)) running.set(s.metadata.name!, performance.now());
   });
-  const newSession = (name: string) => ({ apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession', metadata: { name, namespace: ns }, spec: { user: `${name}@example.com`, template: 'bench-desktop' } });
+  const newSession = (name: string) => ({
+    apiVersion: 'vdi.kasm.io/v1alpha1',
+    kind: 'VDISession',
+    metadata: { name, namespace: ns },
+    spec: { user: `${name}@example.com`, template: 'bench-desktop' },
+  });
   const shape = newSession('shape') as VDISession;
-  await client.apply(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${buildNetworkPolicy(shape, config).metadata.name}`, buildNetworkPolicy(shape, config), MANAGER);
+  await client.apply(
+    `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${buildNetworkPolicy(shape, config).metadata.name}`,
+    buildNetworkPolicy(shape, config),
+    MANAGER,
+  );
   const middleware = buildAuthMiddleware(shape, config);
   await client.apply(`/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/${middleware.metadata.name}`, middleware, MANAGER);
 
@@ -291,7 +338,10 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
       const route = buildIngressRoute(session, config);
       const service = buildService(session);
       await Promise.all([
-        client.create(`/api/v1/namespaces/${ns}/secrets`, buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url'))),
+        client.create(
+          `/api/v1/namespaces/${ns}/secrets`,
+          buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url')),
+        ),
         client.apply(`/api/v1/namespaces/${ns}/services/${service.metadata.name}`, service, MANAGER),
         client.apply(`/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes/${route.metadata.name}`, route, MANAGER),
         client.create(`/api/v1/namespaces/${ns}/pods`, buildPod(session, template, resolution.effective, config, childName(session))),
@@ -326,7 +376,12 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
   // Gone before the reconciler starts: no finalizer holds the sessions (the admission policy added it), and
   // every child is deleted outright rather than left to garbage collection during the next phase.
   for (const s of sessionsInformer.list()) await client.mergePatch(`${sessionsPath}/${s.metadata.name}`, { metadata: { finalizers: null } });
-  for (const path of [sessionsPath, `/api/v1/namespaces/${ns}/secrets`, `/api/v1/namespaces/${ns}/services`, `/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes`]) {
+  for (const path of [
+    sessionsPath,
+    `/api/v1/namespaces/${ns}/secrets`,
+    `/api/v1/namespaces/${ns}/services`,
+    `/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes`,
+  ]) {
     await client.request({ method: 'DELETE', path });
   }
   await client.request({ method: 'DELETE', path: `/api/v1/namespaces/${ns}/pods`, query: { gracePeriodSeconds: 0 } });

@@ -29,14 +29,23 @@ try {
   const ns = userNamespace(user);
   const url = `${stack.service.url}/graphql`;
   const gql = async (query: string) => {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query }) });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query }),
+    });
     const body = (await res.json()) as { errors?: unknown; data?: { sessions?: unknown[] } };
     if (body.errors) throw new Error(JSON.stringify(body.errors));
     return body;
   };
   await stack.client.apply(
     '/apis/vdi.kasm.io/v1alpha1/vditemplates/bench-desktop',
-    { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDITemplate', metadata: { name: 'bench-desktop' }, spec: { image: 'desktop:bench', displayName: 'Bench', resources: { maxGPU: 1 } } },
+    {
+      apiVersion: 'vdi.kasm.io/v1alpha1',
+      kind: 'VDITemplate',
+      metadata: { name: 'bench-desktop' },
+      spec: { image: 'desktop:bench', displayName: 'Bench', resources: { maxGPU: 1 } },
+    },
     'bench',
   );
   // The first session goes through the API (provisioning the namespace and RoleBinding); the rest are
@@ -58,7 +67,8 @@ try {
       status: undefined,
     });
   });
-  while (stack.service.caches.sessions.list().filter((s) => s.metadata.namespace === ns).length < SESSIONS) await new Promise((r) => setTimeout(r, 50));
+  while (stack.service.caches.sessions.list().filter((s) => s.metadata.namespace === ns).length < SESSIONS)
+    await new Promise((r) => setTimeout(r, 50));
   console.log(`set-up: ${SESSIONS} sessions in ${((performance.now() - setupStart) / 1000).toFixed(1)} s`);
 
   const query = '{ sessions { name namespace user status { phase url } spec { template resources { gpu memory cpu } } } }';
@@ -72,7 +82,12 @@ try {
     return result;
   };
   const graphqlJob = { kind: 'graphql', url, token, query };
-  const rawJob = { kind: 'raw', kubeconfig: stack.cp.kubeconfigPath, path: `/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`, as: { username: `oidc:${user}`, groups: ['oidc:vdi-users'] } };
+  const rawJob = {
+    kind: 'raw',
+    kubeconfig: stack.cp.kubeconfigPath,
+    path: `/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`,
+    as: { username: `oidc:${user}`, groups: ['oidc:vdi-users'] },
+  };
   // Warm both paths, then measure one after the other in the same run.
   await run(graphqlJob, 200);
   await run(rawJob, 200);
@@ -86,7 +101,9 @@ try {
   console.log(`sessions query, ${SESSIONS} sessions, ${REQUESTS} requests, concurrency ${CONCURRENCY}`);
   console.log(`  GraphQL sessions: p50 ${fmt(a.p50)}  p95 ${fmt(a.p95)}  p99 ${fmt(a.p99)}  ${apiRps.toFixed(0)} req/s`);
   console.log(`  raw LIST (same user, impersonated): p50 ${fmt(r.p50)}  p95 ${fmt(r.p95)}  p99 ${fmt(r.p99)}  ${rawRps.toFixed(0)} req/s`);
-  console.log(`  ratio GraphQL/raw: p50 ${(a.p50 / r.p50).toFixed(2)}x  p99 ${(a.p99 / r.p99).toFixed(2)}x  throughput ${(apiRps / rawRps).toFixed(2)}x`);
+  console.log(
+    `  ratio GraphQL/raw: p50 ${(a.p50 / r.p50).toFixed(2)}x  p99 ${(a.p99 / r.p99).toFixed(2)}x  throughput ${(apiRps / rawRps).toFixed(2)}x`,
+  );
   console.log(`  service RSS ${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MiB (the load comes from a second process)`);
 } finally {
   await stack.stop();

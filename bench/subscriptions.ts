@@ -16,7 +16,13 @@ import { WebSocketServer } from 'ws';
 import { userNamespace } from '../auth/namespace.ts';
 import { fmt, startBenchStack, summarize } from './support.ts';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1000,10000' }, events: { type: 'string', default: '20' }, 'quiet-events': { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1000,10000' },
+    events: { type: 'string', default: '20' },
+    'quiet-events': { type: 'string', default: '3' },
+  },
+});
 const SIZES = values.sizes.split(',').map(Number);
 const EVENTS = Number(values.events);
 const QUIET_EVENTS = Number(values['quiet-events']);
@@ -31,7 +37,9 @@ const rss = () => {
 };
 
 async function clients(url: string, mode: 'graphql' | 'raw', n: number, token?: string): Promise<ChildProcess> {
-  const child = fork(new URL('./ws-clients.ts', import.meta.url).pathname, [url, mode, String(n), token ?? ''], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(new URL('./ws-clients.ts', import.meta.url).pathname, [url, mode, String(n), token ?? ''], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const [msg] = (await once(child, 'message')) as [{ type: string; ready: number }];
   if (msg.ready !== n) throw new Error(`only ${msg.ready}/${n} clients ready`);
   return child;
@@ -54,13 +62,20 @@ try {
   const token = await stack.issuer.tokenFor({ email: user, groups: ['vdi-users'] }, { expiresInSeconds: 3600 });
   await stack.client.apply(
     '/apis/vdi.kasm.io/v1alpha1/vditemplates/bench-desktop',
-    { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDITemplate', metadata: { name: 'bench-desktop' }, spec: { image: 'desktop:bench', displayName: 'Bench' } },
+    {
+      apiVersion: 'vdi.kasm.io/v1alpha1',
+      kind: 'VDITemplate',
+      metadata: { name: 'bench-desktop' },
+      spec: { image: 'desktop:bench', displayName: 'Bench' },
+    },
     'bench',
   );
   const res = await fetch(`${stack.service.url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query: 'mutation { createVDISession(input: {template: "bench-desktop", name: "fanout", resources: {gpu: 0}}) { name } }' }),
+    body: JSON.stringify({
+      query: 'mutation { createVDISession(input: {template: "bench-desktop", name: "fanout", resources: {gpu: 0}}) { name } }',
+    }),
   });
   if (!res.ok) throw new Error(await res.text());
   const statusPath = `/apis/vdi.kasm.io/v1alpha1/namespaces/${userNamespace(user)}/vdisessions/fanout/status`;
@@ -68,12 +83,17 @@ try {
     const text = await stack.client.request<string>({ path: '/metrics' });
     let n = 0;
     for (const line of text.split('\n')) {
-      if (line.startsWith('apiserver_longrunning_requests{') && line.includes('verb="WATCH"') && line.includes('resource="vdisessions"')) n += Number(line.split(' ').pop());
+      if (line.startsWith('apiserver_longrunning_requests{') && line.includes('verb="WATCH"') && line.includes('resource="vdisessions"'))
+        n += Number(line.split(' ').pop());
     }
     return n;
   };
   const wsUrl = `${stack.service.url.replace('http', 'ws')}/graphql`;
-  const messageSize = JSON.stringify({ id: 's1', type: 'next', payload: { data: { sessionEvents: { type: 'MODIFIED', session: { name: 'fanout', status: { phase: 'Running', message: `bench:${now()}` } } } } } }).length;
+  const messageSize = JSON.stringify({
+    id: 's1',
+    type: 'next',
+    payload: { data: { sessionEvents: { type: 'MODIFIED', session: { name: 'fanout', status: { phase: 'Running', message: `bench:${now()}` } } } } },
+  }).length;
 
   // The bare broadcast floor: a plain ws server on this process sending one message to every client.
   const bareServer = http.createServer();
@@ -136,12 +156,18 @@ try {
 
     console.log(`fan-out to ${n} graphql-ws subscribers (${EVENTS} status writes, ${lat.n} deliveries, message ~${messageSize} B)`);
     console.log(`  write → every client: p50 ${fmt(lat.p50)}  p99 ${fmt(lat.p99)}  max ${fmt(lat.max)}`);
-    console.log(`    in the service: write → event handled, direct sends issued: p50 ${fmt(lag.p50)}  max ${fmt(lag.max)}; then → queued sends issued: p50 ${fmt(burst.p50)}  max ${fmt(burst.max)}`);
+    console.log(
+      `    in the service: write → event handled, direct sends issued: p50 ${fmt(lag.p50)}  max ${fmt(lag.max)}; then → queued sends issued: p50 ${fmt(burst.p50)}  max ${fmt(burst.max)}`,
+    );
     if (quiet) {
-      console.log(`  after ${QUIET_MS / 1000} s without events, every decision expired and re-checked first (${QUIET_EVENTS} writes): p50 ${fmt(quiet.p50)}  p99 ${fmt(quiet.p99)}  max ${fmt(quiet.max)}`);
+      console.log(
+        `  after ${QUIET_MS / 1000} s without events, every decision expired and re-checked first (${QUIET_EVENTS} writes): p50 ${fmt(quiet.p50)}  p99 ${fmt(quiet.p99)}  max ${fmt(quiet.max)}`,
+      );
     }
     const loop = summarize(bareLoop);
-    console.log(`  bare ws broadcast (same run, same clients count): p50 ${fmt(base.p50)}  p99 ${fmt(base.p99)}; its send loop alone (one socket write each): p50 ${fmt(loop.p50)}  max ${fmt(loop.max)}`);
+    console.log(
+      `  bare ws broadcast (same run, same clients count): p50 ${fmt(base.p50)}  p99 ${fmt(base.p99)}; its send loop alone (one socket write each): p50 ${fmt(loop.p50)}  max ${fmt(loop.max)}`,
+    );
     console.log(`  ratio to bare broadcast: p50 ${(lat.p50 / base.p50).toFixed(2)}x  p99 ${(lat.p99 / base.p99).toFixed(2)}x`);
     console.log(`  server memory per idle subscriber: ${(perSubscriber / 1024).toFixed(1)} KB (RSS delta / ${n})`);
     console.log(`  apiserver watches on vdisessions: ${watchesBefore} before, ${watchesDuring} with ${n} subscribers`);

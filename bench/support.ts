@@ -22,7 +22,10 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
-export async function startBenchStack(env: Record<string, string> = {}, cpOptions: Parameters<typeof ControlPlane.start>[0] = {}): Promise<BenchStack> {
+export async function startBenchStack(
+  env: Record<string, string> = {},
+  cpOptions: Parameters<typeof ControlPlane.start>[0] = {},
+): Promise<BenchStack> {
   return await startBenchService(await startBenchCluster(cpOptions), env);
 }
 
@@ -97,7 +100,12 @@ export function applyBenchTemplate(client: KubeClient): Promise<VDITemplate> {
       apiVersion: 'vdi.kasm.io/v1alpha1',
       kind: 'VDITemplate',
       metadata: { name: 'bench-desktop' },
-      spec: { image: 'desktop:bench', displayName: 'Bench', resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '1Gi', defaultCPU: '1' }, persistence: { defaultEnabled: false } },
+      spec: {
+        image: 'desktop:bench',
+        displayName: 'Bench',
+        resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '1Gi', defaultCPU: '1' },
+        persistence: { defaultEnabled: false },
+      },
     },
     'bench',
   );
@@ -110,7 +118,14 @@ export function percentile(sorted: number[], p: number): number {
 
 export function summarize(samples: number[]): { n: number; p50: number; p95: number; p99: number; max: number; mean: number } {
   const s = [...samples].sort((a, b) => a - b);
-  return { n: s.length, p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s[s.length - 1] ?? NaN, mean: s.reduce((a, b) => a + b, 0) / (s.length || 1) };
+  return {
+    n: s.length,
+    p50: percentile(s, 50),
+    p95: percentile(s, 95),
+    p99: percentile(s, 99),
+    max: s[s.length - 1] ?? NaN,
+    mean: s.reduce((a, b) => a + b, 0) / (s.length || 1),
+  };
 }
 
 export const fmt = (ms: number) => `${ms.toFixed(2)} ms`;

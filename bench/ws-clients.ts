@@ -36,7 +36,8 @@ function open(i: number): Promise<void> {
       if (stamp !== undefined) latencies.push(now() - stamp);
       if (mode === 'graphql') {
         if (text.includes('"connection_ack"')) ws.send(JSON.stringify({ id: `s${i}`, type: 'subscribe', payload: { query } }));
-        else if (text.includes('"next"')) markReady(); // the initial ADDED event: subscribed
+        else if (text.includes('"next"'))
+          markReady(); // the initial ADDED event: subscribed
         else if (text.includes('"error"')) reject(new Error(text));
       }
     });

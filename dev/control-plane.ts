@@ -147,7 +147,9 @@ export async function runBuildScript(components: string[], log: (line: string) =
     if (!phase) return;
     const spent = (Date.now() - phase.since) / 1000;
     const left = phase.estimateS - spent;
-    log(`still building ${phase.name}: ${formatSeconds(spent)} elapsed, ${left > 0 ? `about ${formatSeconds(left)} left` : 'taking longer than estimated'} (total ${formatSeconds((Date.now() - started) / 1000)})`);
+    log(
+      `still building ${phase.name}: ${formatSeconds(spent)} elapsed, ${left > 0 ? `about ${formatSeconds(left)} left` : 'taking longer than estimated'} (total ${formatSeconds((Date.now() - started) / 1000)})`,
+    );
   }, 30_000);
   const abort = () => killGroup(child);
   signal?.addEventListener('abort', abort, { once: true });
@@ -180,7 +182,11 @@ export function formatSeconds(seconds: number): string {
 }
 
 /** Finds (or builds once, into the versioned cache) the binaries; honours KUBEBUILDER_ASSETS. */
-export async function ensureBinaries(log: (line: string) => void = () => {}, signal?: AbortSignal, datastore: Datastore = datastoreFromEnv()): Promise<Record<string, string>> {
+export async function ensureBinaries(
+  log: (line: string) => void = () => {},
+  signal?: AbortSignal,
+  datastore: Datastore = datastoreFromEnv(),
+): Promise<Record<string, string>> {
   log('checking the control-plane binaries');
   const assets = await runBuildScript(['kube', datastore, 'kwok'], log, signal);
   const pick = (name: string, version: string) => {
@@ -288,9 +294,7 @@ export class ControlPlane {
     await writeFile(path.join(d, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
     await writeFile(path.join(d, 'tokens.csv'), `${this.adminToken},${ADMIN_USER},${ADMIN_USER},"system:masters"\n`);
 
-    const [etcdPort, peerPort, apiPort, kcmPort, schedPort, kwokPort] = await Promise.all(
-      Array.from({ length: 6 }, () => freePort()),
-    );
+    const [etcdPort, peerPort, apiPort, kcmPort, schedPort, kwokPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     this.etcdUrl = `http://127.0.0.1:${etcdPort}`;
     this.apiserverUrl = `https://127.0.0.1:${apiPort}`;
     if (this.options.auditLog) await writeFile(path.join(d, 'audit-policy.yaml'), AUDIT_POLICY);
@@ -338,7 +342,9 @@ export class ControlPlane {
       '--endpoint-reconciler-type=none',
       '--profiling=false',
       // The log backend's default mode is blocking: an event is on disk about when its response is sent.
-      ...(this.options.auditLog ? [`--audit-policy-file=${path.join(d, 'audit-policy.yaml')}`, `--audit-log-path=${this.auditLogPath}`, '--audit-log-maxsize=0'] : []),
+      ...(this.options.auditLog
+        ? [`--audit-policy-file=${path.join(d, 'audit-policy.yaml')}`, `--audit-log-path=${this.auditLogPath}`, '--audit-log-maxsize=0']
+        : []),
       '--v=1',
     ]);
     await this.run('kube-apiserver');
@@ -355,7 +361,7 @@ export class ControlPlane {
       `--kubeconfig=${this.kubeconfigPath}`,
       `--authentication-kubeconfig=${this.kubeconfigPath}`,
       `--authorization-kubeconfig=${this.kubeconfigPath}`,
-      "--controllers=*",
+      '--controllers=*',
       '--leader-elect=false',
       `--service-account-private-key-file=${path.join(d, 'sa.key')}`,
       `--root-ca-file=${path.join(certDir, 'apiserver.crt')}`,
@@ -378,7 +384,9 @@ export class ControlPlane {
       `--secure-port=${schedPort}`,
       '--v=1',
     ]);
-    const stageFiles = (await readdir(this.bins.stages!)).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').map((f) => path.join(this.bins.stages!, f));
+    const stageFiles = (await readdir(this.bins.stages!))
+      .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
+      .map((f) => path.join(this.bins.stages!, f));
     this.define('kwok', [
       `--kubeconfig=${this.kubeconfigPath}`,
       '--manage-all-nodes=false',
@@ -512,7 +520,12 @@ current-context: vdi-local
     for (const src of sources) {
       // Every source is part of the repository: a missing one is a broken checkout, not something to skip.
       if (!existsSync(src)) throw new Error(`CRD source ${src} not found`);
-      const files = src.endsWith('.yaml') ? [src] : (await readdir(src)).filter((f) => f.endsWith('.yaml')).sort().map((f) => path.join(src, f));
+      const files = src.endsWith('.yaml')
+        ? [src]
+        : (await readdir(src))
+            .filter((f) => f.endsWith('.yaml'))
+            .sort()
+            .map((f) => path.join(src, f));
       for (const file of files) {
         for (const doc of parseYamlDocuments(await readFile(file, 'utf8'))) {
           if (doc?.kind !== 'CustomResourceDefinition') continue;
@@ -539,7 +552,12 @@ current-context: vdi-local
    */
   async applyManifests(dirOrFile: string, skipKinds: string[] = []): Promise<number> {
     const client = this.client();
-    const files = dirOrFile.endsWith('.yaml') ? [dirOrFile] : (await readdir(dirOrFile)).filter((f) => f.endsWith('.yaml')).sort().map((f) => path.join(dirOrFile, f));
+    const files = dirOrFile.endsWith('.yaml')
+      ? [dirOrFile]
+      : (await readdir(dirOrFile))
+          .filter((f) => f.endsWith('.yaml'))
+          .sort()
+          .map((f) => path.join(dirOrFile, f));
     let applied = 0;
     let finalizerPolicy = false;
     for (const file of files) {
@@ -565,7 +583,12 @@ current-context: vdi-local
     await this.waitFor('kube-apiserver', async () => {
       const probe = await client.create<{ metadata: { finalizers?: string[] } }>(
         '/apis/vdi.kasm.io/v1alpha1/namespaces/default/vdisessions',
-        { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession', metadata: { name: 'admission-probe' }, spec: { user: 'probe@example.com', template: 'probe' } },
+        {
+          apiVersion: 'vdi.kasm.io/v1alpha1',
+          kind: 'VDISession',
+          metadata: { name: 'admission-probe' },
+          spec: { user: 'probe@example.com', template: 'probe' },
+        },
         undefined,
         true,
       );
@@ -720,5 +743,7 @@ export function resourcePath(doc: { apiVersion: string; kind: string; metadata: 
 /** Plain YAML parsing (client-node's loadAllYaml renames `x-kubernetes-*` keys, which breaks CRDs). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function parseYamlDocuments(text: string): any[] {
-  return parseAllDocuments(text).map((d) => d.toJS()).filter((d) => d);
+  return parseAllDocuments(text)
+    .map((d) => d.toJS())
+    .filter((d) => d);
 }

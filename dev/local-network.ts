@@ -118,7 +118,10 @@ export async function runInLocalNetwork(log: NetworkLog): Promise<LocalNetwork> 
 
 /** Inside: puts the pod range on `lo` (we are root in this namespace) and ends this process with its parent. */
 export function setUpLocalNetwork(): void {
-  for (const args of [['link', 'set', 'lo', 'up'], ['addr', 'add', LOCAL_RANGE, 'dev', 'lo']]) {
+  for (const args of [
+    ['link', 'set', 'lo', 'up'],
+    ['addr', 'add', LOCAL_RANGE, 'dev', 'lo'],
+  ]) {
     const r = spawnSync('ip', args, { encoding: 'utf8' });
     if (r.status !== 0 && !r.stderr.includes('File exists')) throw new Error(`ip ${args.join(' ')} failed: ${r.stderr.trim() || r.error?.message}`);
   }

@@ -146,8 +146,7 @@ export async function startOidcIssuer(options: OidcIssuerOptions): Promise<OidcI
         },
       },
     },
-    extraTokenClaims: (ctx: KoaContext, token: IssuedToken) =>
-      token.accountId ? accountClaims(token.accountId) : pendingFor(ctx)?.claims,
+    extraTokenClaims: (ctx: KoaContext, token: IssuedToken) => (token.accountId ? accountClaims(token.accountId) : pendingFor(ctx)?.claims),
   });
 
   function accessTokenTTL(_ctx: unknown, token: { resourceServer?: { accessTokenTTL?: number } }) {

@@ -141,7 +141,9 @@ export async function startTraefik(opts: TraefikOptions): Promise<Traefik> {
           seen = String(err);
         }
         if (Date.now() > deadline) {
-          throw new Error(`no live Traefik route for ${host} → ${serverUrl} after ${timeoutMs} ms; last seen ${seen}; last log lines:\n${await logTail()}`);
+          throw new Error(
+            `no live Traefik route for ${host} → ${serverUrl} after ${timeoutMs} ms; last seen ${seen}; last log lines:\n${await logTail()}`,
+          );
         }
         await sleep(250);
       }

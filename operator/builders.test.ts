@@ -48,7 +48,8 @@ const gpuEffective: EffectiveSession = {
   memory: '8Gi',
   cpu: '4',
   persistence: { enabled: true, size: '10Gi' },
-  timeoutMs: 8 * 3_600_000, idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined },
+  timeoutMs: 8 * 3_600_000,
+  idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined },
   encoder: 'nvh264enc',
 };
 const cpuEffective: EffectiveSession = { ...gpuEffective, gpu: 0, encoder: 'x264enc', persistence: { enabled: false, size: '10Gi' } };
@@ -160,7 +161,12 @@ describe('the desktop reports its clients (presence)', () => {
   });
 
   it('keeps the hooks and presence settings out of a template’s reach', () => {
-    const t = template({ env: [{ name: 'SELKIES_RUN_AFTER_CONNECT', value: 'true' }, { name: 'VDI_PRESENCE_URL', value: 'http://evil' }] });
+    const t = template({
+      env: [
+        { name: 'SELKIES_RUN_AFTER_CONNECT', value: 'true' },
+        { name: 'VDI_PRESENCE_URL', value: 'http://evil' },
+      ],
+    });
     const p = pod(gpuEffective, t);
     expect(envValue(p, 'SELKIES_RUN_AFTER_CONNECT')).toBe(presenceHook('connected'));
     expect(envValue(p, 'VDI_PRESENCE_URL')).toContain('/presence/team-a/desk');
@@ -257,7 +263,11 @@ describe('buildPod', () => {
     expect(fromSecret('PASSWD')).toEqual({ name: 'vdi-desk', key: 'password' });
     expect(envValue(p, 'SELKIES_BASIC_AUTH_PASSWORD')).toBeUndefined();
     expect(envValue(p, 'PASSWD')).toBeUndefined();
-    expect(env(p).filter((e) => /PASSWORD|PASSWD|TOKEN/.test(e.name)).every((e) => e.value === undefined)).toBe(true);
+    expect(
+      env(p)
+        .filter((e) => /PASSWORD|PASSWD|TOKEN/.test(e.name))
+        .every((e) => e.value === undefined),
+    ).toBe(true);
   });
 
   it('enables basic auth for the session user', () => {
@@ -285,20 +295,23 @@ describe('buildPod', () => {
   });
 
   it('template env cannot override SELKIES_BASIC_AUTH_PASSWORD, TURN or encoder settings', () => {
-    const p = pod(gpuEffective, template({
-      env: [
-        { name: 'SELKIES_BASIC_AUTH_PASSWORD', value: 'hunter2' },
-        { name: 'SELKIES_BASIC_AUTH_USER', value: 'mallory' },
-        { name: 'PASSWD', value: 'hunter2' },
-        { name: 'SELKIES_TURN_REST_URI', value: 'http://evil/turn' },
-        { name: 'SELKIES_TURN_HOST', value: 'evil' },
-        { name: 'SELKIES_ENCODER', value: 'jpeg' },
-        { name: 'SELKIES_ENABLE_BASIC_AUTH', value: 'false' },
-        { name: 'VDI_TURN_TOKEN', value: 'x' },
-        { name: 'SELKIES_ENABLE_HTTPS', value: 'true' },
-        { name: 'SELKIES_PORT', value: '9000' },
-      ],
-    }));
+    const p = pod(
+      gpuEffective,
+      template({
+        env: [
+          { name: 'SELKIES_BASIC_AUTH_PASSWORD', value: 'hunter2' },
+          { name: 'SELKIES_BASIC_AUTH_USER', value: 'mallory' },
+          { name: 'PASSWD', value: 'hunter2' },
+          { name: 'SELKIES_TURN_REST_URI', value: 'http://evil/turn' },
+          { name: 'SELKIES_TURN_HOST', value: 'evil' },
+          { name: 'SELKIES_ENCODER', value: 'jpeg' },
+          { name: 'SELKIES_ENABLE_BASIC_AUTH', value: 'false' },
+          { name: 'VDI_TURN_TOKEN', value: 'x' },
+          { name: 'SELKIES_ENABLE_HTTPS', value: 'true' },
+          { name: 'SELKIES_PORT', value: '9000' },
+        ],
+      }),
+    );
     expect(JSON.stringify(env(p))).not.toMatch(/hunter2|mallory|evil/);
     expect(envValue(p, 'SELKIES_ENCODER')).toBe('h264enc');
     expect(envValue(p, 'SELKIES_ENABLE_BASIC_AUTH')).toBe('true');
@@ -309,7 +322,15 @@ describe('buildPod', () => {
   });
 
   it('appends other template env and lets it replace harmless defaults without duplicating names', () => {
-    const p = pod(gpuEffective, template({ env: [{ name: 'SELKIES_FRAMERATE', value: '30' }, { name: 'TZ', value: 'Europe/Berlin' }] }));
+    const p = pod(
+      gpuEffective,
+      template({
+        env: [
+          { name: 'SELKIES_FRAMERATE', value: '30' },
+          { name: 'TZ', value: 'Europe/Berlin' },
+        ],
+      }),
+    );
     expect(envValue(p, 'SELKIES_FRAMERATE')).toBe('30');
     expect(envValue(p, 'TZ')).toBe('Europe/Berlin');
     expect(env(p).filter((e) => e.name === 'TZ')).toHaveLength(1);
@@ -334,7 +355,10 @@ describe('buildPod', () => {
   it('probes TCP 8080, leniently for liveness', () => {
     expect(desktop(pod()).readinessProbe).toEqual({ tcpSocket: { port: 8080 }, periodSeconds: 5 });
     expect(desktop(pod()).livenessProbe).toEqual({
-      tcpSocket: { port: 8080 }, initialDelaySeconds: 60, periodSeconds: 30, failureThreshold: 10,
+      tcpSocket: { port: 8080 },
+      initialDelaySeconds: 60,
+      periodSeconds: 30,
+      failureThreshold: 10,
     });
   });
 
@@ -438,10 +462,14 @@ describe('buildIngress', () => {
 });
 
 describe('buildNetworkPolicy', () => {
-  it("admits only the ingress controller, on 8080, to every desktop pod of the namespace (so no desktop to another)", () => {
+  it('admits only the ingress controller, on 8080, to every desktop pod of the namespace (so no desktop to another)', () => {
     const policy = buildNetworkPolicy(session, config);
     expect(policy.spec?.podSelector).toEqual({
-      matchLabels: { 'app.kubernetes.io/name': 'vdi-desktop', 'app.kubernetes.io/component': 'desktop', 'app.kubernetes.io/managed-by': 'vdi-operator' },
+      matchLabels: {
+        'app.kubernetes.io/name': 'vdi-desktop',
+        'app.kubernetes.io/component': 'desktop',
+        'app.kubernetes.io/managed-by': 'vdi-operator',
+      },
     });
     // It selects the desktop pods the builders make.
     expect(pod().metadata.labels).toMatchObject(policy.spec.podSelector.matchLabels);
@@ -475,7 +503,7 @@ describe('sessionUrl', () => {
     expect(sessionUrl(session, config)).toBe('https://desk-team-a.vdi.example.com/');
   });
 
-  it('carries the entry point\'s port when one is configured (the local default serves desktops on :8000)', () => {
+  it("carries the entry point's port when one is configured (the local default serves desktops on :8000)", () => {
     expect(sessionUrl(session, { ...config, urlScheme: 'http', urlPort: 8000 })).toBe('http://desk-team-a.vdi.example.com:8000/');
   });
 });

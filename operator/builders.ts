@@ -14,16 +14,7 @@ import type { ReconcilerConfig } from './config.ts';
 import { childName, labelValue, pvcName, sessionHost, sessionKey, sessionLabelValue, userLabelValue } from './naming.ts';
 import { quantityText } from './quantity.ts';
 import type { EffectiveSession } from './resolve.ts';
-import {
-  API_VERSION,
-  GROUP,
-  LABEL_MANAGED_BY,
-  LABEL_SESSION,
-  LABEL_TEMPLATE,
-  LABEL_USER,
-  MANAGER,
-  SESSION_KIND,
-} from './v1alpha1.ts';
+import { API_VERSION, GROUP, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_TEMPLATE, LABEL_USER, MANAGER, SESSION_KIND } from './v1alpha1.ts';
 import type { OwnerReference, VDISession, VDITemplate } from './v1alpha1.ts';
 
 /**
@@ -156,11 +147,7 @@ export function buildSecret(session: VDISession, password: string, turnToken: st
  * The user's home for this template. Deliberately without an ownerReference: it must survive the session
  * (terminate keeps the user's files) and is reused by the user's next session of the same template.
  */
-export function buildPvc(
-  session: VDISession,
-  effective: EffectiveSession,
-  config: ReconcilerConfig,
-): Desired<V1PersistentVolumeClaim> {
+export function buildPvc(session: VDISession, effective: EffectiveSession, config: ReconcilerConfig): Desired<V1PersistentVolumeClaim> {
   const { user, template } = session.spec;
   return {
     apiVersion: 'v1',
@@ -496,10 +483,7 @@ export function buildIngress(session: VDISession, config: ReconcilerConfig): Des
 }
 
 /** Whichever routing objects config.ingressMode calls for, in apply order (the middleware before the route). */
-export function buildRouting(
-  session: VDISession,
-  config: ReconcilerConfig,
-): (TraefikMiddleware | TraefikIngressRoute | Desired<V1Ingress>)[] {
+export function buildRouting(session: VDISession, config: ReconcilerConfig): (TraefikMiddleware | TraefikIngressRoute | Desired<V1Ingress>)[] {
   return config.ingressMode === 'traefik'
     ? [buildAuthMiddleware(session, config), buildIngressRoute(session, config)]
     : [buildIngress(session, config)];

@@ -1,14 +1,6 @@
 // The shared informer caches: one watch per resource for the whole process, read by the reconciler, the
 // GraphQL API, forwardAuth and the subscriptions alike.
-import type {
-  V1Ingress,
-  V1NetworkPolicy,
-  V1Node,
-  V1PersistentVolumeClaim,
-  V1Pod,
-  V1Secret,
-  V1Service,
-} from '@kubernetes/client-node';
+import type { V1Ingress, V1NetworkPolicy, V1Node, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import type { KubeClient } from '../src/kube/client.ts';
 import { Informer, type InformerOptions, type KubeObject } from './informer.ts';
 import { LABEL_MANAGED_BY, MANAGER, SESSION_PLURAL, TEMPLATE_PLURAL, API_VERSION, type VDISession, type VDITemplate } from './v1alpha1.ts';
@@ -38,15 +30,7 @@ export type CacheName = keyof Caches;
 /** Which caches each part of the service needs; the API reads session Secrets for forwardAuth and TURN, not routes. */
 export const API_CACHES: CacheName[] = ['sessions', 'templates', 'nodes', 'pods', 'secrets'];
 /** The reconciler's caches besides the route kinds, which depend on the ingress mode (src/service.ts). */
-export const RECONCILER_CACHES: CacheName[] = [
-  'sessions',
-  'templates',
-  'pods',
-  'secrets',
-  'services',
-  'pvcs',
-  'networkPolicies',
-];
+export const RECONCILER_CACHES: CacheName[] = ['sessions', 'templates', 'pods', 'secrets', 'services', 'pvcs', 'networkPolicies'];
 
 export function createCaches(client: KubeClient, opts: Partial<InformerOptions> = {}): Caches {
   const make = <T extends object>(name: string, path: string, labelSelector?: string) =>

@@ -27,7 +27,15 @@ describe('the reconciler config, from the one configuration', () => {
 
   it('takes every desktop setting from the environment', () => {
     const config = reconcilerConfigFrom(
-      loadConfig({ VDI_DOMAIN: 'desk.corp.io', VDI_INTERNAL_URL: 'http://vdi.ops.svc:9000', VDI_INGRESS_POD_LABELS: 'app=ingress-nginx', VDI_TLS_SECRET: 'wild' }, []),
+      loadConfig(
+        {
+          VDI_DOMAIN: 'desk.corp.io',
+          VDI_INTERNAL_URL: 'http://vdi.ops.svc:9000',
+          VDI_INGRESS_POD_LABELS: 'app=ingress-nginx',
+          VDI_TLS_SECRET: 'wild',
+        },
+        [],
+      ),
     );
     expect(config).toMatchObject({
       domain: 'desk.corp.io',

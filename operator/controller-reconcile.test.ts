@@ -38,11 +38,22 @@ const template: VDITemplate = {
   },
 };
 
-function session(over: { status?: VDISessionStatus; metadata?: Partial<VDISession['metadata']>; spec?: Partial<VDISession['spec']> } = {}): VDISession {
+function session(
+  over: { status?: VDISessionStatus; metadata?: Partial<VDISession['metadata']>; spec?: Partial<VDISession['spec']> } = {},
+): VDISession {
   return {
     apiVersion: API_VERSION,
     kind: 'VDISession',
-    metadata: { name: 's', namespace: NS, uid: 'uid-s', generation: 1, resourceVersion: '10', finalizers: [FINALIZER], creationTimestamp: ago(60_000), ...over.metadata },
+    metadata: {
+      name: 's',
+      namespace: NS,
+      uid: 'uid-s',
+      generation: 1,
+      resourceVersion: '10',
+      finalizers: [FINALIZER],
+      creationTimestamp: ago(60_000),
+      ...over.metadata,
+    },
     spec: { user: 'alice@example.com', template: 'desk', ...over.spec },
     ...(over.status && { status: over.status }),
   };
@@ -173,7 +184,13 @@ describe('reconcile', () => {
     const [secret, service, policy, middleware] = children(s);
     fx = await newFixture([template, s, secret!, service!, policy!, middleware!, pod(s, 'ready')], { now: NOW });
     fx.client.react = (a) =>
-      a.resource === 'ingressroutes' ? { ...(a.body as object), spec: { entryPoints: ['web'], routes: [] }, metadata: { ...(a.body as { metadata: object }).metadata, resourceVersion: '50' } } : undefined;
+      a.resource === 'ingressroutes'
+        ? {
+            ...(a.body as object),
+            spec: { entryPoints: ['web'], routes: [] },
+            metadata: { ...(a.body as { metadata: object }).metadata, resourceVersion: '50' },
+          }
+        : undefined;
     await fx.controller.reconcile(`${NS}/s`);
     const written = fx.client.actions.filter((a) => a.resource === 'vdisessions/status').map((a) => (a.body as { status: VDISessionStatus }).status);
     expect(written.at(-1)).toMatchObject({ phase: 'Starting', reason: 'Routing' });
@@ -247,7 +264,10 @@ describe('reconcile', () => {
       const obj = o as { metadata: { labels?: Record<string, string> } };
       return { ...obj, metadata: { ...obj.metadata, labels: { ...obj.metadata.labels, [LABEL_SESSION]: 's', [LABEL_MANAGED_BY]: MANAGER } } };
     };
-    const other = { ...label(pod(session({ metadata: { name: 't' } }), 'ready')), metadata: { name: 'vdi-t', namespace: NS, labels: { [LABEL_SESSION]: 't', [LABEL_MANAGED_BY]: MANAGER }, resourceVersion: '3' } };
+    const other = {
+      ...label(pod(session({ metadata: { name: 't' } }), 'ready')),
+      metadata: { name: 'vdi-t', namespace: NS, labels: { [LABEL_SESSION]: 't', [LABEL_MANAGED_BY]: MANAGER }, resourceVersion: '3' },
+    };
     // The namespace's shared Middleware and NetworkPolicy carry no session label: they stay for the other sessions.
     const shared = (o: object) => ['Middleware', 'NetworkPolicy'].includes((o as { kind: string }).kind);
     const objects = children(s).map((o) => (shared(o) ? o : label(o)));
@@ -286,7 +306,10 @@ describe('reconcile: idle desktops', () => {
     const s = session({ status: runningFor(31) });
     const { actions, status, stored, result } = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
     expect(actions).toEqual(['patch vdisessions s', 'delete pods vdi-s', 'patch vdisessions/status s']);
-    const suspend = fx!.client.actions.find((a) => a.resource === 'vdisessions')!.body as { metadata: { resourceVersion: string; annotations: Record<string, string> }; spec: { suspend: boolean } };
+    const suspend = fx!.client.actions.find((a) => a.resource === 'vdisessions')!.body as {
+      metadata: { resourceVersion: string; annotations: Record<string, string> };
+      spec: { suspend: boolean };
+    };
     expect(suspend).toEqual({ metadata: { resourceVersion: '10', annotations: { [ANNOTATION_STOP_REASON]: 'Idle' } }, spec: { suspend: true } });
     expect(stored?.spec.suspend).toBe(true);
     expect(status).toMatchObject({ phase: 'Stopped', reason: 'Idle', stoppedAt: NOW.toISOString(), startTime: null, podName: null });
@@ -342,7 +365,15 @@ describe('reconcile: idle desktops', () => {
     const first = ago(40 * MIN);
     const s = session({
       metadata: { annotations: { [ANNOTATION_STOP_REASON]: 'Idle' } },
-      status: { phase: 'Stopped', reason: 'Idle', url: running().url, firstStartTime: first, expiresAt: new Date(Date.parse(first) + 3_600_000).toISOString(), stoppedAt: ago(60 * MIN), observedGeneration: 1 },
+      status: {
+        phase: 'Stopped',
+        reason: 'Idle',
+        url: running().url,
+        firstStartTime: first,
+        expiresAt: new Date(Date.parse(first) + 3_600_000).toISOString(),
+        stoppedAt: ago(60 * MIN),
+        observedGeneration: 1,
+      },
     });
     const { actions, stored } = await idleReconcile([s, ...children(s)]);
     expect(actions).toEqual(['patch vdisessions s', 'create pods vdi-s', 'patch vdisessions/status s']);

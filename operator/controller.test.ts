@@ -23,7 +23,19 @@ describe('containsDesired', () => {
   it('ignores what the apiserver added but not a list entry someone else added', () => {
     const desired = { spec: { ports: [{ port: 8080, name: 'http' }] } };
     expect(containsDesired({ spec: { clusterIP: '10.0.0.1', ports: [{ port: 8080, name: 'http', protocol: 'TCP' }] } }, desired)).toBe(true);
-    expect(containsDesired({ spec: { ports: [{ port: 9090, name: 'http' }, { port: 8080, name: 'http' }] } }, desired)).toBe(false);
+    expect(
+      containsDesired(
+        {
+          spec: {
+            ports: [
+              { port: 9090, name: 'http' },
+              { port: 8080, name: 'http' },
+            ],
+          },
+        },
+        desired,
+      ),
+    ).toBe(false);
   });
 });
 
@@ -36,7 +48,10 @@ describe('errorText', () => {
 
   it('names only the fields of a validation failure, never the values its message quotes', () => {
     const err = new KubeError(422, 'Invalid', 'Pod "x" is invalid: spec.containers[0].env[2].value: Invalid value: "https://vdi/turn/s3cr3t"', {
-      causes: [{ field: 'spec.containers[0].env[2].value', message: 'Invalid value: "https://vdi/turn/s3cr3t"' }, { field: 'spec.containers[0].env[2].value' }],
+      causes: [
+        { field: 'spec.containers[0].env[2].value', message: 'Invalid value: "https://vdi/turn/s3cr3t"' },
+        { field: 'spec.containers[0].env[2].value' },
+      ],
     });
     expect(errorText(err)).toBe('422 Invalid (fields: spec.containers[0].env[2].value)');
     expect(errorText(new KubeError(403, 'Forbidden', 'pods is forbidden: User "x" cannot create'))).toBe('403 Forbidden');

@@ -164,8 +164,7 @@ export class SessionController {
     this.queue = new WorkQueue((key, signal) => this.reconcile(key, signal), {
       signal: options.term?.signal,
       concurrency: options.concurrency ?? 16,
-      onError: (key, err, attempt) =>
-        options.log.warn({ session: key, attempt, error: errorText(err) }, 'reconcile failed, will retry'),
+      onError: (key, err, attempt) => options.log.warn({ session: key, attempt, error: errorText(err) }, 'reconcile failed, will retry'),
       onDone: (_key, ms, ok) => options.metrics?.reconcile(ok, ms / 1000),
     });
     this.events = new EventRecorder({
@@ -183,7 +182,8 @@ export class SessionController {
     const { caches } = this.o;
     // Owned objects name their session in the ownerReference (labels may hold a shortened name).
     const enqueueOwner = (obj: KubeObject, urgent: boolean) => {
-      const m = obj.metadata as { namespace?: string; labels?: Record<string, string>; ownerReferences?: { kind: string; name: string }[] } | undefined;
+      const m = obj.metadata as
+        { namespace?: string; labels?: Record<string, string>; ownerReferences?: { kind: string; name: string }[] } | undefined;
       const name = m?.ownerReferences?.find((r) => r.kind === 'VDISession')?.name ?? m?.labels?.[LABEL_SESSION];
       if (m?.namespace && name) this.queue.add(`${m.namespace}/${name}`, urgent);
       else if (m?.namespace) {
@@ -281,7 +281,15 @@ export class SessionController {
 
     const pod = await this.applyChildren(session, template!, resolution.effective, finalizer);
     const { effective } = resolution;
-    const desired = sessionStatus({ session, pod, routed: this.routeObserved(session), timeoutMs: effective.timeoutMs, idle: effective.idle, now, config: this.o.config });
+    const desired = sessionStatus({
+      session,
+      pod,
+      routed: this.routeObserved(session),
+      timeoutMs: effective.timeoutMs,
+      idle: effective.idle,
+      now,
+      config: this.o.config,
+    });
     const wait = firstStatusWait(session, pod, desired, now);
     if (wait !== undefined) return { requeueAfterMs: wait };
     const verdict = desired.idle?.verdict;
@@ -318,7 +326,12 @@ export class SessionController {
   }
 
   /** A suspended session: its pod goes (the GPU slice with it), the rest stays; back at the expiry to end it. */
-  private async stopDesktop(session: VDISession, effective: EffectiveSession, finalizer: Promise<void> | undefined, now: Date): Promise<ReconcileResult> {
+  private async stopDesktop(
+    session: VDISession,
+    effective: EffectiveSession,
+    finalizer: Promise<void> | undefined,
+    now: Date,
+  ): Promise<ReconcileResult> {
     await finalizer;
     const { namespace } = session.metadata as { namespace: string };
     const hadPod = this.o.caches.pods.get(`${namespace}/${childName(session)}`);
@@ -342,7 +355,12 @@ export class SessionController {
   /** The finalizer's write, when the session lacks it; the cache learns the result at once. */
   private addFinalizer(session: VDISession): Promise<void> | undefined {
     if (session.metadata.finalizers?.includes(FINALIZER)) return undefined;
-    const { namespace, name, finalizers = [], resourceVersion } = session.metadata as { namespace: string; name: string; finalizers?: string[]; resourceVersion?: string };
+    const {
+      namespace,
+      name,
+      finalizers = [],
+      resourceVersion,
+    } = session.metadata as { namespace: string; name: string; finalizers?: string[]; resourceVersion?: string };
     return this.write('finalizer', (client) =>
       client.mergePatch<VDISession>(sessionPath(namespace, name), { metadata: { finalizers: [...finalizers, FINALIZER], resourceVersion } }),
     ).then((updated) => this.o.caches.sessions.remember(updated));
@@ -361,7 +379,12 @@ export class SessionController {
    * at the API (the pod names its Secret and PVC, which the kubelet needs, not the apiserver). Returns the pod as
    * it now is. A desktop whose pod is gone after it started gets no new pod (see sessionStatus: PodLost).
    */
-  private async applyChildren(session: VDISession, template: VDITemplate, effective: EffectiveSession, finalizer: Promise<void> | undefined): Promise<V1Pod | undefined> {
+  private async applyChildren(
+    session: VDISession,
+    template: VDITemplate,
+    effective: EffectiveSession,
+    finalizer: Promise<void> | undefined,
+  ): Promise<V1Pod | undefined> {
     const { caches, config } = this.o;
     const namespace = session.metadata.namespace!;
     const podName = childName(session);
@@ -369,7 +392,11 @@ export class SessionController {
     const writes: Promise<unknown>[] = finalizer ? [finalizer] : [];
     if (!caches.secrets.get(`${namespace}/${childName(session)}`)) {
       // Random per session, created once; never logged, never in status.
-      writes.push(this.createIfAbsent(buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url'))));
+      writes.push(
+        this.createIfAbsent(
+          buildSecret(session, randomBytes(18).toString('base64url'), randomBytes(24).toString('base64url'), randomBytes(24).toString('base64url')),
+        ),
+      );
     }
     if (effective.persistence.enabled && !caches.pvcs.get(`${namespace}/${pvcName(session.spec.user, session.spec.template)}`)) {
       writes.push(this.createIfAbsent(buildPvc(session, effective, config)));
@@ -418,7 +445,10 @@ export class SessionController {
     }
     await this.write('finalizer', (client) =>
       client.mergePatch(sessionPath(namespace, name), {
-        metadata: { finalizers: (session.metadata.finalizers ?? []).filter((f) => f !== FINALIZER), resourceVersion: session.metadata.resourceVersion },
+        metadata: {
+          finalizers: (session.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+          resourceVersion: session.metadata.resourceVersion,
+        },
       }),
     );
     this.o.log.info({ session: `${namespace}/${name}` }, 'session terminated');
@@ -453,7 +483,9 @@ export class SessionController {
       for (const obj of cache.list()) {
         const m = obj.metadata as { namespace?: string; name?: string; labels?: Record<string, string>; deletionTimestamp?: string } | undefined;
         if (m?.namespace !== namespace || m.labels?.[LABEL_SESSION] !== name || m.deletionTimestamp) continue;
-        await this.write('delete-orphan', (client) => client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name: m.name } }))).catch(ignoreNotFound);
+        await this.write('delete-orphan', (client) => client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name: m.name } }))).catch(
+          ignoreNotFound,
+        );
         this.o.log.info({ session: `${namespace}/${name}`, kind }, 'deleted an orphaned object');
       }
     }
@@ -482,7 +514,9 @@ export class SessionController {
   private async deletePod(namespace: string, name: string): Promise<void> {
     const pod = this.o.caches.pods.get(`${namespace}/${name}`);
     if (!pod || pod.metadata?.deletionTimestamp) return;
-    const deleted = await this.write('delete-pod', (client) => client.delete<V1Pod>(`/api/v1/namespaces/${namespace}/pods/${name}`)).catch(ignoreNotFound);
+    const deleted = await this.write('delete-pod', (client) => client.delete<V1Pod>(`/api/v1/namespaces/${namespace}/pods/${name}`)).catch(
+      ignoreNotFound,
+    );
     // A graceful delete answers with the pod, now carrying its deletionTimestamp: no second delete.
     if (deleted?.kind === 'Pod') this.o.caches.pods.remember(deleted);
   }
@@ -553,7 +587,9 @@ export class SessionController {
       if (k === 'presence' && statusEqual({ presence: prev.presence }, { presence: status.presence })) continue;
       patch[k] = (status as Record<string, unknown>)[k] ?? null;
     }
-    const updated = await this.write('status', (client) => client.mergePatch<VDISession>(`${sessionPath(namespace, name)}/status`, { status: patch }));
+    const updated = await this.write('status', (client) =>
+      client.mergePatch<VDISession>(`${sessionPath(namespace, name)}/status`, { status: patch }),
+    );
     this.o.caches.sessions.remember(updated);
     if (prev.phase !== status.phase) {
       this.o.log.info({ session: `${namespace}/${name}`, phase: status.phase, reason: status.reason }, 'session phase changed');
@@ -584,7 +620,11 @@ export class SessionController {
     const { namespace } = event.metadata;
     try {
       // Under the term's signal only: Events held when the controller stops are still written, unless the lease is lost.
-      await this.write('event', (client) => client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, event), this.o.term?.signal ?? NEVER);
+      await this.write(
+        'event',
+        (client) => client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, event),
+        this.o.term?.signal ?? NEVER,
+      );
     } catch (err) {
       this.o.log.debug({ event: event.metadata.name, error: errorText(err) }, 'could not record an event');
     }
@@ -594,7 +634,11 @@ export class SessionController {
    * Every API write goes through here: refused once its signal (by default the running reconcile's) has aborted
    * or the leadership term no longer holds, and cancelled when they end while it is in flight.
    */
-  private async write<T>(kind: string, fn: (client: KubeClient) => Promise<T>, signal = this.reconciling.getStore()?.signal ?? this.queue.signal): Promise<T> {
+  private async write<T>(
+    kind: string,
+    fn: (client: KubeClient) => Promise<T>,
+    signal = this.reconciling.getStore()?.signal ?? this.queue.signal,
+  ): Promise<T> {
     signal.throwIfAborted();
     this.o.term?.confirm();
     this.countWrite(kind);

@@ -13,12 +13,9 @@ describe('parseDuration', () => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['', '8', '1.5h', '-1h', '30m1h', '1h1h', '100ms', '1d', ' 8h', '8H', 'h', '1e3s', '99999999999999999999h'])(
-    'rejects %j',
-    (text) => {
-      expect(parseDuration(text)).toBeUndefined();
-    },
-  );
+  it.each(['', '8', '1.5h', '-1h', '30m1h', '1h1h', '100ms', '1d', ' 8h', '8H', 'h', '1e3s', '99999999999999999999h'])('rejects %j', (text) => {
+    expect(parseDuration(text)).toBeUndefined();
+  });
 });
 
 describe('formatDuration', () => {

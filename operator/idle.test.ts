@@ -48,7 +48,11 @@ describe('idleSchedule', () => {
 
   it('stops at the maximum age even with a client connected, whichever comes first', () => {
     const aged = { ...policy, maxAgeMs: 60 * MIN };
-    expect(idleSchedule(running({ connected: true, lastActivity: iso(1) }), aged, at(2))).toMatchObject({ stopAt: at(60), reason: 'MaxAge', warnAt: at(55) });
+    expect(idleSchedule(running({ connected: true, lastActivity: iso(1) }), aged, at(2))).toMatchObject({
+      stopAt: at(60),
+      reason: 'MaxAge',
+      warnAt: at(55),
+    });
     expect(idleSchedule(running(), aged, at(2))).toMatchObject({ stopAt: at(30), reason: 'Idle' });
   });
 
@@ -74,20 +78,37 @@ describe('idleVerdict', () => {
 
   it('stops at the deadline, with the reason', () => {
     expect(idleVerdict(running(), policy, at(30)).verdict).toEqual({ action: 'stop', reason: 'Idle' });
-    expect(idleVerdict(running({ connected: true, lastActivity: iso(1) }), { ...policy, maxAgeMs: 60 * MIN }, at(61)).verdict).toEqual({ action: 'stop', reason: 'MaxAge' });
+    expect(idleVerdict(running({ connected: true, lastActivity: iso(1) }), { ...policy, maxAgeMs: 60 * MIN }, at(61)).verdict).toEqual({
+      action: 'stop',
+      reason: 'MaxAge',
+    });
   });
 
   it('keeps a desktop with a client connected forever when there is no maximum age', () => {
-    expect(idleVerdict(running({ connected: true, lastActivity: iso(1) }), policy, at(100_000))).toEqual({ verdict: { action: 'none' }, recheckAt: undefined });
+    expect(idleVerdict(running({ connected: true, lastActivity: iso(1) }), policy, at(100_000))).toEqual({
+      verdict: { action: 'none' },
+      recheckAt: undefined,
+    });
   });
 });
 
 describe('conditions', () => {
   it('says Unknown until the desktop reports, then True or False', () => {
     const s = running();
-    expect(clientConnectedCondition(s, undefined, at(0))).toMatchObject({ type: 'ClientConnected', status: 'Unknown', reason: 'NoReport', observedGeneration: 1 });
-    expect(clientConnectedCondition(s, { connected: true, lastActivity: iso(1) }, at(1))).toMatchObject({ status: 'True', reason: 'ClientConnected' });
-    expect(clientConnectedCondition(s, { connected: false, lastActivity: iso(1), idleSince: iso(1) }, at(1))).toMatchObject({ status: 'False', reason: 'NoClient' });
+    expect(clientConnectedCondition(s, undefined, at(0))).toMatchObject({
+      type: 'ClientConnected',
+      status: 'Unknown',
+      reason: 'NoReport',
+      observedGeneration: 1,
+    });
+    expect(clientConnectedCondition(s, { connected: true, lastActivity: iso(1) }, at(1))).toMatchObject({
+      status: 'True',
+      reason: 'ClientConnected',
+    });
+    expect(clientConnectedCondition(s, { connected: false, lastActivity: iso(1), idleSince: iso(1) }, at(1))).toMatchObject({
+      status: 'False',
+      reason: 'NoClient',
+    });
   });
 
   it('warns with the stop time in the message, and is False with one constant reason otherwise', () => {

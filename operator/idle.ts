@@ -58,10 +58,7 @@ export function idleSchedule(session: VDISession, policy: IdlePolicy, now: Date)
   };
 }
 
-export type IdleVerdict =
-  | { action: 'stop'; reason: StopReason }
-  | { action: 'warn'; stopAt: Date; reason: StopReason }
-  | { action: 'none' };
+export type IdleVerdict = { action: 'stop'; reason: StopReason } | { action: 'warn'; stopAt: Date; reason: StopReason } | { action: 'none' };
 
 /** What the reconciler does about idleness now, and when it must look again (undefined: not for idleness). */
 export function idleVerdict(session: VDISession, policy: IdlePolicy, now: Date): { verdict: IdleVerdict; recheckAt: Date | undefined } {
@@ -87,7 +84,8 @@ function condition(session: VDISession, now: Date, type: string, status: Conditi
 
 /** What the desktop said about its clients, as a condition: Unknown until it reports in this run. */
 export function clientConnectedCondition(session: VDISession, presence: SessionPresence | undefined, now: Date): Condition {
-  if (!presence) return condition(session, now, CONDITION_CLIENT_CONNECTED, 'Unknown', 'NoReport', 'the desktop has not reported a client since it started');
+  if (!presence)
+    return condition(session, now, CONDITION_CLIENT_CONNECTED, 'Unknown', 'NoReport', 'the desktop has not reported a client since it started');
   return presence.connected
     ? condition(session, now, CONDITION_CLIENT_CONNECTED, 'True', 'ClientConnected', 'a client is connected')
     : condition(session, now, CONDITION_CLIENT_CONNECTED, 'False', 'NoClient', 'no client is connected');
@@ -98,6 +96,13 @@ export function idleWarningCondition(session: VDISession, verdict: IdleVerdict, 
   if (verdict.action !== 'warn') return condition(session, now, CONDITION_IDLE_WARNING, 'False', 'NotDue', 'no stop is due soon');
   const at = verdict.stopAt.toISOString();
   return verdict.reason === 'Idle'
-    ? condition(session, now, CONDITION_IDLE_WARNING, 'True', 'IdleTimeout', `no client is connected: the desktop stops at ${at} unless one connects or the session is extended`)
+    ? condition(
+        session,
+        now,
+        CONDITION_IDLE_WARNING,
+        'True',
+        'IdleTimeout',
+        `no client is connected: the desktop stops at ${at} unless one connects or the session is extended`,
+      )
     : condition(session, now, CONDITION_IDLE_WARNING, 'True', 'MaxAge', `the desktop reaches its maximum age and stops at ${at}`);
 }

@@ -109,8 +109,14 @@ describe('withoutManagedFields', () => {
   });
 
   it('drops server-side apply bookkeeping from cached objects, leaving the object it was given unchanged', async () => {
-    const managed = { metadata: { name: 'a', namespace: 'ns', resourceVersion: '10', labels: { x: 'y' }, managedFields: [{ manager: 'vdi-operator' }] }, spec: { n: 1 } };
-    expect(withoutManagedFields(managed)).toEqual({ metadata: { name: 'a', namespace: 'ns', resourceVersion: '10', labels: { x: 'y' } }, spec: { n: 1 } });
+    const managed = {
+      metadata: { name: 'a', namespace: 'ns', resourceVersion: '10', labels: { x: 'y' }, managedFields: [{ manager: 'vdi-operator' }] },
+      spec: { n: 1 },
+    };
+    expect(withoutManagedFields(managed)).toEqual({
+      metadata: { name: 'a', namespace: 'ns', resourceVersion: '10', labels: { x: 'y' } },
+      spec: { n: 1 },
+    });
     expect(managed.metadata.managedFields).toHaveLength(1);
     const { client } = fakeClient([managed], []);
     const informer = new Informer(client, { path: '/api/v1/pods' });

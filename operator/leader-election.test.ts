@@ -35,15 +35,24 @@ function fakeApiserver() {
       return state.lease;
     },
     withSignal: (signal: AbortSignal) => {
-      const bound = (call: (...args: never[]) => Promise<unknown>) => (...args: never[]) =>
-        Promise.race([call(...args), new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))]);
+      const bound =
+        (call: (...args: never[]) => Promise<unknown>) =>
+        (...args: never[]) =>
+          Promise.race([
+            call(...args),
+            new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true })),
+          ]);
       const calls = client as unknown as Record<'get' | 'request', (...args: never[]) => Promise<unknown>>;
       return { ...client, get: bound(calls.get), request: bound(calls.request) };
     },
   } as unknown as KubeClient;
   /** Another replica takes the lease. */
   const takeOver = (identity: string) => {
-    state.lease = { ...state.lease!, spec: { ...state.lease!.spec, holderIdentity: identity }, metadata: { ...state.lease!.metadata, resourceVersion: String(++state.rv) } };
+    state.lease = {
+      ...state.lease!,
+      spec: { ...state.lease!.spec, holderIdentity: identity },
+      metadata: { ...state.lease!.metadata, resourceVersion: String(++state.rv) },
+    };
   };
   return { client, state, takeOver };
 }

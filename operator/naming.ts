@@ -15,7 +15,10 @@ export function hashHex(text: string, length = HASH_LENGTH): string {
 
 /** Lowercase, every run of characters other than [a-z0-9] becomes one `-`, no leading or trailing `-`. */
 export function slug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
 }
 
 /** The session's name and namespace; objects from the cluster always have both. */
@@ -116,10 +119,7 @@ const HOST_HASH_LENGTH = 16;
  */
 export function sessionHost(session: VDISession, config: ReconcilerConfig): string {
   const { name, namespace } = sessionKey(session);
-  const host = config.hostPattern
-    .replaceAll('{name}', name)
-    .replaceAll('{namespace}', namespace)
-    .replaceAll('{domain}', config.domain);
+  const host = config.hostPattern.replaceAll('{name}', name).replaceAll('{namespace}', namespace).replaceAll('{domain}', config.domain);
   if (!name.includes('.') && host.split('.').every((label) => label.length <= MAX_LABEL)) return host;
   const readable = name
     .replace(/[^a-z0-9]+/g, '-')

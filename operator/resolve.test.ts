@@ -58,7 +58,11 @@ describe('resolveSession', () => {
       persistence: { defaultEnabled: true, defaultSize: '20Gi' },
     });
     expect(resolved(session(), t)).toMatchObject({
-      gpu: 0, memory: '4Gi', cpu: '2', timeoutMs: 2 * 3_600_000, persistence: { enabled: true, size: '20Gi' },
+      gpu: 0,
+      memory: '4Gi',
+      cpu: '2',
+      timeoutMs: 2 * 3_600_000,
+      persistence: { enabled: true, size: '20Gi' },
     });
   });
 
@@ -77,7 +81,12 @@ describe('resolveSession', () => {
   it('gives a desktop at most one GPU time-slice, whatever an older template allows', () => {
     expect(MAX_GPU_SLICES_PER_DESKTOP).toBe(1);
     const result = resolveSession(session({ resources: { gpu: 2 } }), template({ resources: { maxGPU: 2 } }), config);
-    expect(result).toMatchObject({ ok: false, phase: 'Failed', reason: 'ExceedsTemplateLimits', message: expect.stringContaining('gpu 2 exceeds 1') });
+    expect(result).toMatchObject({
+      ok: false,
+      phase: 'Failed',
+      reason: 'ExceedsTemplateLimits',
+      message: expect.stringContaining('gpu 2 exceeds 1'),
+    });
     expect(resolved(session({ resources: { gpu: 1 } }), template({ resources: { maxGPU: 2 } })).gpu).toBe(1);
   });
 
@@ -86,7 +95,9 @@ describe('resolveSession', () => {
     expect(resolved(session(), t)).toMatchObject({ cpu: '2', memory: '4Gi' });
     expect(resolved(session({ resources: { cpu: 6 } }), t).cpu).toBe('6');
     expect(resolveSession(session({ resources: { cpu: 9 } }), t, config)).toMatchObject({
-      ok: false, reason: 'ExceedsTemplateLimits', message: expect.stringMatching(/cpu 9 .*maxCPU 8/),
+      ok: false,
+      reason: 'ExceedsTemplateLimits',
+      message: expect.stringMatching(/cpu 9 .*maxCPU 8/),
     });
     expect(resolved(session({ resources: { cpu: '7500m' } }), t).cpu).toBe('7500m');
   });
@@ -124,13 +135,18 @@ describe('resolveSession', () => {
     [{ persistence: { enabled: true, size: '10 GB' } }, 'spec.persistence.size'],
   ] satisfies [Partial<VDISessionSpec>, string][])('fails %j with InvalidSpec naming %s', (spec, field) => {
     expect(resolveSession(session(spec), template(), config)).toMatchObject({
-      ok: false, phase: 'Failed', reason: 'InvalidSpec', message: expect.stringContaining(field),
+      ok: false,
+      phase: 'Failed',
+      reason: 'InvalidSpec',
+      message: expect.stringContaining(field),
     });
   });
 
   it('blames the template (InvalidTemplate) for its own unparseable values', () => {
     expect(resolveSession(session(), template({ resources: { maxMemory: 'big' } }), config)).toMatchObject({
-      ok: false, phase: 'Failed', reason: 'InvalidTemplate',
+      ok: false,
+      phase: 'Failed',
+      reason: 'InvalidTemplate',
     });
   });
 
@@ -146,7 +162,10 @@ describe('resolveSession', () => {
   it('fails a home volume above persistence.maxSize', () => {
     const t = template({ persistence: { maxSize: '50Gi' } });
     expect(resolveSession(session({ persistence: { enabled: true, size: '100Gi' } }), t, config)).toMatchObject({
-      ok: false, phase: 'Failed', reason: 'ExceedsTemplateLimits', message: expect.stringMatching(/100Gi.*50Gi/),
+      ok: false,
+      phase: 'Failed',
+      reason: 'ExceedsTemplateLimits',
+      message: expect.stringMatching(/100Gi.*50Gi/),
     });
   });
 
@@ -157,7 +176,7 @@ describe('resolveSession', () => {
 });
 
 describe('sessionLimits', () => {
-  it("is what resolveSession gives a session that asks for nothing, and the maxima it enforces", () => {
+  it('is what resolveSession gives a session that asks for nothing, and the maxima it enforces', () => {
     const t = template({ resources: { defaultGPU: 0, maxGPU: 1, defaultCPU: 2, maxCPU: '8', maxMemory: '4Gi' }, maxTimeout: '1h' });
     const limits = sessionLimits(t, config);
     const effective = resolved(session(), t);
@@ -205,7 +224,12 @@ describe('the idle policy', () => {
     const t = template({ idle: { defaultTimeout: '30m', maxTimeout: '2h' } });
     expect(idle(session({ idleTimeout: '1h' }), t).timeoutMs).toBe(3_600_000);
     const refused = resolveSession(session({ idleTimeout: '3h' }), t, config);
-    expect(refused).toMatchObject({ ok: false, phase: 'Failed', reason: 'ExceedsTemplateLimits', message: expect.stringContaining('idle.maxTimeout 2h') });
+    expect(refused).toMatchObject({
+      ok: false,
+      phase: 'Failed',
+      reason: 'ExceedsTemplateLimits',
+      message: expect.stringContaining('idle.maxTimeout 2h'),
+    });
   });
 
   it('stops at the maximum when the template names only a maximum', () => {

@@ -45,8 +45,7 @@ export const DEFAULT_IDLE_WARNING = '5m';
 export type ResolveFailureReason = 'TemplateNotFound' | 'ExceedsTemplateLimits' | 'InvalidSpec' | 'InvalidTemplate';
 
 export type Resolution =
-  | { ok: true; effective: EffectiveSession }
-  | { ok: false; phase: 'Pending' | 'Failed'; reason: ResolveFailureReason; message: string };
+  { ok: true; effective: EffectiveSession } | { ok: false; phase: 'Pending' | 'Failed'; reason: ResolveFailureReason; message: string };
 
 /** Used where neither the session nor its template says anything. */
 const FALLBACK = { gpu: 1, memory: '8Gi', cpu: '4', persistenceSize: '10Gi' } as const;
@@ -108,8 +107,12 @@ export function sessionLimits(template: VDITemplate, config: ReconcilerConfig): 
   const templateMaxGpu = resources.maxGPU;
   const gpuCapped = templateMaxGpu === undefined || (Number.isInteger(templateMaxGpu) && templateMaxGpu > MAX_GPU_SLICES_PER_DESKTOP);
   const gpu = limit(
-    resources.defaultGPU, 'resources.defaultGPU', FALLBACK.gpu,
-    gpuCapped ? MAX_GPU_SLICES_PER_DESKTOP : templateMaxGpu, 'resources.maxGPU', wholeNumber,
+    resources.defaultGPU,
+    'resources.defaultGPU',
+    FALLBACK.gpu,
+    gpuCapped ? MAX_GPU_SLICES_PER_DESKTOP : templateMaxGpu,
+    'resources.maxGPU',
+    wholeNumber,
   );
   if (gpuCapped) {
     gpu.maxFrom = `${MAX_GPU_SLICES_PER_DESKTOP}, the most GPU time-slices a desktop can use (a second slice of a GPU adds nothing, and the device plugin refuses it)`;
@@ -119,7 +122,14 @@ export function sessionLimits(template: VDITemplate, config: ReconcilerConfig): 
     gpu,
     memory: limit(resources.defaultMemory, 'resources.defaultMemory', FALLBACK.memory, resources.maxMemory, 'resources.maxMemory', positiveQuantity),
     cpu: limit(resources.defaultCPU, 'resources.defaultCPU', FALLBACK.cpu, resources.maxCPU, 'resources.maxCPU', positiveQuantity),
-    timeout: limit(template.spec.defaultTimeout, 'defaultTimeout', config.defaultSessionTimeout, template.spec.maxTimeout, 'maxTimeout', positiveDuration),
+    timeout: limit(
+      template.spec.defaultTimeout,
+      'defaultTimeout',
+      config.defaultSessionTimeout,
+      template.spec.maxTimeout,
+      'maxTimeout',
+      positiveDuration,
+    ),
     persistence: {
       defaultEnabled: storage.defaultEnabled ?? false,
       size: limit(storage.defaultSize, 'persistence.defaultSize', FALLBACK.persistenceSize, storage.maxSize, 'persistence.maxSize', positiveQuantity),
@@ -141,11 +151,7 @@ export function sessionLimits(template: VDITemplate, config: ReconcilerConfig): 
   };
 }
 
-export function resolveSession(
-  session: VDISession,
-  template: VDITemplate | undefined,
-  config: ReconcilerConfig,
-): Resolution {
+export function resolveSession(session: VDISession, template: VDITemplate | undefined, config: ReconcilerConfig): Resolution {
   if (!template) {
     // Not Failed: the template may simply not have been created yet; the reconciler retries.
     return {

@@ -14,13 +14,15 @@ const session: VDISession = {
 };
 const GPU_MESSAGE = '0/3 nodes are available: 2 Insufficient nvidia.com/gpu, 1 node(s) had untolerated taint. preemption: 0/3 nodes are available.';
 
-function pod(options: {
-  phase?: string;
-  nodeName?: string;
-  conditions?: V1PodCondition[];
-  containers?: V1ContainerStatus[];
-  status?: Partial<NonNullable<V1Pod['status']>>;
-} = {}): V1Pod {
+function pod(
+  options: {
+    phase?: string;
+    nodeName?: string;
+    conditions?: V1PodCondition[];
+    containers?: V1ContainerStatus[];
+    status?: Partial<NonNullable<V1Pod['status']>>;
+  } = {},
+): V1Pod {
   return {
     metadata: { name: 'vdi-desk', namespace: 'team-a' },
     spec: { containers: [{ name: 'desktop' }], ...(options.nodeName && { nodeName: options.nodeName }) },
@@ -103,7 +105,11 @@ describe('sessionStatusFromPod', () => {
   it('reports Scheduled, Ready and Routed conditions at the session generation', () => {
     const p = pod({ phase: 'Running', nodeName: 'gpu-1', conditions: [scheduledTrue, readyTrue], containers: [running] });
     const { conditions } = status(p, true);
-    expect(conditions.map((c) => [c.type, c.status])).toEqual([['Scheduled', 'True'], ['Ready', 'True'], ['Routed', 'True']]);
+    expect(conditions.map((c) => [c.type, c.status])).toEqual([
+      ['Scheduled', 'True'],
+      ['Ready', 'True'],
+      ['Routed', 'True'],
+    ]);
     for (const c of conditions) {
       expect(c.observedGeneration).toBe(4);
       expect(c.lastTransitionTime).toBe(now.toISOString());
@@ -216,7 +222,11 @@ describe('sessionStatus', () => {
   });
 
   it("DesktopExited: the pod ended on its own; a pod the kubelet failed keeps the kubelet's reason", () => {
-    expect(observe(pod({ phase: 'Succeeded', nodeName: 'gpu-1' }))).toMatchObject({ phase: 'Failed', reason: 'DesktopExited', message: 'the desktop pod ended with phase Succeeded' });
+    expect(observe(pod({ phase: 'Succeeded', nodeName: 'gpu-1' }))).toMatchObject({
+      phase: 'Failed',
+      reason: 'DesktopExited',
+      message: 'the desktop pod ended with phase Succeeded',
+    });
     expect(observe(pod({ phase: 'Failed', nodeName: 'gpu-1' }))).toMatchObject({ phase: 'Failed', reason: 'DesktopExited' });
     expect(observe(pod({ phase: 'Failed', nodeName: 'gpu-1', status: { reason: 'UnexpectedAdmissionError', message: 'no device' } }))).toMatchObject({
       phase: 'Failed',

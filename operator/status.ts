@@ -4,12 +4,7 @@
 import type { V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import { sessionUrl } from './builders.ts';
 import type { ReconcilerConfig } from './config.ts';
-import {
-  clientConnectedCondition,
-  idleVerdict,
-  idleWarningCondition,
-  type IdleVerdict,
-} from './idle.ts';
+import { clientConnectedCondition, idleVerdict, idleWarningCondition, type IdleVerdict } from './idle.ts';
 import type { IdlePolicy, Resolution } from './resolve.ts';
 import { ANNOTATION_STOP_REASON, type Condition, type SessionPhase, type VDISession, type VDISessionStatus } from './v1alpha1.ts';
 
@@ -45,7 +40,13 @@ export function sessionStatus(o: ObservedSession): DesiredStatus {
   const { session, pod, now } = o;
   const previous = session.status ?? {};
   const fromPod = sessionStatusFromPod(session, pod, o.routed, now, o.config);
-  const status: VDISessionStatus = { phase: fromPod.phase, reason: fromPod.reason, message: fromPod.message, podName: fromPod.podName, nodeName: fromPod.nodeName };
+  const status: VDISessionStatus = {
+    phase: fromPod.phase,
+    reason: fromPod.reason,
+    message: fromPod.message,
+    podName: fromPod.podName,
+    nodeName: fromPod.nodeName,
+  };
   if (!pod && previous.startTime) {
     Object.assign(status, { phase: 'Failed', reason: 'PodLost', message: 'the desktop pod disappeared after it had started' });
   }
@@ -69,11 +70,7 @@ export function sessionStatus(o: ObservedSession): DesiredStatus {
   const idle = idleVerdict({ ...session, status }, o.idle, now);
   return {
     status,
-    conditions: [
-      ...fromPod.conditions,
-      clientConnectedCondition(session, status.presence, now),
-      idleWarningCondition(session, idle.verdict, now),
-    ],
+    conditions: [...fromPod.conditions, clientConnectedCondition(session, status.presence, now), idleWarningCondition(session, idle.verdict, now)],
     idle,
   };
 }
@@ -174,13 +171,7 @@ export interface PodDerivedStatus {
 }
 
 /** Waiting reasons that will not resolve by waiting: report them at once instead of sitting in Starting. */
-const FATAL_WAITING_REASONS = new Set([
-  'ErrImagePull',
-  'ImagePullBackOff',
-  'InvalidImageName',
-  'CrashLoopBackOff',
-  'CreateContainerConfigError',
-]);
+const FATAL_WAITING_REASONS = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CrashLoopBackOff', 'CreateContainerConfigError']);
 
 interface Verdict {
   phase: SessionPhase;
@@ -219,9 +210,7 @@ export function sessionStatusFromPod(
       scheduled
         ? condition('Scheduled', true, 'Scheduled', `scheduled on ${pod?.spec?.nodeName ?? 'a node'}`)
         : condition('Scheduled', false, verdict.phase === 'Pending' ? verdict.reason : 'NotScheduled', verdict.message),
-      ready
-        ? condition('Ready', true, 'PodReady', 'the desktop accepts connections')
-        : condition('Ready', false, verdict.reason, verdict.message),
+      ready ? condition('Ready', true, 'PodReady', 'the desktop accepts connections') : condition('Ready', false, verdict.reason, verdict.message),
       routeReady
         ? condition('Routed', true, 'RouteReady', 'the route to the desktop is in place')
         : condition('Routed', false, 'RouteNotReady', 'the route to the desktop is not in place yet'),
@@ -236,17 +225,18 @@ function judgePod(pod: V1Pod | undefined, routeReady: boolean, config: Reconcile
   if (podPhase === 'Failed' || podPhase === 'Succeeded') {
     // The kubelet's own reason when it failed the pod (Evicted, UnexpectedAdmissionError); else the desktop ended.
     return pod.status?.reason
-      ? { phase: 'Failed', reason: pod.status.reason, message: pod.status.message ?? `the desktop pod ${podPhase === 'Failed' ? 'failed' : 'exited'}` }
+      ? {
+          phase: 'Failed',
+          reason: pod.status.reason,
+          message: pod.status.message ?? `the desktop pod ${podPhase === 'Failed' ? 'failed' : 'exited'}`,
+        }
       : { phase: 'Failed', reason: 'DesktopExited', message: `the desktop pod ended with phase ${podPhase}` };
   }
   if (pod.metadata?.deletionTimestamp) {
     return { phase: 'Pending', reason: 'PodTerminating', message: 'the desktop pod is being deleted' };
   }
 
-  const statuses: V1ContainerStatus[] = [
-    ...(pod.status?.initContainerStatuses ?? []),
-    ...(pod.status?.containerStatuses ?? []),
-  ];
+  const statuses: V1ContainerStatus[] = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
   const fatal = statuses.find((status) => FATAL_WAITING_REASONS.has(status.state?.waiting?.reason ?? ''));
   if (fatal?.state?.waiting?.reason) {
     const { reason, message } = fatal.state.waiting;
@@ -292,8 +282,7 @@ export function mergeConditions(old: Condition[] | undefined, next: Condition[],
   for (const condition of next) {
     const index = merged.findIndex((existing) => existing.type === condition.type);
     const previous = index >= 0 ? merged[index] : undefined;
-    const lastTransitionTime =
-      previous && previous.status === condition.status ? previous.lastTransitionTime : now.toISOString();
+    const lastTransitionTime = previous && previous.status === condition.status ? previous.lastTransitionTime : now.toISOString();
     const updated = { ...condition, lastTransitionTime };
     if (index >= 0) merged[index] = updated;
     else merged.push(updated);
@@ -307,9 +296,7 @@ export function statusEqual(a: VDISessionStatus | undefined, b: VDISessionStatus
 }
 
 function canonical(status: VDISessionStatus): string {
-  const conditions = status.conditions?.length
-    ? [...status.conditions].sort((x, y) => x.type.localeCompare(y.type))
-    : undefined;
+  const conditions = status.conditions?.length ? [...status.conditions].sort((x, y) => x.type.localeCompare(y.type)) : undefined;
   return JSON.stringify({ ...status, conditions }, (_key, value: unknown) =>
     value && typeof value === 'object' && !Array.isArray(value)
       ? Object.fromEntries(Object.entries(value).sort(([x], [y]) => x.localeCompare(y)))

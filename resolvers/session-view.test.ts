@@ -27,18 +27,33 @@ function servicesWith(templates: VDITemplate[], sessions: VDISession[] = [], gpu
   const stored = new Map(sessions.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
   const client = {
     get: async () => ({ status: { hard: { 'count/vdisessions.vdi.kasm.io': '3', 'requests.nvidia.com/gpu': String(gpus) } } }),
-    create: async (_path: string, body: VDISession) => ({ ...body, metadata: { ...body.metadata, uid: 'u1', creationTimestamp: '2025-01-01T00:00:00Z' } }),
+    create: async (_path: string, body: VDISession) => ({
+      ...body,
+      metadata: { ...body.metadata, uid: 'u1', creationTimestamp: '2025-01-01T00:00:00Z' },
+    }),
   } as unknown as KubeClient;
   const caches = {
-    sessions: { list: () => [...stored.values()], get: (key: string) => stored.get(key), remember: (s: VDISession) => void stored.set(`${s.metadata.namespace}/${s.metadata.name}`, s), on: () => () => {} },
+    sessions: {
+      list: () => [...stored.values()],
+      get: (key: string) => stored.get(key),
+      remember: (s: VDISession) => void stored.set(`${s.metadata.namespace}/${s.metadata.name}`, s),
+      on: () => () => {},
+    },
     templates: { list: () => templates, get: (name: string) => templates.find((t) => t.metadata.name === name) },
   } as unknown as Caches;
   const authorizer = { can: async () => true, key: () => 'k', forget: () => {} } as unknown as Authorizer;
-  const namespaces = { namespaceOf: (user: string) => `vdi-${user.split('@')[0]}`, ensure: async () => false, usernamePrefix: 'oidc:' } as unknown as UserNamespaces;
+  const namespaces = {
+    namespaceOf: (user: string) => `vdi-${user.split('@')[0]}`,
+    ensure: async () => false,
+    usernamePrefix: 'oidc:',
+  } as unknown as UserNamespaces;
   return new ApiServices({ client, caches, authorizer, namespaces, reconcilerConfig: config });
 }
 
-async function run(services: ApiServices, query: string): Promise<{ data?: Record<string, unknown> | null; errors?: readonly { message: string; extensions?: Record<string, unknown> }[] }> {
+async function run(
+  services: ApiServices,
+  query: string,
+): Promise<{ data?: Record<string, unknown> | null; errors?: readonly { message: string; extensions?: Record<string, unknown> }[] }> {
   const contextValue: Context = {
     identity: admin,
     services,
@@ -110,7 +125,10 @@ describe('effective resources over GraphQL', () => {
       metadata: { name: 'alice-ubuntu', namespace: 'vdi-alice' },
       spec: { user: 'alice@example.com', template: 'ubuntu-gpu', resources: { cpu: 2 } },
     };
-    const result = await run(servicesWith([design], [session]), 'query { sessions(user: "alice@example.com") { spec { resources { gpu memory cpu } } template { resources { defaultCPU maxCPU maxGPU } } } }');
+    const result = await run(
+      servicesWith([design], [session]),
+      'query { sessions(user: "alice@example.com") { spec { resources { gpu memory cpu } } template { resources { defaultCPU maxCPU maxGPU } } } }',
+    );
     expect(result.errors).toBeUndefined();
     expect(result.data).toEqual({
       sessions: [{ spec: { resources: { gpu: 1, memory: '8Gi', cpu: '2' } }, template: { resources: { defaultCPU: '2', maxCPU: '8', maxGPU: 1 } } }],
@@ -125,7 +143,10 @@ describe('effective resources over GraphQL', () => {
 
   it('takes a quantity as an integer or a string on input, and refuses one beyond the template with BAD_USER_INPUT', async () => {
     const t = template('t', { defaultGPU: 0, maxGPU: 1, maxCPU: 8 });
-    const ok = await run(servicesWith([t]), 'mutation { createVDISession(input: {template: "t", resources: {cpu: 2, memory: "4Gi"}}) { spec { resources { cpu memory } } } }');
+    const ok = await run(
+      servicesWith([t]),
+      'mutation { createVDISession(input: {template: "t", resources: {cpu: 2, memory: "4Gi"}}) { spec { resources { cpu memory } } } }',
+    );
     expect(ok.errors).toBeUndefined();
     expect(ok.data).toEqual({ createVDISession: { spec: { resources: { cpu: '2', memory: '4Gi' } } } });
     const tooMuch = await run(servicesWith([t]), 'mutation { createVDISession(input: {template: "t", resources: {cpu: 9}}) { name } }');
@@ -150,7 +171,10 @@ describe('GPU quota', () => {
 
   it('admits a GPU desktop beside CPU-only ones, and refuses the slice the quota does not hold (QUOTA_EXCEEDED)', async () => {
     const services = servicesWith([cpuOnly, ubuntu], [mine('a', 'cpu-only'), mine('b', 'cpu-only')], 1);
-    const first = await run(services, 'mutation { createVDISession(input: {template: "ubuntu-desktop", name: "g1"}) { spec { resources { gpu } } } }');
+    const first = await run(
+      services,
+      'mutation { createVDISession(input: {template: "ubuntu-desktop", name: "g1"}) { spec { resources { gpu } } } }',
+    );
     expect(first.errors).toBeUndefined();
     expect(first.data).toEqual({ createVDISession: { spec: { resources: { gpu: 1 } } } });
     const second = await run(services, 'mutation { createVDISession(input: {template: "ubuntu-desktop", name: "g2"}) { name } }');

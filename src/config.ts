@@ -153,13 +153,22 @@ function list(env: Env, name: string): string[] {
 function labels(env: Env, name: string): Record<string, string> | undefined {
   const raw = opt(env, name);
   if (raw === undefined) return undefined;
-  const entries = raw.split(',').map((pair) => pair.trim()).filter(Boolean).map((pair) => {
-    const [key = '', value = '', ...rest] = pair.split('=').map((part) => part.trim());
-    if (!pair.includes('=') || !/^([a-z0-9.-]+\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(key) || rest.length > 0 || !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(value)) {
-      throw new ConfigError(`${name} must be key=value pairs separated by commas (label syntax), got ${JSON.stringify(raw)}`);
-    }
-    return [key, value] as const;
-  });
+  const entries = raw
+    .split(',')
+    .map((pair) => pair.trim())
+    .filter(Boolean)
+    .map((pair) => {
+      const [key = '', value = '', ...rest] = pair.split('=').map((part) => part.trim());
+      if (
+        !pair.includes('=') ||
+        !/^([a-z0-9.-]+\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(key) ||
+        rest.length > 0 ||
+        !/^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/.test(value)
+      ) {
+        throw new ConfigError(`${name} must be key=value pairs separated by commas (label syntax), got ${JSON.stringify(raw)}`);
+      }
+      return [key, value] as const;
+    });
   return Object.fromEntries(entries);
 }
 
@@ -190,7 +199,9 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
   const production = env.NODE_ENV === 'production';
   const port = int(env, 'PORT', 8080);
   const namespace = str(env, 'POD_NAMESPACE', 'vdi-system');
-  const algorithms = str(env, 'OIDC_ALGORITHMS', 'RS256,ES256,PS256,EdDSA').split(',').map((a) => a.trim());
+  const algorithms = str(env, 'OIDC_ALGORITHMS', 'RS256,ES256,PS256,EdDSA')
+    .split(',')
+    .map((a) => a.trim());
   if (algorithms.some((a) => a === 'none' || a.startsWith('HS'))) throw new ConfigError('OIDC_ALGORITHMS may not contain none or HS* algorithms');
   const issuerUrl = opt(env, 'OIDC_ISSUER_URL');
   if (production && !issuerUrl && mode !== 'reconciler') throw new ConfigError('OIDC_ISSUER_URL is required in production');
@@ -258,7 +269,9 @@ export function loadConfig(env: Env = process.env, argv: string[] = process.argv
       tlsCertResolver: opt(env, 'VDI_TLS_CERT_RESOLVER'),
       ingressMode: oneOf(env, 'VDI_INGRESS_MODE', ['traefik', 'ingress'] as const, 'traefik'),
       ingressClassName: opt(env, 'VDI_INGRESS_CLASS'),
-      entryPoints: str(env, 'VDI_ENTRYPOINTS', 'websecure').split(',').map((e) => e.trim()),
+      entryPoints: str(env, 'VDI_ENTRYPOINTS', 'websecure')
+        .split(',')
+        .map((e) => e.trim()),
       internalUrl: str(env, 'VDI_INTERNAL_URL', `http://vdi-operator.${namespace}.svc:${port}`),
       storageClassName: opt(env, 'VDI_STORAGE_CLASS'),
       runtimeClassName: str(env, 'VDI_RUNTIME_CLASS', 'nvidia'),

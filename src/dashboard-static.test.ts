@@ -55,7 +55,18 @@ describe('dashboardRouter', () => {
   });
 
   it('never shadows the service’s paths, missing assets or non-HTML requests', async () => {
-    for (const p of ['/graphql', '/graphql/x', '/login', '/callback', '/logout', '/auth/forward', '/turn/credentials', '/readyz', '/metrics', '/assets/missing.js']) {
+    for (const p of [
+      '/graphql',
+      '/graphql/x',
+      '/login',
+      '/callback',
+      '/logout',
+      '/auth/forward',
+      '/turn/credentials',
+      '/readyz',
+      '/metrics',
+      '/assets/missing.js',
+    ]) {
       expect((await get(p)).status, p).toBe(404);
     }
     expect((await get('/healthz')).status).toBe(200);

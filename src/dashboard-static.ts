@@ -14,7 +14,10 @@ const RESERVED = ['/graphql', '/login', '/callback', '/logout', '/auth', '/turn'
  */
 export function findDashboardDir(moduleDir = import.meta.dirname): string | undefined {
   const root = path.resolve(moduleDir, '..');
-  const candidates = path.basename(root) === 'dist' ? [path.join(root, 'dashboard'), path.join(root, '..', 'dashboard', 'dist')] : [path.join(root, 'dashboard', 'dist')];
+  const candidates =
+    path.basename(root) === 'dist'
+      ? [path.join(root, 'dashboard'), path.join(root, '..', 'dashboard', 'dist')]
+      : [path.join(root, 'dashboard', 'dist')];
   return candidates.find((dir) => existsSync(path.join(dir, 'index.html')));
 }
 
@@ -32,14 +35,12 @@ export function dashboardRouter(dir: string, publicUrl?: string): express.Router
   if (publicUrl) {
     const publicOrigin = new URL(publicUrl);
     router.use((req, res, next) => {
-      if (req.method !== 'GET' || req.headers.host === publicOrigin.host || reserved(req.path) || path.extname(req.path) || !req.accepts('html')) return next();
+      if (req.method !== 'GET' || req.headers.host === publicOrigin.host || reserved(req.path) || path.extname(req.path) || !req.accepts('html'))
+        return next();
       res.redirect(302, `${publicOrigin.origin}${req.originalUrl}`);
     });
   }
-  router.use(
-    '/assets',
-    express.static(path.join(dir, 'assets'), { immutable: true, maxAge: '365d', index: false, fallthrough: false }),
-  );
+  router.use('/assets', express.static(path.join(dir, 'assets'), { immutable: true, maxAge: '365d', index: false, fallthrough: false }));
   router.use(express.static(dir, { index: 'index.html', maxAge: 0, setHeaders: (res) => res.setHeader('Cache-Control', 'no-cache') }));
   router.get(/.*/, (req, res, next) => {
     if (reserved(req.path) || path.extname(req.path) || !req.accepts('html')) return next();

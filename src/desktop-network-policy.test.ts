@@ -12,13 +12,17 @@ const session: VDISession = {
   spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
 };
 
-const policyFrom = (env: Record<string, string>) => buildNetworkPolicy(session, reconcilerConfigFrom(loadConfig({ VDI_MODE: 'reconciler', ...env }, [])));
+const policyFrom = (env: Record<string, string>) =>
+  buildNetworkPolicy(session, reconcilerConfigFrom(loadConfig({ VDI_MODE: 'reconciler', ...env }, [])));
 const ns = (name: string) => ({ matchLabels: { 'kubernetes.io/metadata.name': name } });
 
 describe('the desktops’ NetworkPolicy from the environment', () => {
   it('admits K3s’s Traefik by default (traefik mode), and no relay', () => {
     expect(policyFrom({}).spec.ingress).toEqual([
-      { from: [{ namespaceSelector: ns('kube-system'), podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } }], ports: [{ protocol: 'TCP', port: 8080 }] },
+      {
+        from: [{ namespaceSelector: ns('kube-system'), podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } }],
+        ports: [{ protocol: 'TCP', port: 8080 }],
+      },
     ]);
   });
 
@@ -30,7 +34,12 @@ describe('the desktops’ NetworkPolicy from the environment', () => {
     });
     expect(policy.spec.ingress).toEqual([
       {
-        from: [{ namespaceSelector: ns('ingress-nginx'), podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx', 'app.kubernetes.io/component': 'controller' } } }],
+        from: [
+          {
+            namespaceSelector: ns('ingress-nginx'),
+            podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx', 'app.kubernetes.io/component': 'controller' } },
+          },
+        ],
         ports: [{ protocol: 'TCP', port: 8080 }],
       },
     ]);
@@ -46,7 +55,9 @@ describe('the desktops’ NetworkPolicy from the environment', () => {
     expect(policyFrom({ VDI_TURN_POD_LABELS: 'app=coturn', VDI_TURN_NAMESPACE: 'turn' }).spec.ingress[1]).toEqual({
       from: [{ podSelector: { matchLabels: { app: 'coturn' } }, namespaceSelector: ns('turn') }],
     });
-    expect(policyFrom({ VDI_TURN_POD_LABELS: 'app=coturn' }).spec.ingress[1]).toEqual({ from: [{ podSelector: { matchLabels: { app: 'coturn' } } }] });
+    expect(policyFrom({ VDI_TURN_POD_LABELS: 'app=coturn' }).spec.ingress[1]).toEqual({
+      from: [{ podSelector: { matchLabels: { app: 'coturn' } } }],
+    });
   });
 
   it.each([

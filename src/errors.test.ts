@@ -1,13 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { KubeError, KubeUnavailableError } from './kube/client.ts';
-import type { ApiError} from './errors.ts';
+import type { ApiError } from './errors.ts';
 import { fromKubeError } from './errors.ts';
 
 const code = (err: Error) => (err as ApiError).extensions?.code;
 
 describe('fromKubeError', () => {
   it('maps a ResourceQuota refusal to QUOTA_EXCEEDED and other 403s to FORBIDDEN', () => {
-    const quota = new KubeError(403, 'Forbidden', 'vdisessions.vdi.kasm.io "x" is forbidden: exceeded quota: vdi-quota, requested: count/vdisessions.vdi.kasm.io=1');
+    const quota = new KubeError(
+      403,
+      'Forbidden',
+      'vdisessions.vdi.kasm.io "x" is forbidden: exceeded quota: vdi-quota, requested: count/vdisessions.vdi.kasm.io=1',
+    );
     expect(code(fromKubeError(quota))).toBe('QUOTA_EXCEEDED');
     expect(code(fromKubeError(new KubeError(403, 'Forbidden', 'user "oidc:bob" cannot create')))).toBe('FORBIDDEN');
   });
@@ -28,7 +32,9 @@ describe('fromKubeError', () => {
   });
 
   it('names the invalid fields of a 422, without their values', () => {
-    const err = new KubeError(422, 'Invalid', 'spec.timeout: Invalid value: "8 hours"', { causes: [{ field: 'spec.timeout', message: 'Invalid value: "8 hours"' }] });
+    const err = new KubeError(422, 'Invalid', 'spec.timeout: Invalid value: "8 hours"', {
+      causes: [{ field: 'spec.timeout', message: 'Invalid value: "8 hours"' }],
+    });
     const mapped = fromKubeError(err, 'session "s"');
     expect(mapped.message).toBe('session "s" is invalid: check spec.timeout');
   });

@@ -12,7 +12,14 @@ describe('logFormat', () => {
 
 describe('formatLine', () => {
   it('shows time, level, message and the other fields as key=value', () => {
-    const line = JSON.stringify({ level: 30, time: '2026-12-06T12:03:04.123Z', service: 'vdi-operator', msg: 'ready', url: 'http://vdi.localhost:8080', n: 2 });
+    const line = JSON.stringify({
+      level: 30,
+      time: '2026-12-06T12:03:04.123Z',
+      service: 'vdi-operator',
+      msg: 'ready',
+      url: 'http://vdi.localhost:8080',
+      n: 2,
+    });
     expect(formatLine(line)).toBe('12:03:04 INFO  ready url=http://vdi.localhost:8080 n=2');
   });
 

@@ -19,9 +19,11 @@ interface LocalStackModule {
   }>;
 }
 interface LocalNetworkModule {
-  enterLocalNetworkIfWanted(options: { env: Record<string, string | undefined>; log: Logger; signal?: AbortSignal }): Promise<
-    { exited: Promise<number>; stop: () => Promise<void> } | undefined
-  >;
+  enterLocalNetworkIfWanted(options: {
+    env: Record<string, string | undefined>;
+    log: Logger;
+    signal?: AbortSignal;
+  }): Promise<{ exited: Promise<number>; stop: () => Promise<void> } | undefined>;
 }
 interface DashboardBuildModule {
   buildDashboard(log: Logger, signal?: AbortSignal): Promise<void>;
@@ -67,7 +69,9 @@ async function main(): Promise<void> {
     log.info({ cluster: kubeConfig.getCurrentCluster()?.server }, 'using the configured cluster');
   } else {
     if (config.production) {
-      throw new ConfigError('no cluster configured (KUBECONFIG, ~/.kube/config or in-cluster credentials); the embedded local control plane is for development only');
+      throw new ConfigError(
+        'no cluster configured (KUBECONFIG, ~/.kube/config or in-cluster credentials); the embedded local control plane is for development only',
+      );
     }
     if (!findDashboardDir()) {
       const { buildDashboard } = await devModule<DashboardBuildModule>('../dev/dashboard-build.ts');

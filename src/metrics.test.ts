@@ -8,7 +8,9 @@ const op = (text: string) => parse(text).definitions[0] as OperationDefinitionNo
 describe('operationLabel', () => {
   it('labels an operation by its first root field, whatever name or aliases the client chose', () => {
     expect(operationLabel(op('query WhateverINamedIt { me { username } }'), roots)).toBe('me');
-    expect(operationLabel(op('mutation X1 { a: createVDISession(input: {template: "t"}) { name } me { username } }'), roots)).toBe('createVDISession');
+    expect(operationLabel(op('mutation X1 { a: createVDISession(input: {template: "t"}) { name } me { username } }'), roots)).toBe(
+      'createVDISession',
+    );
     expect(operationLabel(op('{ sessions { name } }'), roots)).toBe('sessions');
   });
 

@@ -117,8 +117,22 @@ export function createMetrics(): Metrics {
         }
         return cached.figures;
       };
-      new Gauge({ name: 'vdi_sessions_idle', help: 'Running desktops nobody is connected to (or that have not reported)', registers: [registry], collect() { this.set(figures().idleSessions); } });
-      new Gauge({ name: 'vdi_sessions_idle_warned', help: 'Running desktops warned of a coming stop', registers: [registry], collect() { this.set(figures().warnedSessions); } });
+      new Gauge({
+        name: 'vdi_sessions_idle',
+        help: 'Running desktops nobody is connected to (or that have not reported)',
+        registers: [registry],
+        collect() {
+          this.set(figures().idleSessions);
+        },
+      });
+      new Gauge({
+        name: 'vdi_sessions_idle_warned',
+        help: 'Running desktops warned of a coming stop',
+        registers: [registry],
+        collect() {
+          this.set(figures().warnedSessions);
+        },
+      });
       new Gauge({
         name: 'vdi_sessions_stopped',
         help: 'Stopped desktops by reason',
@@ -130,8 +144,22 @@ export function createMetrics(): Metrics {
           for (const { reason, count } of figures().stoppedSessions) this.set({ reason }, count);
         },
       });
-      new Gauge({ name: 'vdi_gpu_slices_reclaimed', help: 'GPU slices the stopped desktops would otherwise hold', registers: [registry], collect() { this.set(figures().slicesReclaimed); } });
-      new Gauge({ name: 'vdi_gpu_hours_saved', help: 'GPU slice-hours not held by the desktops stopped now, from each stop until now or expiry', registers: [registry], collect() { this.set(figures().gpuHoursSaved); } });
+      new Gauge({
+        name: 'vdi_gpu_slices_reclaimed',
+        help: 'GPU slices the stopped desktops would otherwise hold',
+        registers: [registry],
+        collect() {
+          this.set(figures().slicesReclaimed);
+        },
+      });
+      new Gauge({
+        name: 'vdi_gpu_hours_saved',
+        help: 'GPU slice-hours not held by the desktops stopped now, from each stop until now or expiry',
+        registers: [registry],
+        collect() {
+          this.set(figures().gpuHoursSaved);
+        },
+      });
     },
     watchInformers(caches, names) {
       const label = ['informer'] as const;

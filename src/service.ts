@@ -56,7 +56,6 @@ export function exitOnLeadershipLost(config: Config): (() => void) | undefined {
   return config.mode === 'reconciler' ? () => process.exit(1) : undefined;
 }
 
-
 export async function startService(opts: ServiceOptions): Promise<Service> {
   const { config, log } = opts;
   const client = new KubeClient(opts.kubeConfig);
@@ -64,8 +63,12 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   client.counter = metrics.kubeRequests;
   const caches = createCaches(client);
   for (const [name, informer] of Object.entries(caches)) {
-    informer.onRecoveredError((err: unknown) => log.warn({ informer: name, error: err instanceof Error ? err.message : String(err) }, 'watch failed, retrying'));
-    informer.onListenerError((err: unknown) => log.error({ informer: name, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'a cache listener failed'));
+    informer.onRecoveredError((err: unknown) =>
+      log.warn({ informer: name, error: err instanceof Error ? err.message : String(err) }, 'watch failed, retrying'),
+    );
+    informer.onListenerError((err: unknown) =>
+      log.error({ informer: name, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'a cache listener failed'),
+    );
   }
   const runReconciler = config.mode !== 'api';
   const runApi = config.mode !== 'reconciler';
@@ -161,7 +164,15 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       verifier,
       refresher: oidcClient.refresher(),
     });
-    forwardAuth = new ForwardAuth({ caches, reconcilerConfig, sessions: browserSessions, verifier, authorizer, publicUrl: config.access.publicUrl, log });
+    forwardAuth = new ForwardAuth({
+      caches,
+      reconcilerConfig,
+      sessions: browserSessions,
+      verifier,
+      authorizer,
+      publicUrl: config.access.publicUrl,
+      log,
+    });
     app.use(forwardAuthRouter(forwardAuth, log));
     app.use(turnRouter({ config, caches, log }));
     app.use(presenceRouter(new PresenceReports({ caches, client, log }), log, (outcome) => metrics.presenceReports.inc({ outcome })));

@@ -75,7 +75,11 @@ export function App() {
           <>
             <h1 tabIndex={-1}>Not found</h1>
             <p>
-              There is no page at this address. <a href="/" onClick={go('/')}>Go to the templates</a>.
+              There is no page at this address.{' '}
+              <a href="/" onClick={go('/')}>
+                Go to the templates
+              </a>
+              .
             </p>
           </>
         );

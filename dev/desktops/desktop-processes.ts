@@ -100,7 +100,14 @@ export class DesktopProcesses {
     };
     // Only what a desktop image would set itself, plus PATH to find the programs: nothing of this process's
     // environment (tokens, kubeconfig) reaches the desktop.
-    const base = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, XDG_RUNTIME_DIR: runtime, TMPDIR: runtime, SHELL: '/bin/bash', LANG: 'C.UTF-8' };
+    const base = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: home,
+      XDG_RUNTIME_DIR: runtime,
+      TMPDIR: runtime,
+      SHELL: '/bin/bash',
+      LANG: 'C.UTF-8',
+    };
     try {
       // -displayfd: the server picks a free display itself and writes its number once it accepts clients.
       let server: ChildProcess;
@@ -108,10 +115,30 @@ export class DesktopProcesses {
         await writeFile(path.join(o.dir, 'xorg.conf'), XORG_CONF);
         // No VT of the machine's: -novtswitch -keeptty -sharevts. Only our config: -configdir on an empty folder.
         await mkdir(path.join(o.dir, 'xorg.conf.d'), { recursive: true });
-        server = run('xorg', XORG, [
-          '-displayfd', '3', '-noreset', '-nolisten', 'tcp', '-novtswitch', '-keeptty', '-sharevts', '+extension', 'RANDR',
-          '-config', path.join(o.dir, 'xorg.conf'), '-configdir', path.join(o.dir, 'xorg.conf.d'), '-logfile', path.join(logDir, 'xorg.server.log'),
-        ], base, true);
+        server = run(
+          'xorg',
+          XORG,
+          [
+            '-displayfd',
+            '3',
+            '-noreset',
+            '-nolisten',
+            'tcp',
+            '-novtswitch',
+            '-keeptty',
+            '-sharevts',
+            '+extension',
+            'RANDR',
+            '-config',
+            path.join(o.dir, 'xorg.conf'),
+            '-configdir',
+            path.join(o.dir, 'xorg.conf.d'),
+            '-logfile',
+            path.join(logDir, 'xorg.server.log'),
+          ],
+          base,
+          true,
+        );
       } else {
         server = run('xvfb', 'Xvfb', ['-displayfd', '3', '-screen', '0', '1920x1080x24', '-nolisten', 'tcp', '+extension', 'RANDR'], base, true);
       }

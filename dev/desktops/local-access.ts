@@ -52,7 +52,11 @@ export async function ensureDesktopTools(log: (line: string) => void = () => {},
  * Inside the namespace, before the control plane starts: the pod range on `lo`, and the control-plane options
  * and service settings that go with it.
  */
-export function prepareLocalDesktops(env: Record<string, string | undefined>): { controlPlane: Partial<ControlPlaneOptions>; env: Record<string, string>; desktopPort: number } {
+export function prepareLocalDesktops(env: Record<string, string | undefined>): {
+  controlPlane: Partial<ControlPlaneOptions>;
+  env: Record<string, string>;
+  desktopPort: number;
+} {
   setUpLocalNetwork();
   const desktopPort = Number(env.VDI_LOCAL_DESKTOP_PORT || DEFAULT_DESKTOP_PORT);
   return {
@@ -90,7 +94,10 @@ export async function startLocalDesktopAccess(o: LocalDesktopAccessOptions): Pro
   });
   try {
     const desktops = await startLocalDesktops({ client: new KubeClient(cp.kubeConfig()), selkies: o.tools.selkies, log: o.log });
-    o.log.info({ traefik: traefik.webUrl, logs: traefik.logFile }, 'Traefik serves the desktops; each Running desktop pod gets a real Selkies desktop');
+    o.log.info(
+      { traefik: traefik.webUrl, logs: traefik.logFile },
+      'Traefik serves the desktops; each Running desktop pod gets a real Selkies desktop',
+    );
     return {
       traefik,
       desktops,
@@ -111,7 +118,11 @@ export async function startLocalDesktopAccess(o: LocalDesktopAccessOptions): Pro
  * the desktops need and runs the whole local default again inside a namespace of its own, forwarding its ports.
  * Returns that run (this process then only waits for it), or undefined to go on here.
  */
-export async function enterLocalNetworkIfWanted(o: { env: Record<string, string | undefined>; log: DesktopLog & NetworkLog; signal?: AbortSignal }): Promise<LocalNetwork | undefined> {
+export async function enterLocalNetworkIfWanted(o: {
+  env: Record<string, string | undefined>;
+  log: DesktopLog & NetworkLog;
+  signal?: AbortSignal;
+}): Promise<LocalNetwork | undefined> {
   if (insideLocalNetwork(o.env)) return undefined;
   if (!localDesktopsWanted(o.env)) {
     o.log.info({}, 'real desktops are off (VDI_LOCAL_DESKTOPS=false): sessions run on simulated nodes only');

@@ -77,7 +77,8 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
   const secretLookup = async (pod: V1Pod) => {
     const namespace = pod.metadata!.namespace!;
     const names = new Set<string>();
-    for (const c of pod.spec?.containers ?? []) for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef?.name) names.add(e.valueFrom.secretKeyRef.name);
+    for (const c of pod.spec?.containers ?? [])
+      for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef?.name) names.add(e.valueFrom.secretKeyRef.name);
     for (const v of pod.spec?.volumes ?? []) if (v.secret?.secretName) names.add(v.secret.secretName);
     const secrets = new Map<string, V1Secret>();
     for (const name of names) {
@@ -123,7 +124,14 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
       await mkdir(path.dirname(file.path), { recursive: true, mode: 0o700 });
       await writeFile(file.path, file.content, { mode: 0o600 });
     }
-    const processes = await DesktopProcesses.start({ selkies: o.selkies, dir, ...invocation, env: mounted.env, address: launch.address, port: launch.port });
+    const processes = await DesktopProcesses.start({
+      selkies: o.selkies,
+      dir,
+      ...invocation,
+      env: mounted.env,
+      address: launch.address,
+      port: launch.port,
+    });
     entry.processes = processes;
     entry.desktop = {
       pod: key,
@@ -137,7 +145,10 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
       ready: processes.ready,
       pids: () => processes.pids(),
     };
-    o.log.info({ pod: key, display: processes.display, address: `${launch.address}:${launch.port}`, logs: processes.logDir }, 'local desktop started');
+    o.log.info(
+      { pod: key, display: processes.display, address: `${launch.address}:${launch.port}`, logs: processes.logDir },
+      'local desktop started',
+    );
     processes.ready.then(
       () => o.log.info({ pod: key }, 'local desktop is serving'),
       (err: unknown) => o.log.warn({ pod: key, error: String(err) }, 'local desktop failed to serve'),

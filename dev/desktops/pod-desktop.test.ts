@@ -17,9 +17,21 @@ const template: VDITemplate = {
   apiVersion: 'vdi.kasm.io/v1alpha1',
   kind: 'VDITemplate',
   metadata: { name: 'ubuntu-desktop' },
-  spec: { image: 'ghcr.io/selkies-project/selkies/desktop:latest-ubuntu24.04', displayName: 'Ubuntu', env: [{ name: 'GREETING', value: 'a $(TZ) b' }] },
+  spec: {
+    image: 'ghcr.io/selkies-project/selkies/desktop:latest-ubuntu24.04',
+    displayName: 'Ubuntu',
+    env: [{ name: 'GREETING', value: 'a $(TZ) b' }],
+  },
 };
-const effective: EffectiveSession = { gpu: 0, memory: '4Gi', cpu: '2', persistence: { enabled: false, size: '1Gi' }, timeoutMs: 3_600_000, idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined }, encoder: 'x264enc' };
+const effective: EffectiveSession = {
+  gpu: 0,
+  memory: '4Gi',
+  cpu: '2',
+  persistence: { enabled: false, size: '1Gi' },
+  timeoutMs: 3_600_000,
+  idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined },
+  encoder: 'x264enc',
+};
 
 /** The pod the reconciler writes, as kwok reports it Running, and a lookup into the session Secret. */
 function runningPod(): { pod: V1Pod; secret: (name: string, key: string) => string | undefined } {

@@ -115,9 +115,16 @@ export class ForwardAuth {
     }
     const phase = session.status?.phase ?? 'Pending';
     if (phase !== 'Running') {
-      return this.answer(503, 'not-running', headers, `This desktop is ${phase}, not running yet.`, {
-        'Retry-After': String(RETRY_AFTER_SECONDS),
-      }, phase);
+      return this.answer(
+        503,
+        'not-running',
+        headers,
+        `This desktop is ${phase}, not running yet.`,
+        {
+          'Retry-After': String(RETRY_AFTER_SECONDS),
+        },
+        phase,
+      );
     }
     const secret = this.o.caches.secrets.get(`${namespace}/${childName(session)}`);
     const password = secret?.data?.[SECRET_KEY_PASSWORD];
@@ -147,7 +154,14 @@ export class ForwardAuth {
     return { status: 302, outcome: 'login', headers: { Location: location, 'Cache-Control': 'no-store' }, body: '' };
   }
 
-  private answer(status: number, outcome: Decision['outcome'], headers: IncomingHttpHeaders, message: string, extra: Record<string, string> = {}, phase?: string): Decision {
+  private answer(
+    status: number,
+    outcome: Decision['outcome'],
+    headers: IncomingHttpHeaders,
+    message: string,
+    extra: Record<string, string> = {},
+    phase?: string,
+  ): Decision {
     const base = { 'Cache-Control': 'no-store', ...extra };
     if (isNavigation(headers)) {
       const refresh = extra['Retry-After'] ? `<meta http-equiv="refresh" content="${extra['Retry-After']}">` : '';

@@ -6,7 +6,10 @@ import type { KubeClient } from '../kube/client.ts';
 const NOW = new Date('2030-01-01T10:00:00Z');
 const minutes = (m: number) => new Date(NOW.getTime() + m * 60_000);
 
-function session(status: VDISession['status'] = { phase: 'Running', startTime: minutes(-10).toISOString() }, spec: Partial<VDISession['spec']> = {}): VDISession {
+function session(
+  status: VDISession['status'] = { phase: 'Running', startTime: minutes(-10).toISOString() },
+  spec: Partial<VDISession['spec']> = {},
+): VDISession {
   return {
     apiVersion: 'vdi.kasm.io/v1alpha1',
     kind: 'VDISession',
@@ -26,7 +29,11 @@ describe('presenceDecision', () => {
 
   it('records when the last client left', () => {
     const s = session({ phase: 'Running', presence: { connected: true, lastActivity: minutes(-5).toISOString() } });
-    expect(presenceDecision(s, 'disconnected', NOW, NOW).status?.presence).toEqual({ connected: false, lastActivity: NOW.toISOString(), idleSince: NOW.toISOString() });
+    expect(presenceDecision(s, 'disconnected', NOW, NOW).status?.presence).toEqual({
+      connected: false,
+      lastActivity: NOW.toISOString(),
+      idleSince: NOW.toISOString(),
+    });
   });
 
   it('writes nothing for a report that repeats the recorded state', () => {
@@ -48,10 +55,16 @@ describe('presenceDecision', () => {
     const warned = session({
       phase: 'Running',
       presence: { connected: false, lastActivity: minutes(-30).toISOString(), idleSince: minutes(-30).toISOString() },
-      conditions: [{ type: 'IdleWarning', status: 'True', reason: 'IdleTimeout', message: 'stops soon', lastTransitionTime: minutes(-1).toISOString() }],
+      conditions: [
+        { type: 'IdleWarning', status: 'True', reason: 'IdleTimeout', message: 'stops soon', lastTransitionTime: minutes(-1).toISOString() },
+      ],
     });
     const conditions = presenceDecision(warned, 'connected', NOW, NOW).status?.conditions ?? [];
-    expect(conditions.find((c) => c.type === 'IdleWarning')).toMatchObject({ status: 'False', reason: 'NotDue', lastTransitionTime: NOW.toISOString() });
+    expect(conditions.find((c) => c.type === 'IdleWarning')).toMatchObject({
+      status: 'False',
+      reason: 'NotDue',
+      lastTransitionTime: NOW.toISOString(),
+    });
   });
 });
 
@@ -84,7 +97,11 @@ describe('PresenceReports', () => {
     const client = {
       mergePatch: async (path: string, body: { metadata: { resourceVersion: string }; status: VDISession['status'] }) => {
         patches.push({ path, body });
-        current = { ...current, metadata: { ...current.metadata, resourceVersion: String(Number(current.metadata.resourceVersion) + 1) }, status: { ...current.status, ...body.status } };
+        current = {
+          ...current,
+          metadata: { ...current.metadata, resourceVersion: String(Number(current.metadata.resourceVersion) + 1) },
+          status: { ...current.status, ...body.status },
+        };
         return current;
       },
     } as unknown as KubeClient;

@@ -47,10 +47,7 @@ export function rtcConfiguration(settings: TurnSettings, credential: TurnCredent
   if (tlsPort) turnUrls.push(`turns:${host}:${tlsPort}?transport=tcp`);
   return {
     lifetimeDuration: `${settings.credentialSeconds}s`,
-    iceServers: [
-      { urls: [`stun:${host}:${port}`] },
-      { urls: turnUrls, username: credential.username, credential: credential.credential },
-    ],
+    iceServers: [{ urls: [`stun:${host}:${port}`] }, { urls: turnUrls, username: credential.username, credential: credential.credential }],
     blockStatus: 'NOT_BLOCKED',
     iceTransportPolicy: 'all',
   };

@@ -324,7 +324,9 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
 
   // ---- HTTP (Apollo) ----
   const rootFields = new Set(
-    [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].flatMap((t) => (t ? Object.keys(t.getFields()) : [])).concat('__typename', '__schema', '__type'),
+    [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()]
+      .flatMap((t) => (t ? Object.keys(t.getFields()) : []))
+      .concat('__typename', '__schema', '__type'),
   );
   const metricsPlugin: ApolloServerPlugin<Context> = {
     async requestDidStart() {
@@ -355,7 +357,15 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
       // No HTTP caching of per-user data; without it Apollo wraps no resolver (a third of the CPU of a
       // 1,000-session query went to its per-field hooks).
       ApolloServerPluginCacheControlDisabled(),
-      { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
+      {
+        async serverWillStart() {
+          return {
+            async drainServer() {
+              await wsCleanup.dispose();
+            },
+          };
+        },
+      },
     ],
     validationRules: [...protection.validationRules, ...extraRules],
     formatError: (formatted, original) => maskError(formatted, original, log),

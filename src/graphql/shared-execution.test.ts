@@ -90,10 +90,13 @@ describe('variables from a client', () => {
     expect(variablesProblem(variables)).toMatch(message);
   });
 
-  it.each([[undefined], [null], [{}], [{ input: { template: 'ubuntu', resources: { gpu: 1, memory: '4Gi' } } }], [{ deep: nested(MAX_VARIABLES_DEPTH - 2) }]])(
-    'are accepted when ordinary: %j',
-    (variables) => {
-      expect(variablesProblem(variables)).toBeUndefined();
-    },
-  );
+  it.each([
+    [undefined],
+    [null],
+    [{}],
+    [{ input: { template: 'ubuntu', resources: { gpu: 1, memory: '4Gi' } } }],
+    [{ deep: nested(MAX_VARIABLES_DEPTH - 2) }],
+  ])('are accepted when ordinary: %j', (variables) => {
+    expect(variablesProblem(variables)).toBeUndefined();
+  });
 });

@@ -125,7 +125,8 @@ export async function sharedSubscribe(args: ExecutionArgs): Promise<AsyncIterabl
       }
       if (item.done) return { value: undefined, done: true };
       const event = item.value;
-      if (typeof event !== 'object' || event === null || key === undefined) return { value: await execute({ ...args, rootValue: event }), done: false };
+      if (typeof event !== 'object' || event === null || key === undefined)
+        return { value: await execute({ ...args, rootValue: event }), done: false };
       return { value: await resultFor(args, key, event), done: false };
     },
     async return() {

@@ -14,7 +14,10 @@ describe('LineDecoder', () => {
     for (let cut = 1; cut < bytes.length; cut++) {
       const lines = new LineDecoder();
       const got = [...lines.push(bytes.subarray(0, cut)), ...lines.push(bytes.subarray(cut))];
-      expect(got.map((l) => JSON.parse(l)), `cut at ${cut}`).toEqual(events);
+      expect(
+        got.map((l) => JSON.parse(l)),
+        `cut at ${cut}`,
+      ).toEqual(events);
     }
   });
 
@@ -31,7 +34,8 @@ async function recordingServer(): Promise<{ client: KubeClient; seen: { user: Bu
   const seen: { user: Buffer[]; groups: Buffer[] }[] = [];
   const server = http.createServer((req, res) => {
     // rawHeaders holds each value as Node read it: one character per byte.
-    const bytes = (name: string) => req.rawHeaders.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === name ? [Buffer.from(req.rawHeaders[i + 1]!, 'latin1')] : []));
+    const bytes = (name: string) =>
+      req.rawHeaders.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === name ? [Buffer.from(req.rawHeaders[i + 1]!, 'latin1')] : []));
     seen.push({ user: bytes('impersonate-user'), groups: bytes('impersonate-group') });
     res.setHeader('content-type', 'application/json');
     res.end('{}');

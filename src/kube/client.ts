@@ -259,7 +259,11 @@ export class KubeClient {
   get<T>(path: string, as?: Impersonation): Promise<T> {
     return this.request<T>({ path, as });
   }
-  list<T>(path: string, query?: RequestOptions['query'], as?: Impersonation): Promise<{ metadata: { resourceVersion: string; continue?: string }; items: T[] }> {
+  list<T>(
+    path: string,
+    query?: RequestOptions['query'],
+    as?: Impersonation,
+  ): Promise<{ metadata: { resourceVersion: string; continue?: string }; items: T[] }> {
     return this.request({ path, query, as });
   }
   create<T>(path: string, body: unknown, as?: Impersonation, dryRun = false): Promise<T> {
@@ -273,7 +277,14 @@ export class KubeClient {
   }
   /** A JSON patch (RFC 6902): the apiserver applies all of its operations or none (a failed `test` is a 422). */
   jsonPatch<T>(path: string, operations: unknown[], fieldManager?: string, as?: Impersonation): Promise<T> {
-    return this.request<T>({ method: 'PATCH', path, body: operations, as, contentType: JSON_PATCH, query: fieldManager ? { fieldManager } : undefined });
+    return this.request<T>({
+      method: 'PATCH',
+      path,
+      body: operations,
+      as,
+      contentType: JSON_PATCH,
+      query: fieldManager ? { fieldManager } : undefined,
+    });
   }
   /** Server-side apply under one field manager; `force` takes ownership of fields another manager set. */
   apply<T>(path: string, body: unknown, fieldManager: string, force = true): Promise<T> {

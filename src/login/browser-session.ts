@@ -52,7 +52,13 @@ export interface CookieAttributes {
 
 /** Always HttpOnly and SameSite=Lax: sent on top-level navigations (the IdP's redirect back), not on cross-site subrequests. */
 export function serializeCookie(name: string, value: string, attrs: CookieAttributes): string {
-  const parts = [`${name}=${value}`, `Path=${attrs.path ?? '/'}`, `Max-Age=${Math.max(0, Math.floor(attrs.maxAgeSeconds))}`, 'HttpOnly', 'SameSite=Lax'];
+  const parts = [
+    `${name}=${value}`,
+    `Path=${attrs.path ?? '/'}`,
+    `Max-Age=${Math.max(0, Math.floor(attrs.maxAgeSeconds))}`,
+    'HttpOnly',
+    'SameSite=Lax',
+  ];
   if (attrs.domain) parts.push(`Domain=${attrs.domain}`);
   if (attrs.secure) parts.push('Secure');
   return parts.join('; ');

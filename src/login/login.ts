@@ -90,14 +90,19 @@ interface LoginTransaction {
   returnTo: string;
 }
 
-export function loginRouter(opts: { config: Config; sessions: BrowserSessions; client: OidcClient; verifier: TokenVerifier; log: Logger }): express.Router {
+export function loginRouter(opts: {
+  config: Config;
+  sessions: BrowserSessions;
+  client: OidcClient;
+  verifier: TokenVerifier;
+  log: Logger;
+}): express.Router {
   const { config, sessions, client, verifier, log } = opts;
   const { publicUrl, allowedReturnHosts, scopes, resource, prompt } = config.access;
   const redirectUri = `${publicUrl}/callback`;
   const router = exactRouter();
   const returnTarget = (value: unknown) => safeReturnTo(value, publicUrl, allowedReturnHosts);
-  const loginCookie = (value: string, maxAge: number) =>
-    serializeCookie(LOGIN_COOKIE, value, { ...sessions.attributes(maxAge), domain: undefined });
+  const loginCookie = (value: string, maxAge: number) => serializeCookie(LOGIN_COOKIE, value, { ...sessions.attributes(maxAge), domain: undefined });
   const failed = (res: express.Response, status: number, message: string) => {
     res.status(status).set('Cache-Control', 'no-store').type('text/plain').send(`${message}\n`);
   };
@@ -156,7 +161,8 @@ export function loginRouter(opts: { config: Config; sessions: BrowserSessions; c
       log.info({ user: identity.username }, 'browser login');
       res.redirect(303, tx.returnTo);
     } catch (err) {
-      const reason = err instanceof AuthenticationError ? err.reason : err instanceof Error ? `${err.name}: ${(err as { code?: string }).code ?? ''}` : 'unknown';
+      const reason =
+        err instanceof AuthenticationError ? err.reason : err instanceof Error ? `${err.name}: ${(err as { code?: string }).code ?? ''}` : 'unknown';
       log.info({ reason }, 'refused a login callback');
       failed(res, 400, 'Login failed. Please sign in again.');
     }

@@ -42,7 +42,10 @@ describe('ApiServices.quota', () => {
   ])('fails, rather than showing no limits, when reading it answers %i', async (status, reason, expected) => {
     const failure = await servicesWhoseQuotaReadFails(new KubeError(status, reason, 'etcd at 10.0.0.7 said no'))
       .quota('vdi-u-alice')
-      .then(() => undefined, (err: Error) => err);
+      .then(
+        () => undefined,
+        (err: Error) => err,
+      );
     expect(failure).toBeInstanceOf(Error);
     const shown = served(failure!);
     expect(shown).toMatchObject(expected);
@@ -55,19 +58,28 @@ function servicesForAlice(allowed: string[]) {
   const sent: string[] = [];
   const asked: string[] = [];
   const ns = 'vdi-alice';
-  const session = { metadata: { name: 'desk', namespace: ns, creationTimestamp: new Date().toISOString() }, spec: { user: 'alice@example.com', template: 't' } };
+  const session = {
+    metadata: { name: 'desk', namespace: ns, creationTimestamp: new Date().toISOString() },
+    spec: { user: 'alice@example.com', template: 't' },
+  };
   const client = {
     delete: async (path: string) => (sent.push(`DELETE ${path}`), session),
     mergePatch: async (path: string) => (sent.push(`PATCH ${path}`), session),
   } as unknown as KubeClient;
   const authorizer = {
-    can: async (_identity: unknown, q: { verb: string; namespace?: string; name?: string }) => (asked.push(`${q.verb} ${q.namespace}/${q.name}`), allowed.includes(q.verb)),
+    can: async (_identity: unknown, q: { verb: string; namespace?: string; name?: string }) => (
+      asked.push(`${q.verb} ${q.namespace}/${q.name}`),
+      allowed.includes(q.verb)
+    ),
     key: () => 'k',
     forget: () => {},
   } as Authorizer;
   const services = new ApiServices({
     client,
-    caches: { sessions: { list: () => [session], get: () => session, remember: () => {}, on: () => () => {} }, templates: { get: () => undefined } } as unknown as Caches,
+    caches: {
+      sessions: { list: () => [session], get: () => session, remember: () => {}, on: () => () => {} },
+      templates: { get: () => undefined },
+    } as unknown as Caches,
     authorizer,
     namespaces: { namespaceOf: () => ns } as unknown as UserNamespaces,
     reconcilerConfig: testReconcilerConfig(),

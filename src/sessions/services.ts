@@ -87,7 +87,14 @@ export class ApiServices {
   readonly reconcilerConfig: ReconcilerConfig;
   readonly events: SessionEventHub;
 
-  constructor(deps: { client: KubeClient; caches: Caches; authorizer: Authorizer; namespaces: UserNamespaces; reconcilerConfig: ReconcilerConfig; decisionTtlMs?: number }) {
+  constructor(deps: {
+    client: KubeClient;
+    caches: Caches;
+    authorizer: Authorizer;
+    namespaces: UserNamespaces;
+    reconcilerConfig: ReconcilerConfig;
+    decisionTtlMs?: number;
+  }) {
     this.events = new SessionEventHub(deps.caches.sessions, { reauthorizeMs: deps.decisionTtlMs });
     this.client = deps.client;
     this.caches = deps.caches;
@@ -114,7 +121,12 @@ export class ApiServices {
    * The namespace whose sessions the caller asks for: their own, or (when allowed by RBAC) the named
    * user's. `undefined` means every namespace (allUsers).
    */
-  private async scope(identity: Identity, user: string | null | undefined, allUsers: boolean | null | undefined, verb: AccessQuestion['verb']): Promise<string | undefined> {
+  private async scope(
+    identity: Identity,
+    user: string | null | undefined,
+    allUsers: boolean | null | undefined,
+    verb: AccessQuestion['verb'],
+  ): Promise<string | undefined> {
     if (allUsers) {
       await this.require(identity, sessionsResource(undefined, verb));
       return undefined;
@@ -161,7 +173,8 @@ export class ApiServices {
         ...(r.cpu != null && { cpu: r.cpu }),
       };
     }
-    if (input.persistence) spec.persistence = { enabled: input.persistence.enabled, ...(input.persistence.size != null && { size: input.persistence.size }) };
+    if (input.persistence)
+      spec.persistence = { enabled: input.persistence.enabled, ...(input.persistence.size != null && { size: input.persistence.size }) };
     if (input.timeout != null) spec.timeout = input.timeout;
     if (input.idleTimeout != null) spec.idleTimeout = input.idleTimeout;
     const namespace = this.namespaces.namespaceOf(user);
@@ -177,7 +190,11 @@ export class ApiServices {
 
     if (await this.namespaces.ensure({ name: user })) this.authorizer.forget(`${this.namespaces.usernamePrefix}${user}`);
     try {
-      const created = await this.client.create<VDISession>(`/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}`, session, impersonate(identity));
+      const created = await this.client.create<VDISession>(
+        `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}`,
+        session,
+        impersonate(identity),
+      );
       // Read-your-writes: the caller's next query sees the session before its watch event arrives.
       this.caches.sessions.remember(created);
       return clean(created);
@@ -216,7 +233,9 @@ export class ApiServices {
     const byMs = parseDuration(by ?? template?.spec.defaultTimeout ?? this.reconcilerConfig.defaultSessionTimeout);
     if (!byMs) throw badInput('by must be a duration such as 1h or 30m', 'by');
     // The timeout counts from the first start, across stops and resumes (operator/status.ts).
-    const started = Date.parse(current.status?.firstStartTime ?? current.status?.startTime ?? current.metadata.creationTimestamp ?? new Date().toISOString());
+    const started = Date.parse(
+      current.status?.firstStartTime ?? current.status?.startTime ?? current.metadata.creationTimestamp ?? new Date().toISOString(),
+    );
     const maxMs = template?.spec.maxTimeout ? parseDuration(template.spec.maxTimeout) : undefined;
     let timeoutMs = Math.ceil((Date.now() - started + byMs) / 1000) * 1000;
     if (maxMs !== undefined) {
@@ -325,10 +344,12 @@ export class ApiServices {
    * (the template's default applied: a CPU-only template's session holds none).
    */
   private gpuSlicesInUse(sessions: VDISession[]): number {
-    return sessions
-      // A stopped desktop holds no slice until it resumes (resumeSession checks the quota again then).
-      .filter((s) => !s.metadata.deletionTimestamp && !s.spec.suspend && !['Failed', 'Expired', 'Stopped'].includes(s.status?.phase ?? ''))
-      .reduce((n, s) => n + sessionGpuSlices(s, this.caches.templates.get(s.spec.template), this.reconcilerConfig), 0);
+    return (
+      sessions
+        // A stopped desktop holds no slice until it resumes (resumeSession checks the quota again then).
+        .filter((s) => !s.metadata.deletionTimestamp && !s.spec.suspend && !['Failed', 'Expired', 'Stopped'].includes(s.status?.phase ?? ''))
+        .reduce((n, s) => n + sessionGpuSlices(s, this.caches.templates.get(s.spec.template), this.reconcilerConfig), 0)
+    );
   }
 
   /** Refuses up front a session whose GPU slices the user's quota cannot hold (its pod would be refused later). */

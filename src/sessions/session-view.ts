@@ -60,7 +60,12 @@ export interface SessionPresenceView {
 }
 
 /** The desktop's report and the idle schedule the reconciler acts on (operator/idle.ts), at `now`. */
-export function sessionPresenceView(session: VDISession, template: VDITemplate | undefined, config: ReconcilerConfig, now: Date): SessionPresenceView {
+export function sessionPresenceView(
+  session: VDISession,
+  template: VDITemplate | undefined,
+  config: ReconcilerConfig,
+  now: Date,
+): SessionPresenceView {
   const presence = session.status?.presence;
   const resolution = resolveSession(session, template, config);
   const schedule = resolution.ok ? idleSchedule(session, resolution.effective.idle, now) : undefined;
@@ -89,7 +94,10 @@ export interface TemplateResourcesView {
 }
 
 /** A template's defaults and maxima as the reconciler enforces them (sessionLimits). */
-export function templateView(template: VDITemplate, config: ReconcilerConfig): {
+export function templateView(
+  template: VDITemplate,
+  config: ReconcilerConfig,
+): {
   resources: TemplateResourcesView;
   defaultTimeout: string;
   maxTimeout: string | null;

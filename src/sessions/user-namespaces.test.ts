@@ -10,7 +10,10 @@ function fakeApiserver() {
   const objects = new Map<string, Obj>();
   const at = (path: string) => path.replace(/\?.*$/, '');
   const pointer = (obj: unknown, path: string): [Record<string, unknown> | undefined, string] => {
-    const parts = path.split('/').slice(1).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const parts = path
+      .split('/')
+      .slice(1)
+      .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
     let parent = obj as Record<string, unknown> | undefined;
     for (const part of parts.slice(0, -1)) parent = parent?.[part] as Record<string, unknown> | undefined;
     return [parent, parts.at(-1)!];
@@ -48,7 +51,10 @@ const config = loadConfig({ OIDC_ISSUER_URL: 'https://issuer.example', VDI_QUOTA
 function namespaces(client: KubeClient) {
   const refused: ProvisionedKind[] = [];
   const warnings: unknown[] = [];
-  const users = new UserNamespaces(client, config, { log: { warn: (fields: unknown) => void warnings.push(fields) } as never, onTakeoverRefused: (kind) => refused.push(kind) });
+  const users = new UserNamespaces(client, config, {
+    log: { warn: (fields: unknown) => void warnings.push(fields) } as never,
+    onTakeoverRefused: (kind) => refused.push(kind),
+  });
   return { users, refused, warnings };
 }
 
@@ -95,7 +101,10 @@ describe('UserNamespaces.ensure', () => {
       subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'oidc:alice@example.com' }],
     });
     const before = structuredClone([...objects]);
-    const failure = await users.ensure({ name: 'bob@example.com' }).then(() => undefined, (err: Error & { extensions?: { code?: string } }) => err);
+    const failure = await users.ensure({ name: 'bob@example.com' }).then(
+      () => undefined,
+      (err: Error & { extensions?: { code?: string } }) => err,
+    );
     expect(failure?.extensions?.code).toBe('FORBIDDEN');
     expect([...objects]).toEqual(before);
     expect(refused).toEqual(['Namespace']);

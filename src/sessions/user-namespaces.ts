@@ -118,7 +118,14 @@ export class UserNamespaces {
    * Creates the object, or, when it exists, applies `updates` to it only if its owner annotation is `owner`:
    * the apiserver applies a JSON patch whole or not at all, so a failed `test` leaves it untouched.
    */
-  private async claim(owner: string, kind: ProvisionedKind, collection: string, name: string, body: unknown, updates: JsonPatchOperation[]): Promise<void> {
+  private async claim(
+    owner: string,
+    kind: ProvisionedKind,
+    collection: string,
+    name: string,
+    body: unknown,
+    updates: JsonPatchOperation[],
+  ): Promise<void> {
     try {
       await this.client.create(collection, body);
       return;
@@ -130,7 +137,10 @@ export class UserNamespaces {
     } catch (err) {
       // A failed test (another owner, or none) is an invalid patch: 422, or 400 from some versions.
       if (!(err instanceof KubeError && (err.status === 422 || err.status === 400))) throw err;
-      this.options.log?.warn({ kind, name, namespace: kind === 'Namespace' ? name : this.namespaceOf(owner), user: owner }, 'refused to take over an object that belongs to another user');
+      this.options.log?.warn(
+        { kind, name, namespace: kind === 'Namespace' ? name : this.namespaceOf(owner), user: owner },
+        'refused to take over an object that belongs to another user',
+      );
       this.options.onTakeoverRefused?.(kind);
       throw forbidden('your namespace cannot be set up: its name is held by another user; ask an administrator');
     }

@@ -25,7 +25,13 @@ function cache(initial: VDISession[]) {
 }
 
 const session = (namespace: string, name: string, phase = 'Pending'): VDISession =>
-  ({ apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession', metadata: { namespace, name }, spec: { user: 'u', template: 't' }, status: { phase } }) as VDISession;
+  ({
+    apiVersion: 'vdi.kasm.io/v1alpha1',
+    kind: 'VDISession',
+    metadata: { namespace, name },
+    spec: { user: 'u', template: 't' },
+    status: { phase },
+  }) as VDISession;
 
 const allowed = async () => true;
 
@@ -38,7 +44,11 @@ describe('SessionEventHub', () => {
     c.emit('MODIFIED', session('b', 'other', 'Running'));
     c.emit('DELETED', session('a', 'one', 'Running'));
     const got = [(await it.next()).value, (await it.next()).value, (await it.next()).value];
-    expect(got.map((e) => `${e!.type} ${e!.session.metadata.name} ${e!.session.status?.phase}`)).toEqual(['ADDED one Pending', 'MODIFIED one Running', 'DELETED one Running']);
+    expect(got.map((e) => `${e!.type} ${e!.session.metadata.name} ${e!.session.status?.phase}`)).toEqual([
+      'ADDED one Pending',
+      'MODIFIED one Running',
+      'DELETED one Running',
+    ]);
   });
 
   it('filters one session by name and ignores resyncs', async () => {

@@ -222,8 +222,17 @@ export class SessionEventHub {
   subscribe(scope: SubscriptionScope): AsyncIterableIterator<SessionEventModel> {
     // Not authorised until asked, whatever the scope (the caller's own namespace too): the check starts now, as
     // an HTTP query's would, and events (the snapshot first) wait for its answer.
-    const sub: Subscriber = { scope, queue: [], wake: undefined, failed: undefined, done: false, authorizedAt: -Infinity, refreshing: false, checking: true };
-    const set = scope.namespace === undefined ? this.everywhere : this.byNamespace.get(scope.namespace) ?? new Set<Subscriber>();
+    const sub: Subscriber = {
+      scope,
+      queue: [],
+      wake: undefined,
+      failed: undefined,
+      done: false,
+      authorizedAt: -Infinity,
+      refreshing: false,
+      checking: true,
+    };
+    const set = scope.namespace === undefined ? this.everywhere : (this.byNamespace.get(scope.namespace) ?? new Set<Subscriber>());
     if (scope.namespace !== undefined) this.byNamespace.set(scope.namespace, set);
     // Registered before the snapshot is taken: nothing that happens in between is missed.
     set.add(sub);

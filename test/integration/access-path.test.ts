@@ -41,14 +41,18 @@ let tokens: Record<'alice' | 'bob' | 'admin', string>;
 const client = adminClient();
 
 beforeAll(async () => {
-  await createTemplate(client, {
-    image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
-    displayName: 'Access path test desktop',
-    resources: { defaultGPU: 0, maxGPU: 1, defaultMemory: '2Gi', maxMemory: '1Ti', defaultCPU: '1', maxCPU: '4' },
-    defaultTimeout: '1h',
-    maxTimeout: '4h',
-    persistence: { defaultEnabled: false },
-  }, TEMPLATE);
+  await createTemplate(
+    client,
+    {
+      image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
+      displayName: 'Access path test desktop',
+      resources: { defaultGPU: 0, maxGPU: 1, defaultMemory: '2Gi', maxMemory: '1Ti', defaultCPU: '1', maxCPU: '4' },
+      defaultTimeout: '1h',
+      maxTimeout: '4h',
+      persistence: { defaultEnabled: false },
+    },
+    TEMPLATE,
+  );
   const port = await freePort();
   publicUrl = `http://127.0.0.1:${port}`;
   issuer = await startOidcIssuer({
@@ -88,7 +92,11 @@ afterAll(async () => {
 /** Signs `user` in through /login and the issuer's devInteractions; returns the browser and the callback URL it was sent to. */
 async function issuerRedirect(user: TestUser, returnTo = '/'): Promise<{ browser: ScriptedBrowser; callback: string }> {
   const browser = new ScriptedBrowser();
-  const callback = await browser.completeDevInteractions(`${publicUrl}/login?return_to=${encodeURIComponent(returnTo)}`, user.email, `${publicUrl}/callback`);
+  const callback = await browser.completeDevInteractions(
+    `${publicUrl}/login?return_to=${encodeURIComponent(returnTo)}`,
+    user.email,
+    `${publicUrl}/callback`,
+  );
   return { browser, callback };
 }
 
@@ -105,7 +113,11 @@ const gqlWithCookie = async (browser: ScriptedBrowser, query: string, headers: R
     headers: { 'content-type': 'application/json', cookie: browser.cookieHeader(`${publicUrl}/graphql`) ?? '', ...headers },
     body: JSON.stringify({ query }),
   });
-  return { status: res.status, setCookies: res.headers.getSetCookie(), body: (await res.json().catch(() => ({}))) as { data?: { me?: { name: string } }; errors?: { extensions?: { code?: string } }[] } };
+  return {
+    status: res.status,
+    setCookies: res.headers.getSetCookie(),
+    body: (await res.json().catch(() => ({}))) as { data?: { me?: { name: string } }; errors?: { extensions?: { code?: string } }[] },
+  };
 };
 
 describe('browser login', () => {
@@ -169,13 +181,15 @@ describe('browser login', () => {
     expect(hop.setCookies.some((c) => c.startsWith('vdi_session=') && !c.startsWith('vdi_session=;'))).toBe(false);
   });
 
-  it.each([['https://evil.example/steal'], ['//evil.example/x'], ['/\\evil.example'], [`https://${alice.email.split('@')[0]}.vdi.test@evil.example/`]])(
-    'never redirects to a foreign host (return_to=%s)',
-    async (target) => {
-      const { location } = await login(alice, target);
-      expect(location).toBe('/');
-    },
-  );
+  it.each([
+    ['https://evil.example/steal'],
+    ['//evil.example/x'],
+    ['/\\evil.example'],
+    [`https://${alice.email.split('@')[0]}.vdi.test@evil.example/`],
+  ])('never redirects to a foreign host (return_to=%s)', async (target) => {
+    const { location } = await login(alice, target);
+    expect(location).toBe('/');
+  });
 
   it('returns to a desktop host under the configured domain', async () => {
     const { location } = await login(alice, 'http://some-session-ns.vdi.test/?x=1');
@@ -200,7 +214,9 @@ describe('browser login', () => {
       body: JSON.stringify({ query: '{ me { name } }' }),
     });
     expect(simple.status).toBe(400);
-    const get = await fetch(`${publicUrl}/graphql?query=${encodeURIComponent('{ me { name } }')}`, { headers: { cookie: browser.cookieHeader(`${publicUrl}/graphql`)! } });
+    const get = await fetch(`${publicUrl}/graphql?query=${encodeURIComponent('{ me { name } }')}`, {
+      headers: { cookie: browser.cookieHeader(`${publicUrl}/graphql`)! },
+    });
     expect(get.status).toBe(400);
   });
 
@@ -316,26 +332,34 @@ describe('forwardAuth', () => {
 
   // node:http rather than fetch: fetch forces `sec-fetch-mode: cors`, and Traefik passes a browser's headers as they are.
   const ask = (headers: Record<string, string>, forHost = host) =>
-    new Promise<{ status: number; headers: { get(name: string): string | null }; text(): Promise<string>; json(): Promise<unknown> }>((resolve, reject) => {
-      const req = httpRequest(`${publicUrl}/auth/forward`, {
-        headers: { 'x-forwarded-host': forHost, 'x-forwarded-proto': 'http', 'x-forwarded-uri': '/index.html?x=1', 'x-forwarded-method': 'GET', ...headers },
-      });
-      req.on('error', reject);
-      req.on('response', (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode!,
-            headers: { get: (name) => (res.headers[name.toLowerCase()] as string | undefined) ?? null },
-            text: async () => body,
-            json: async () => JSON.parse(body) as unknown,
-          }),
-        );
-      });
-      req.end();
-    });
+    new Promise<{ status: number; headers: { get(name: string): string | null }; text(): Promise<string>; json(): Promise<unknown> }>(
+      (resolve, reject) => {
+        const req = httpRequest(`${publicUrl}/auth/forward`, {
+          headers: {
+            'x-forwarded-host': forHost,
+            'x-forwarded-proto': 'http',
+            'x-forwarded-uri': '/index.html?x=1',
+            'x-forwarded-method': 'GET',
+            ...headers,
+          },
+        });
+        req.on('error', reject);
+        req.on('response', (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode!,
+              headers: { get: (name) => (res.headers[name.toLowerCase()] as string | undefined) ?? null },
+              text: async () => body,
+              json: async () => JSON.parse(body) as unknown,
+            }),
+          );
+        });
+        req.end();
+      },
+    );
   const basicFor = (user: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
   it('gives the owner 200 with the Basic header of the desktop (spec.user and the Secret password)', async () => {
@@ -399,7 +423,9 @@ describe('forwardAuth', () => {
 
   describe('TURN credentials', () => {
     const turnUrl = async (session: VDISession) => {
-      const secret = await client.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${session.metadata.namespace}/secrets/${childName(session)}`);
+      const secret = await client.get<{ data: Record<string, string> }>(
+        `/api/v1/namespaces/${session.metadata.namespace}/secrets/${childName(session)}`,
+      );
       const token = Buffer.from(secret.data.turnToken!, 'base64').toString('utf8');
       return { url: `${publicUrl}/turn/${session.metadata.namespace}/${session.metadata.name}/${token}`, token };
     };

@@ -24,14 +24,18 @@ const client = adminClient();
 const SESSION_FIELDS = 'name namespace user status { phase reason url } spec { template resources { gpu } }';
 
 beforeAll(async () => {
-  await createTemplate(client, {
-    image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
-    displayName: 'API test desktop',
-    resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '4Gi', maxMemory: '8Gi', defaultCPU: '2', maxCPU: '4' },
-    defaultTimeout: '1h',
-    maxTimeout: '4h',
-    persistence: { defaultEnabled: false },
-  }, TEMPLATE);
+  await createTemplate(
+    client,
+    {
+      image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
+      displayName: 'API test desktop',
+      resources: { defaultGPU: 1, maxGPU: 1, defaultMemory: '4Gi', maxMemory: '8Gi', defaultCPU: '2', maxCPU: '4' },
+      defaultTimeout: '1h',
+      maxTimeout: '4h',
+      persistence: { defaultEnabled: false },
+    },
+    TEMPLATE,
+  );
   api = await startApiStack({ VDI_QUOTA_SESSIONS: '4', VDI_QUOTA_GPUS: '3', OIDC_CLOCK_TOLERANCE_SECONDS: '0' });
   tokens = { alice: await api.token(alice), bob: await api.token(bob), admin: await api.token(admin) };
 });
@@ -149,15 +153,17 @@ describe('the design examples', () => {
     const res = await create(tokens.alice, { user: alice.email });
     expect(res.errors).toBeUndefined();
     const { name } = res.data!.createVDISession;
-    const list = await api.gql<{ vdiSessions: { name: string; status: { phase: string; url: string | null }; spec: { template: string; resources: { gpu: number | null } } }[] }>(
-      tokens.alice,
-      `{ vdiSessions(user: "${alice.email}") { name status { phase url } spec { template resources { gpu } } } }`,
-    );
+    const list = await api.gql<{
+      vdiSessions: { name: string; status: { phase: string; url: string | null }; spec: { template: string; resources: { gpu: number | null } } }[];
+    }>(tokens.alice, `{ vdiSessions(user: "${alice.email}") { name status { phase url } spec { template resources { gpu } } } }`);
     expect(list.errors).toBeUndefined();
     expect(list.data!.vdiSessions.map((s) => s.name)).toContain(name);
     // The reconciler brings it to Running with a URL.
     const running = await eventually(async () => {
-      const r = await api.gql<{ session: { status: { phase: string; url: string | null } } }>(tokens.alice, `{ session(name: "${name}") { status { phase url } } }`);
+      const r = await api.gql<{ session: { status: { phase: string; url: string | null } } }>(
+        tokens.alice,
+        `{ session(name: "${name}") { status { phase url } } }`,
+      );
       return r.data?.session?.status.phase === 'Running' ? r.data.session : undefined;
     }, 60_000);
     expect(running.status.url).toMatch(/^http:\/\/.+\.vdi\.test\/$/);
@@ -188,20 +194,29 @@ describe('per-user RBAC', () => {
     const all = await api.gql(tokens.bob, '{ sessions(allUsers: true) { name } }');
     expect(all.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
 
-    const adminView = await api.gql<{ sessions: { name: string; user: string }[] }>(tokens.admin, `{ sessions(user: "${alice.email}") { name user } }`);
+    const adminView = await api.gql<{ sessions: { name: string; user: string }[] }>(
+      tokens.admin,
+      `{ sessions(user: "${alice.email}") { name user } }`,
+    );
     expect(adminView.data!.sessions).toContainEqual({ name: aliceSession, user: alice.email });
     const adminAll = await api.gql<{ sessions: { name: string }[] }>(tokens.admin, '{ sessions(allUsers: true) { name } }');
     expect(adminAll.data!.sessions.map((s) => s.name)).toContain(aliceSession);
   });
 
-  it("does not let bob create a session for alice, terminate or extend hers", async () => {
+  it('does not let bob create a session for alice, terminate or extend hers', async () => {
     const forged = await create(tokens.bob, { user: alice.email });
     expect(forged.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     const terminate = await api.gql(tokens.bob, `mutation { terminateVDISession(name: "${aliceSession}", user: "${alice.email}") { name } }`);
     expect(terminate.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     const extend = await api.gql(tokens.bob, `mutation { extendVDISession(name: "${aliceSession}", user: "${alice.email}", by: "1h") { name } }`);
     expect(extend.errors?.[0]?.extensions?.code).toMatch(/FORBIDDEN|NOT_FOUND/);
-    expect((await client.get<{ metadata: { deletionTimestamp?: string } }>(`/apis/vdi.kasm.io/v1alpha1/namespaces/${userNamespace(alice.email)}/vdisessions/${aliceSession}`)).metadata.deletionTimestamp).toBeUndefined();
+    expect(
+      (
+        await client.get<{ metadata: { deletionTimestamp?: string } }>(
+          `/apis/vdi.kasm.io/v1alpha1/namespaces/${userNamespace(alice.email)}/vdisessions/${aliceSession}`,
+        )
+      ).metadata.deletionTimestamp,
+    ).toBeUndefined();
   });
 
   it('gives kubectl the same answers for the same identities', async () => {
@@ -231,7 +246,7 @@ describe('per-user RBAC', () => {
     expect(forged.stderr).toContain('spec.user must be your own username');
   });
 
-  it('creates a session with the reconciler\'s finalizer already on it, so the reconciler spends no write adding it', async () => {
+  it("creates a session with the reconciler's finalizer already on it, so the reconciler spends no write adding it", async () => {
     // A user of its own: the other tests count alice's sessions against her quota.
     const finn: TestUser = { email: `finn-${suffix}@example.com`, groups: ['vdi-users'] };
     const name = `born-finalized-${suffix}`;
@@ -264,15 +279,10 @@ describe('per-user RBAC', () => {
   it("streams only one's own sessions; bob's subscription never carries alice's session", async () => {
     const bobWs = api.ws(tokens.bob);
     const bobEvents: { sessionEvents: { type: string; session: { name: string; user: string } } }[] = [];
-    const bobDone = collect<(typeof bobEvents)[number]>(
-      bobWs,
-      'subscription { sessionEvents { type session { name user } } }',
-      {},
-      (events) => {
-        bobEvents.push(...events.slice(bobEvents.length));
-        return events.some((e) => e.sessionEvents.session.name === `bob-marker-${suffix}`);
-      },
-    );
+    const bobDone = collect<(typeof bobEvents)[number]>(bobWs, 'subscription { sessionEvents { type session { name user } } }', {}, (events) => {
+      bobEvents.push(...events.slice(bobEvents.length));
+      return events.some((e) => e.sessionEvents.session.name === `bob-marker-${suffix}`);
+    });
     const aliceWs = api.ws(tokens.alice);
     const aliceDone = collect<{ sessionEvents: { type: string; session: { name: string } } }>(
       aliceWs,
@@ -286,7 +296,9 @@ describe('per-user RBAC', () => {
     const [bobSeen, aliceSeen] = await Promise.all([bobDone, aliceDone]);
     expect(aliceSeen.map((e) => e.sessionEvents.session.name)).toContain(aliceSession);
     expect(bobSeen.every((e) => e.sessionEvents.session.user === bob.email)).toBe(true);
-    const forbidden = await collect(bobWs, `subscription { sessionEvents(user: "${alice.email}") { type } }`, {}, () => true).catch((e: { errors?: { extensions?: { code?: string } }[] }) => e.errors);
+    const forbidden = await collect(bobWs, `subscription { sessionEvents(user: "${alice.email}") { type } }`, {}, () => true).catch(
+      (e: { errors?: { extensions?: { code?: string } }[] }) => e.errors,
+    );
     expect((forbidden as { extensions?: { code?: string } }[])[0]?.extensions?.code).toBe('FORBIDDEN');
   });
 });
@@ -415,13 +427,19 @@ describe('extendVDISession', () => {
     const res = await create(tokens.alice, { name: `ext-${suffix}`, timeout: '30m', resources: { gpu: 0 } });
     expect(res.errors).toBeUndefined();
     await eventually(async () => api.service.caches.sessions.get(`${userNamespace(alice.email)}/ext-${suffix}`));
-    const ext = await api.gql<{ extendVDISession: { spec: { timeout: string } } }>(tokens.alice, `mutation { extendVDISession(name: "ext-${suffix}", by: "2h") { spec { timeout } } }`);
+    const ext = await api.gql<{ extendVDISession: { spec: { timeout: string } } }>(
+      tokens.alice,
+      `mutation { extendVDISession(name: "ext-${suffix}", by: "2h") { spec { timeout } } }`,
+    );
     expect(ext.errors).toBeUndefined();
     // The new timeout is the session's age plus 2h: a little over 2h.
     const timeoutMs = parseDuration(ext.data!.extendVDISession.spec.timeout)!;
     expect(timeoutMs).toBeGreaterThanOrEqual(2 * 3600_000);
     expect(timeoutMs).toBeLessThan(2 * 3600_000 + 5 * 60_000);
-    const capped = await api.gql<{ extendVDISession: { spec: { timeout: string } } }>(tokens.alice, `mutation { extendVDISession(name: "ext-${suffix}", by: "10h") { spec { timeout } } }`);
+    const capped = await api.gql<{ extendVDISession: { spec: { timeout: string } } }>(
+      tokens.alice,
+      `mutation { extendVDISession(name: "ext-${suffix}", by: "10h") { spec { timeout } } }`,
+    );
     expect(capped.data!.extendVDISession.spec.timeout).toBe('4h');
     const beyond = await api.gql(tokens.alice, `mutation { extendVDISession(name: "ext-${suffix}", by: "1h") { spec { timeout } } }`);
     expect(beyond.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
@@ -430,7 +448,11 @@ describe('extendVDISession', () => {
 
 describe('templates and capacity', () => {
   it('lists templates and shows free GPU slices per node', async () => {
-    const res = await api.gql<{ templates: { name: string }[]; template: { displayName: string }; capacity: { totalSlices: number; nodes: { name: string; slicesTotal: number }[] } }>(
+    const res = await api.gql<{
+      templates: { name: string }[];
+      template: { displayName: string };
+      capacity: { totalSlices: number; nodes: { name: string; slicesTotal: number }[] };
+    }>(
       tokens.bob,
       `{ templates { name } template(name: "${TEMPLATE}") { displayName } capacity { totalSlices freeSlices nodes { name slicesTotal slicesFree } } }`,
     );
@@ -484,7 +506,10 @@ describe('hardening', () => {
     try {
       const token = await short.token(dave);
       // Dave's first session provisions his namespace and the RoleBinding that lets him see it.
-      const created = await short.gql(token, `mutation { createVDISession(input: {template: "${TEMPLATE}", name: "${name}", resources: {gpu: 0}}) { name } }`);
+      const created = await short.gql(
+        token,
+        `mutation { createVDISession(input: {template: "${TEMPLATE}", name: "${name}", resources: {gpu: 0}}) { name } }`,
+      );
       expect(created.errors).toBeUndefined();
       await eventually(async () => (await client.get<{ status?: { phase?: string } }>(sessionPath)).status?.phase === 'Running', 60_000);
       const events: string[] = [];
@@ -525,7 +550,10 @@ describe('hardening', () => {
 
       // Access given back: the next event is asked about again, allowed and delivered.
       const { name: bindingName, namespace: bindingNamespace, labels, annotations } = binding.metadata;
-      await client.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, { ...binding, metadata: { name: bindingName, namespace: bindingNamespace, labels, annotations } });
+      await client.create(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, {
+        ...binding,
+        metadata: { name: bindingName, namespace: bindingNamespace, labels, annotations },
+      });
       await new Promise((r) => setTimeout(r, 1_500));
       await touch(4);
       await eventually(async () => events.length > seen, 10_000);

@@ -242,7 +242,10 @@ describe('the vdi.kasm.io CRDs', () => {
       metadata: { name: `t-${randomBytes(3).toString('hex')}` },
       spec: { image: 'desktop:1', displayName: 'T', resources },
     });
-    const ok = await client.create<{ metadata: { name: string } }>('/apis/vdi.kasm.io/v1alpha1/vditemplates', template({ defaultCPU: 2, maxCPU: '8' }));
+    const ok = await client.create<{ metadata: { name: string } }>(
+      '/apis/vdi.kasm.io/v1alpha1/vditemplates',
+      template({ defaultCPU: 2, maxCPU: '8' }),
+    );
     await client.delete(`/apis/vdi.kasm.io/v1alpha1/vditemplates/${ok.metadata.name}`);
     const err = await client.create('/apis/vdi.kasm.io/v1alpha1/vditemplates', template({ defaultCPU: 9, maxCPU: '8000m' })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeError);

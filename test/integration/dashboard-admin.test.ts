@@ -74,61 +74,72 @@ afterAll(async () => {
 });
 
 describe('the administrator’s view', () => {
-  it('lists every user’s desktops with owner, node and age, and ends another user’s desktop behind a confirmation while its owner watches it go', { timeout: 300_000 }, async () => {
-    const carolPage = await openPage(browser, LAPTOP);
-    const davePage = await openPage(browser, TABLET);
-    await loginThroughPages(carolPage, portal.url, carol);
-    await loginThroughPages(davePage, portal.url, dave);
-    const [carolDesktop, daveDesktop] = await Promise.all([launchDesktop(carolPage), launchDesktop(davePage)]);
+  it(
+    'lists every user’s desktops with owner, node and age, and ends another user’s desktop behind a confirmation while its owner watches it go',
+    { timeout: 300_000 },
+    async () => {
+      const carolPage = await openPage(browser, LAPTOP);
+      const davePage = await openPage(browser, TABLET);
+      await loginThroughPages(carolPage, portal.url, carol);
+      await loginThroughPages(davePage, portal.url, dave);
+      const [carolDesktop, daveDesktop] = await Promise.all([launchDesktop(carolPage), launchDesktop(davePage)]);
 
-    const adminPage = await openPage(browser, LAPTOP);
-    await loginThroughPages(adminPage, portal.url, admin, '/admin');
-    const rows = { [carol]: adminPage.locator(`tr[data-session="${carolDesktop}"]`), [dave]: adminPage.locator(`tr[data-session="${daveDesktop}"]`) };
-    for (const [owner, row] of Object.entries(rows)) {
-      await row.waitFor();
-      // Owner, phase, node, age (the desktop's name is the row's header cell).
-      const [who, phase, node, age] = await row.locator('td').allInnerTexts();
-      expect(who).toBe(owner);
-      expect(phase).toBe('Running');
-      expect(node).toMatch(/^gpu-node-\d$/);
-      expect(age).toMatch(/^\d+ (s|min)$/);
-    }
-    await checkPage(adminPage, 'admin-all-users');
+      const adminPage = await openPage(browser, LAPTOP);
+      await loginThroughPages(adminPage, portal.url, admin, '/admin');
+      const rows = {
+        [carol]: adminPage.locator(`tr[data-session="${carolDesktop}"]`),
+        [dave]: adminPage.locator(`tr[data-session="${daveDesktop}"]`),
+      };
+      for (const [owner, row] of Object.entries(rows)) {
+        await row.waitFor();
+        // Owner, phase, node, age (the desktop's name is the row's header cell).
+        const [who, phase, node, age] = await row.locator('td').allInnerTexts();
+        expect(who).toBe(owner);
+        expect(phase).toBe('Running');
+        expect(node).toMatch(/^gpu-node-\d$/);
+        expect(age).toMatch(/^\d+ (s|min)$/);
+      }
+      await checkPage(adminPage, 'admin-all-users');
 
-    // Dave keeps his desktops page open, as the launch left it; from here on it must not reload.
-    const daveCard = davePage.locator(`article[data-session="${daveDesktop}"]`);
-    const launchedNotice = davePage.getByRole('status').filter({ hasText: 'Ubuntu Desktop launched: this page follows it live.' });
-    expect(await launchedNotice.count()).toBe(1);
-    await davePage.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
+      // Dave keeps his desktops page open, as the launch left it; from here on it must not reload.
+      const daveCard = davePage.locator(`article[data-session="${daveDesktop}"]`);
+      const launchedNotice = davePage.getByRole('status').filter({ hasText: 'Ubuntu Desktop launched: this page follows it live.' });
+      expect(await launchedNotice.count()).toBe(1);
+      await davePage.evaluate(() => ((window as unknown as { noReload: boolean }).noReload = true));
 
-    // End asks first, with the owner and the desktop named, and focus on Cancel; cancelling ends nothing.
-    const end = rows[dave]!.getByRole('button', { name: `End ${daveDesktop} of ${dave}` });
-    const dialog = adminPage.getByRole('dialog', { name: `End ${dave}’s desktop?` });
-    await end.click();
-    await dialog.waitFor();
-    expect(await adminPage.evaluate(() => document.activeElement?.textContent)).toBe('Cancel');
-    await dialog.getByRole('button', { name: 'Cancel' }).click();
-    await dialog.waitFor({ state: 'hidden' });
-    expect(await client.list<VDISession>('/apis/vdi.kasm.io/v1alpha1/vdisessions').then(({ items }) => items.find((s) => s.metadata?.name === daveDesktop && s.spec.user === dave)?.metadata?.deletionTimestamp)).toBeUndefined();
+      // End asks first, with the owner and the desktop named, and focus on Cancel; cancelling ends nothing.
+      const end = rows[dave]!.getByRole('button', { name: `End ${daveDesktop} of ${dave}` });
+      const dialog = adminPage.getByRole('dialog', { name: `End ${dave}’s desktop?` });
+      await end.click();
+      await dialog.waitFor();
+      expect(await adminPage.evaluate(() => document.activeElement?.textContent)).toBe('Cancel');
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      await dialog.waitFor({ state: 'hidden' });
+      expect(
+        await client
+          .list<VDISession>('/apis/vdi.kasm.io/v1alpha1/vdisessions')
+          .then(({ items }) => items.find((s) => s.metadata?.name === daveDesktop && s.spec.user === dave)?.metadata?.deletionTimestamp),
+      ).toBeUndefined();
 
-    await end.click();
-    await dialog.waitFor();
-    expect(await dialog.locator('.dialog-body').innerText()).toContain(daveDesktop);
-    await checkPage(adminPage, 'admin-end-other-users-desktop-dialog');
-    await dialog.getByRole('button', { name: 'End desktop' }).click();
+      await end.click();
+      await dialog.waitFor();
+      expect(await dialog.locator('.dialog-body').innerText()).toContain(daveDesktop);
+      await checkPage(adminPage, 'admin-end-other-users-desktop-dialog');
+      await dialog.getByRole('button', { name: 'End desktop' }).click();
 
-    // Dave's own page sees it go, live; the admin's table too; carol's desktop stays.
-    await daveCard.waitFor({ state: 'detached', timeout: 60_000 });
-    await davePage.getByTestId('no-sessions').waitFor();
-    expect(await davePage.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
-    // The launch's notice goes with the desktop it was about.
-    expect(await launchedNotice.count()).toBe(0);
-    await checkPage(davePage, 'sessions-ended-by-admin');
-    await rows[dave]!.waitFor({ state: 'detached', timeout: 30_000 });
-    expect(await rows[carol]!.locator('td').first().innerText()).toBe(carol);
-    await checkPage(adminPage, 'admin-after-ending');
-    expect(await carolPage.locator(`article[data-session="${carolDesktop}"]`).getAttribute('data-phase')).toBe('Running');
-  });
+      // Dave's own page sees it go, live; the admin's table too; carol's desktop stays.
+      await daveCard.waitFor({ state: 'detached', timeout: 60_000 });
+      await davePage.getByTestId('no-sessions').waitFor();
+      expect(await davePage.evaluate(() => (window as unknown as { noReload?: boolean }).noReload)).toBe(true);
+      // The launch's notice goes with the desktop it was about.
+      expect(await launchedNotice.count()).toBe(0);
+      await checkPage(davePage, 'sessions-ended-by-admin');
+      await rows[dave]!.waitFor({ state: 'detached', timeout: 30_000 });
+      expect(await rows[carol]!.locator('td').first().innerText()).toBe(carol);
+      await checkPage(adminPage, 'admin-after-ending');
+      expect(await carolPage.locator(`article[data-session="${carolDesktop}"]`).getAttribute('data-phase')).toBe('Running');
+    },
+  );
 });
 
 describe('an expired login', () => {

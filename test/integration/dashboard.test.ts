@@ -84,7 +84,11 @@ describe('dashboard on the shared control plane', () => {
     const toBob: string[] = [];
     bobPage.on('websocket', (ws) => ws.on('framereceived', (f) => toBob.push(String(f.payload))));
     bobPage.on('response', (r) => {
-      if (r.url().includes('/graphql')) void r.text().then((t) => toBob.push(t), () => {});
+      if (r.url().includes('/graphql'))
+        void r.text().then(
+          (t) => toBob.push(t),
+          () => {},
+        );
     });
 
     // Signed out, a page sends the browser to login and, after it, back to where it was.
@@ -96,7 +100,11 @@ describe('dashboard on the shared control plane', () => {
     // Templates: the card with its applications, defaults and maxima.
     const card = alicePage.locator('article[data-template="ubuntu-desktop"]');
     await card.getByRole('heading', { name: 'Ubuntu Desktop' }).waitFor();
-    expect(await card.getByRole('list', { name: 'Applications' }).getByRole('listitem').allTextContents()).toEqual(['FFirefox', 'CChrome', 'TTerminal']);
+    expect(await card.getByRole('list', { name: 'Applications' }).getByRole('listitem').allTextContents()).toEqual([
+      'FFirefox',
+      'CChrome',
+      'TTerminal',
+    ]);
     const facts = await card.locator('.facts').innerText();
     expect(facts).toMatch(/GPU slices\s+1 \(max 1\)/);
     expect(facts).toMatch(/Memory\s+8Gi \(max 16Gi\)/);
@@ -109,10 +117,9 @@ describe('dashboard on the shared control plane', () => {
     await gpu.fill('2');
     await card.getByLabel('Time limit').fill('2 days');
     await card.getByRole('button', { name: 'Launch with these options' }).click();
-    await expect.poll(() => card.locator('.field-error').allTextContents()).toEqual([
-      '2 GPU slices exceeds this template’s maximum of 1.',
-      'Timeout must be a duration such as 8h, 90m or 1h30m.',
-    ]);
+    await expect
+      .poll(() => card.locator('.field-error').allTextContents())
+      .toEqual(['2 GPU slices exceeds this template’s maximum of 1.', 'Timeout must be a duration such as 8h, 90m or 1h30m.']);
     expect(await gpu.getAttribute('aria-invalid')).toBe('true');
     expect(await alicePage.evaluate(() => document.activeElement?.getAttribute('name'))).toBe('gpu');
     await checkPage(alicePage, 'templates-options-invalid');
@@ -152,7 +159,9 @@ describe('dashboard on the shared control plane', () => {
     // A dropped WebSocket says so, reconnects by itself and the page carries on.
     const socketsBefore = await dropWebSockets(alicePage);
     await expect.poll(() => alicePage.evaluate(() => (window as unknown as { sawReconnecting: boolean }).sawReconnecting)).toBe(true);
-    await expect.poll(() => alicePage.evaluate(() => (window as unknown as { sockets: WebSocket[] }).sockets.at(-1)?.readyState), { timeout: 30_000 }).toBe(1);
+    await expect
+      .poll(() => alicePage.evaluate(() => (window as unknown as { sockets: WebSocket[] }).sockets.at(-1)?.readyState), { timeout: 30_000 })
+      .toBe(1);
     expect(await alicePage.evaluate(() => (window as unknown as { sockets: WebSocket[] }).sockets.length)).toBeGreaterThan(socketsBefore);
     await alicePage.getByTestId('reconnecting').waitFor({ state: 'detached' });
     expect(await session.getAttribute('data-phase')).toBe('Running');
@@ -225,7 +234,10 @@ describe('dashboard with the GPU slices exhausted', () => {
     const card = page.locator('article[data-template="ubuntu-desktop"]');
     await card.getByRole('button', { name: 'Launch Ubuntu Desktop' }).click();
     await page.waitForURL(`${portal.url}/sessions`);
-    await sessionCards(page).first().getByRole('link', { name: /^Open desktop/ }).waitFor({ timeout: 90_000 });
+    await sessionCards(page)
+      .first()
+      .getByRole('link', { name: /^Open desktop/ })
+      .waitFor({ timeout: 90_000 });
 
     // The only slice is taken: the template says so before launching, and the launch still goes ahead.
     await navLink(page, 'Templates').click();
@@ -247,7 +259,10 @@ describe('dashboard with the GPU slices exhausted', () => {
 
     // Two slices in use of the two allowed: a third launch is refused up front, in the service's words.
     await navLink(page, 'Templates').click();
-    await card.locator('.warning[data-kind="quota"]').filter({ hasText: 'This needs 1 GPU slice(s); the quota allows 2 and 2 are in use.' }).waitFor();
+    await card
+      .locator('.warning[data-kind="quota"]')
+      .filter({ hasText: 'This needs 1 GPU slice(s); the quota allows 2 and 2 are in use.' })
+      .waitFor();
     expect(await card.getByRole('button', { name: 'Launch Ubuntu Desktop' }).isDisabled()).toBe(true);
     await checkPage(page, 'templates-quota-reached');
   });

@@ -46,7 +46,9 @@ type Doc = any;
 /** `kubectl apply --server-side --dry-run=server`: the apiserver validates, defaults and admits, and stores nothing. */
 async function dryRun(yaml: string): Promise<Run> {
   // --force-conflicts: the shared cluster already holds deploy/rbac and the CRDs under the harness's field manager.
-  return await kubectl(['apply', '--server-side', '--force-conflicts', '--dry-run=server', '--field-manager=deploy-test', '-f', '-'], { input: yaml });
+  return await kubectl(['apply', '--server-side', '--force-conflicts', '--dry-run=server', '--field-manager=deploy-test', '-f', '-'], {
+    input: yaml,
+  });
 }
 
 function toYaml(docs: Doc[]): string {
@@ -77,7 +79,11 @@ interface Stage {
 }
 
 function parseDockerfile(text: string): { args: Record<string, string>; stages: Stage[] } {
-  const lines = text.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .replace(/\\\n\s*/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   const args: Record<string, string> = {};
   const stages: Stage[] = [];
   for (const line of lines) {
@@ -223,7 +229,9 @@ async function assembleImage(dir: string, build: string): Promise<void> {
   await mkdir(prodDeps, { recursive: true });
   for (const f of ['package.json', 'package-lock.json']) await cp(path.join(repoRoot, f), path.join(prodDeps, f));
   const npmCli = process.env.npm_execpath;
-  const npm = npmCli ? await run(process.execPath, [npmCli, 'ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: prodDeps }) : await run('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: prodDeps });
+  const npm = npmCli
+    ? await run(process.execPath, [npmCli, 'ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: prodDeps })
+    : await run('npm', ['ci', '--omit=dev', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: prodDeps });
   expect(npm.code, npm.stderr).toBe(0);
   const sources = { build: { prefix: '/src', root: build }, 'prod-deps': { prefix: '/app', root: prodDeps }, '': { prefix: '', root: repoRoot } };
   for (const { rest } of runtimeOp('COPY')) await performCopy(rest, sources, workdir, dir);
@@ -287,7 +295,10 @@ describe('the image', () => {
   });
 
   it('holds production dependencies only, and no test code', async () => {
-    const pkg = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    const pkg = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+    };
     const installed = new Set((await readdir(path.join(imageDir, 'node_modules'))).flatMap((d) => (d.startsWith('@') ? [] : [d])));
     for (const dep of Object.keys(pkg.dependencies)) if (!dep.startsWith('@')) expect(installed.has(dep), dep).toBe(true);
     for (const dev of ['typescript', 'vitest', 'eslint', 'yaml', 'oidc-provider', 'node']) expect(installed.has(dev), dev).toBe(false);
@@ -298,7 +309,10 @@ describe('the image', () => {
   it('builds the dashboard in the build stage from its sources without their tests, and ships only what vite built', async () => {
     for (const dir of ['src', 'auth', 'operator', 'resolvers', 'dashboard/src']) {
       const copied = (await readdir(path.join(buildDir, dir), { recursive: true })).map(String);
-      expect(copied.filter((f) => /\.test\.tsx?$/.test(f) || f.startsWith('local')), dir).toEqual([]);
+      expect(
+        copied.filter((f) => /\.test\.tsx?$/.test(f) || f.startsWith('local')),
+        dir,
+      ).toEqual([]);
     }
     expect((await readdir(path.join(buildDir, 'dashboard/src'), { recursive: true })).map(String)).toContain('main.tsx');
 
@@ -352,7 +366,9 @@ describe('the image', () => {
       const rendered = await run(helm, ['template', release, chartDir, '-n', ns], { cwd: repoRoot });
       expect(rendered.code, rendered.stderr).toBe(0);
       const rbac = parseYamlDocuments(rendered.stdout).filter(
-        (d: Doc) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(d.kind) || (['ClusterRole', 'ClusterRoleBinding'].includes(d.kind) && d.metadata.name.startsWith(release)),
+        (d: Doc) =>
+          ['ServiceAccount', 'Role', 'RoleBinding'].includes(d.kind) ||
+          (['ClusterRole', 'ClusterRoleBinding'].includes(d.kind) && d.metadata.name.startsWith(release)),
       );
       clusterScoped = rbac.filter((d: Doc) => d.kind.startsWith('Cluster'));
       serviceAccount = rbac.find((d: Doc) => d.kind === 'ServiceAccount').metadata.name;
@@ -405,7 +421,11 @@ describe('the image', () => {
 
       const healthcheck = jsonArray(runtimeOp('HEALTHCHECK')[0]!.rest.replace(/^.*?CMD\s+/, ''));
       expect(healthcheck[0]).toBe('node');
-      const check = await run(process.execPath, healthcheck.slice(1), { cwd: imageDir, env: { PATH: process.env.PATH, PORT: String(port) }, ...(asRoot && { uid, gid }) });
+      const check = await run(process.execPath, healthcheck.slice(1), {
+        cwd: imageDir,
+        env: { PATH: process.env.PATH, PORT: String(port) },
+        ...(asRoot && { uid, gid }),
+      });
       expect(check.code).toBe(0);
 
       // No call the service made at start-up was refused by the chart's RBAC.
@@ -452,7 +472,8 @@ describe('the image', () => {
 describe('the Helm chart', () => {
   let helm: string;
   let ns: string;
-  const renderRelease = async (release: string, args: string[]) => await run(helm, ['template', release, chartDir, '-n', ns, ...args], { cwd: repoRoot });
+  const renderRelease = async (release: string, args: string[]) =>
+    await run(helm, ['template', release, chartDir, '-n', ns, ...args], { cwd: repoRoot });
   const render = async (args: string[]) => await renderRelease('vdi-operator', args);
 
   beforeAll(async () => {
@@ -486,7 +507,20 @@ describe('the Helm chart', () => {
     // The home volumes' Retain StorageClass is one of them (desktops.homeStorageClass).
     ['the default values', [], 18],
     ['the full values', ['-f', fullValues], 20],
-    ['ingress mode', ['--set', 'desktops.ingress.mode=ingress', '--set', 'portal.ingressRoute.enabled=false', '--set', 'portal.ingress.enabled=true', '--set', 'mode=api'], 16],
+    [
+      'ingress mode',
+      [
+        '--set',
+        'desktops.ingress.mode=ingress',
+        '--set',
+        'portal.ingressRoute.enabled=false',
+        '--set',
+        'portal.ingress.enabled=true',
+        '--set',
+        'mode=api',
+      ],
+      16,
+    ],
   ] as const) {
     it(`renders ${label} into objects the apiserver accepts (server-side dry-run, CRDs included)`, async () => {
       const out = await render(['--include-crds', ...args]);
@@ -499,13 +533,26 @@ describe('the Helm chart', () => {
       for (const m of monitors) expect(m.spec.endpoints).toEqual([{ port: 'http', path: '/metrics', interval: '15s' }]);
       const objects = docs.filter((d: Doc) => d.kind !== 'CustomResourceDefinition' && d.kind !== 'ServiceMonitor');
       expect(objects.length + monitors.length).toBe(expectedKinds);
-      for (const d of objects) if (!['ClusterRole', 'ClusterRoleBinding', 'StorageClass', 'VDITemplate', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(d.kind)) expect(d.metadata.namespace, `${d.kind} ${d.metadata.name}`).toBe(ns);
+      for (const d of objects)
+        if (
+          ![
+            'ClusterRole',
+            'ClusterRoleBinding',
+            'StorageClass',
+            'VDITemplate',
+            'ValidatingAdmissionPolicy',
+            'ValidatingAdmissionPolicyBinding',
+          ].includes(d.kind)
+        )
+          expect(d.metadata.namespace, `${d.kind} ${d.metadata.name}`).toBe(ns);
       const applied = await dryRun(toYaml([...crds, ...objects]));
       expect(applied.code, applied.stderr).toBe(0);
       const lines = applied.stdout.trim().split('\n');
       expect(lines).toHaveLength(crds.length + objects.length);
       for (const line of lines) expect(line).toMatch(/serverside-applied \(server dry run\)$/);
-      console.log(`[helm] ${label}: ${objects.length + monitors.length} objects + ${crds.length} CRDs rendered, ${lines.length} accepted by the apiserver`);
+      console.log(
+        `[helm] ${label}: ${objects.length + monitors.length} objects + ${crds.length} CRDs rendered, ${lines.length} accepted by the apiserver`,
+      );
     });
   }
 
@@ -520,7 +567,10 @@ describe('the Helm chart', () => {
       // The apiserver would refuse the Ingress; the schema says so before anything is applied.
       ['portal.ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-read-timeout=3600', '/portal/ingress/annotations'],
     ] as const) {
-      for (const cmd of [['template', 'x', chartDir], ['lint', chartDir]]) {
+      for (const cmd of [
+        ['template', 'x', chartDir],
+        ['lint', chartDir],
+      ]) {
         const out = await run(helm, [...cmd, '--set', set]);
         expect(out.code, `${cmd[0]} --set ${set}`).not.toBe(0);
         expect(out.stdout + out.stderr).toContain("values don't meet the specifications of the schema");
@@ -580,7 +630,12 @@ describe('the Helm chart', () => {
     const env = Object.fromEntries(c.env.map((e: Doc) => [e.name, e.value ?? e.valueFrom]));
     expect(env.POD_NAME).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
     expect(env.POD_NAMESPACE).toEqual({ fieldRef: { fieldPath: 'metadata.namespace' } });
-    expect(env).toMatchObject({ NODE_ENV: 'production', VDI_STORAGE_CLASS: 'vdi-home', VDI_RUNTIME_CLASS: 'nvidia', VDI_INTERNAL_URL: `http://vdi-operator.${ns}.svc:8080` });
+    expect(env).toMatchObject({
+      NODE_ENV: 'production',
+      VDI_STORAGE_CLASS: 'vdi-home',
+      VDI_RUNTIME_CLASS: 'nvidia',
+      VDI_INTERNAL_URL: `http://vdi-operator.${ns}.svc:8080`,
+    });
     expect(docs.find((d: Doc) => d.kind === 'PodDisruptionBudget').spec.minAvailable).toBe(1);
     const route = docs.find((d: Doc) => d.kind === 'IngressRoute');
     expect(route.apiVersion).toBe('traefik.io/v1alpha1');
@@ -599,7 +654,11 @@ describe('the Helm chart', () => {
       // One rule on the host: no PathPrefix narrows it to the API, so every path the service answers is reached,
       // except what only the cluster calls (through the Service): /metrics, forwardAuth, TURN and the probes.
       expect(route.spec.routes).toEqual([
-        { kind: 'Rule', match: `Host(\`${host}\`) && !PathRegexp(\`(?i)^/(metrics|auth|turn|healthz|readyz)(/|$)\`)`, services: [{ name: service.metadata.name, port: service.spec.ports[0].port }] },
+        {
+          kind: 'Rule',
+          match: `Host(\`${host}\`) && !PathRegexp(\`(?i)^/(metrics|auth|turn|healthz|readyz)(/|$)\`)`,
+          services: [{ name: service.metadata.name, port: service.spec.ports[0].port }],
+        },
       ]);
       const servicePort = service.spec.ports[0];
       expect(container.ports).toContainEqual(expect.objectContaining({ name: servicePort.targetPort }));
@@ -607,7 +666,14 @@ describe('the Helm chart', () => {
   });
 
   describe('without Traefik (portal.ingress)', () => {
-    const ingressMode = ['--set', 'desktops.ingress.mode=ingress', '--set', 'portal.ingressRoute.enabled=false', '--set', 'portal.ingress.enabled=true'];
+    const ingressMode = [
+      '--set',
+      'desktops.ingress.mode=ingress',
+      '--set',
+      'portal.ingressRoute.enabled=false',
+      '--set',
+      'portal.ingress.enabled=true',
+    ];
     type IngressPath = { path: string; pathType: string; backend: Doc };
     /** Whether an Ingress path matches a request path, as networking.k8s.io/v1 defines it (Prefix: whole elements). */
     const matches = (paths: IngressPath[], urlPath: string) =>
@@ -634,7 +700,8 @@ describe('the Helm chart', () => {
       const [rule] = ingress.spec.rules;
       expect(rule.host).toBe('vdi.example.com');
       const paths: IngressPath[] = rule.http.paths;
-      for (const p of paths) expect(p.backend, p.path).toEqual({ service: { name: service.metadata.name, port: { number: service.spec.ports[0].port } } });
+      for (const p of paths)
+        expect(p.backend, p.path).toEqual({ service: { name: service.metadata.name, port: { number: service.spec.ports[0].port } } });
 
       // What the sources say: the SPA's pages (dashboard/src/router.ts) and the service's own paths
       // (src/dashboard-static.ts), each of which is routed or internal, so a new one fails here until it is sorted.
@@ -665,7 +732,9 @@ describe('the Helm chart', () => {
       expect(plain.spec).not.toHaveProperty('ingressClassName');
       expect(plain.metadata).not.toHaveProperty('annotations');
 
-      const inherited = (await portalIngress([...ingressMode, '--set', 'desktops.tls.secretName=wildcard-tls', '--set', 'desktops.ingress.className=nginx'])).ingress;
+      const inherited = (
+        await portalIngress([...ingressMode, '--set', 'desktops.tls.secretName=wildcard-tls', '--set', 'desktops.ingress.className=nginx'])
+      ).ingress;
       expect(inherited.spec.tls).toEqual([{ hosts: ['vdi.example.com'], secretName: 'wildcard-tls' }]);
       expect(inherited.spec.ingressClassName).toBe('nginx');
       // A certResolver is Traefik's: the Ingress asks for TLS on the host and leaves the certificate to the controller.
@@ -674,11 +743,16 @@ describe('the Helm chart', () => {
 
       const own = await portalIngress([
         ...ingressMode,
-        '--set', 'desktops.tls.secretName=wildcard-tls',
-        '--set', 'desktops.ingress.className=nginx',
-        '--set', 'portal.ingress.className=nginx-public',
-        '--set', 'portal.ingress.host=portal.vdi.example.com',
-        '--set-string', 'portal.ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-read-timeout=3600',
+        '--set',
+        'desktops.tls.secretName=wildcard-tls',
+        '--set',
+        'desktops.ingress.className=nginx',
+        '--set',
+        'portal.ingress.className=nginx-public',
+        '--set',
+        'portal.ingress.host=portal.vdi.example.com',
+        '--set-string',
+        'portal.ingress.annotations.nginx\\.ingress\\.kubernetes\\.io/proxy-read-timeout=3600',
       ]);
       expect(own.ingress.spec.ingressClassName).toBe('nginx-public');
       expect(own.ingress.metadata.annotations).toEqual({ 'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600' });
@@ -703,7 +777,14 @@ describe('the Helm chart', () => {
       expect(ingress.spec.rules.map((r: Doc) => r.host)).toEqual(['portal.desktops.example.org']);
       expect(ingress.spec.rules[0].http.paths.map((p: Doc) => p.backend.service.name)).toContain(route.spec.routes[0].services[0].name);
 
-      const out = await render(['--set', 'portal.ingress.enabled=true', '--set', 'portal.ingressRoute.host=a.example.com', '--set', 'portal.ingress.host=b.example.com']);
+      const out = await render([
+        '--set',
+        'portal.ingress.enabled=true',
+        '--set',
+        'portal.ingressRoute.host=a.example.com',
+        '--set',
+        'portal.ingress.host=b.example.com',
+      ]);
       expect(out.code).not.toBe(0);
       expect(out.stderr).toContain('portal.ingressRoute.host (a.example.com) and portal.ingress.host (b.example.com) differ');
     });
@@ -711,9 +792,27 @@ describe('the Helm chart', () => {
     it('warns after install when nothing routes the portal', async () => {
       // helm renders NOTES.txt on install only. This one reads the cluster (its version, and objects it would adopt),
       // so it gets a release name and no cluster-wide objects that the shared cluster already holds.
-      const shared = ['--skip-crds', '--set', 'rbac.userRoles=false', '--set', 'rbac.admissionPolicy=false', '--set', 'defaultTemplate.enabled=false'];
+      const shared = [
+        '--skip-crds',
+        '--set',
+        'rbac.userRoles=false',
+        '--set',
+        'rbac.admissionPolicy=false',
+        '--set',
+        'defaultTemplate.enabled=false',
+      ];
       const notes = async (args: string[]) => {
-        const out = await run(helm, ['install', 'notes-check', chartDir, '-n', ns, '--dry-run=client', `--kubeconfig=${clusterInfo().kubeconfig}`, ...shared, ...args]);
+        const out = await run(helm, [
+          'install',
+          'notes-check',
+          chartDir,
+          '-n',
+          ns,
+          '--dry-run=client',
+          `--kubeconfig=${clusterInfo().kubeconfig}`,
+          ...shared,
+          ...args,
+        ]);
         expect(out.code, out.stderr).toBe(0);
         return out.stdout.slice(out.stdout.indexOf('NOTES:'));
       };
@@ -765,7 +864,12 @@ describe('the Helm chart', () => {
 
     it("routes the portal from the API release only, and points the reconciler's desktops at the API release", async () => {
       const reconciler = await renderDocs('vdi-reconciler', reconcilerArgs());
-      expect(api.filter((d: Doc) => portalKinds.includes(d.kind)).map((d: Doc) => d.kind).sort()).toEqual(['Ingress', 'IngressRoute']);
+      expect(
+        api
+          .filter((d: Doc) => portalKinds.includes(d.kind))
+          .map((d: Doc) => d.kind)
+          .sort(),
+      ).toEqual(['Ingress', 'IngressRoute']);
       expect(reconciler.filter((d: Doc) => portalKinds.includes(d.kind))).toEqual([]);
       // forwardAuth Middlewares and Selkies' TURN calls, which the reconciler writes, reach the API.
       expect(envOf(reconciler)).toMatchObject({ VDI_MODE: 'reconciler', VDI_INTERNAL_URL: apiUrl });
@@ -776,14 +880,47 @@ describe('the Helm chart', () => {
     it('installs the cluster-wide objects with the API release only, unless told otherwise', async () => {
       const reconciler = await renderDocs('vdi-reconciler', reconcilerArgs());
       const fullname = reconciler.find((d: Doc) => d.kind === 'Deployment').metadata.name;
-      const clusterScoped = (docs: Doc[]) => docs.filter((d: Doc) => !d.metadata.namespace).map((d: Doc) => `${d.kind}/${d.metadata.name}`).sort();
+      const clusterScoped = (docs: Doc[]) =>
+        docs
+          .filter((d: Doc) => !d.metadata.namespace)
+          .map((d: Doc) => `${d.kind}/${d.metadata.name}`)
+          .sort();
       expect(clusterScoped(reconciler)).toEqual([`ClusterRole/${fullname}`, `ClusterRoleBinding/${fullname}`]);
-      for (const name of [...userRoles, 'vdi-session-owner', 'ubuntu-desktop', 'vdi-home']) expect(clusterScoped(api).some((k) => k.endsWith(`/${name}`)), name).toBe(true);
+      for (const name of [...userRoles, 'vdi-session-owner', 'ubuntu-desktop', 'vdi-home'])
+        expect(
+          clusterScoped(api).some((k) => k.endsWith(`/${name}`)),
+          name,
+        ).toBe(true);
 
       // Set, the values win in either mode: the reconciler may own them instead, and the API may leave them out.
-      const owning = await renderDocs('vdi-reconciler', [...reconcilerArgs(), '--set', 'rbac.userRoles=true', '--set', 'rbac.admissionPolicy=true', '--set', 'defaultTemplate.enabled=true', '--set', 'desktops.homeStorageClass.enabled=true']);
-      expect(clusterScoped(owning)).toEqual(clusterScoped(api).map((k) => k.replace('vdi-api-vdi-operator', fullname)).sort());
-      const leaving = await renderDocs('vdi-api', ['--set', 'mode=api', '--set', 'rbac.userRoles=false', '--set', 'rbac.admissionPolicy=false', '--set', 'defaultTemplate.enabled=false', '--set', 'desktops.homeStorageClass.enabled=false']);
+      const owning = await renderDocs('vdi-reconciler', [
+        ...reconcilerArgs(),
+        '--set',
+        'rbac.userRoles=true',
+        '--set',
+        'rbac.admissionPolicy=true',
+        '--set',
+        'defaultTemplate.enabled=true',
+        '--set',
+        'desktops.homeStorageClass.enabled=true',
+      ]);
+      expect(clusterScoped(owning)).toEqual(
+        clusterScoped(api)
+          .map((k) => k.replace('vdi-api-vdi-operator', fullname))
+          .sort(),
+      );
+      const leaving = await renderDocs('vdi-api', [
+        '--set',
+        'mode=api',
+        '--set',
+        'rbac.userRoles=false',
+        '--set',
+        'rbac.admissionPolicy=false',
+        '--set',
+        'defaultTemplate.enabled=false',
+        '--set',
+        'desktops.homeStorageClass.enabled=false',
+      ]);
       expect(clusterScoped(leaving)).toEqual(['ClusterRole/vdi-api-vdi-operator', 'ClusterRoleBinding/vdi-api-vdi-operator']);
     });
 
@@ -824,10 +961,16 @@ describe('the Helm chart', () => {
     /** The policy the reconciler the chart deploys would write, from the environment the chart gives it. */
     const policyFor = async (args: string[]) => {
       const objects = parseYamlDocuments((await render(args)).stdout) as ChartObject[];
-      const env = chartEnvironment(objects, { 'metadata.name': 'vdi-operator-0', 'metadata.namespace': ns }, { NODE_ENV: '', VDI_TURN_SHARED_SECRETS_FILE: '' });
+      const env = chartEnvironment(
+        objects,
+        { 'metadata.name': 'vdi-operator-0', 'metadata.namespace': ns },
+        { NODE_ENV: '', VDI_TURN_SHARED_SECRETS_FILE: '' },
+      );
       const session: VDISession = {
-        apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession',
-        metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' }, spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
+        apiVersion: 'vdi.kasm.io/v1alpha1',
+        kind: 'VDISession',
+        metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' },
+        spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
       };
       return buildNetworkPolicy(session, reconcilerConfigFrom(loadConfig(env, []))).spec.ingress;
     };
@@ -835,18 +978,30 @@ describe('the Helm chart', () => {
 
     it("admits K3s's Traefik by default (traefik mode) and no relay", async () => {
       expect(await policyFor([])).toEqual([
-        { from: [{ namespaceSelector: inNamespace('kube-system'), podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } }], ports: [{ protocol: 'TCP', port: 8080 }] },
+        {
+          from: [{ namespaceSelector: inNamespace('kube-system'), podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } }],
+          ports: [{ protocol: 'TCP', port: 8080 }],
+        },
       ]);
     });
 
     it('admits ingress-nginx in ingress mode, named by its namespace and pod labels', async () => {
       const ingress = await policyFor([
-        '--set', 'desktops.ingress.mode=ingress', '--set', 'desktops.ingress.controllerNamespace=ingress-nginx',
-        '--set-json', 'desktops.ingress.controllerPodLabels={"app.kubernetes.io/name":"ingress-nginx","app.kubernetes.io/component":"controller"}',
+        '--set',
+        'desktops.ingress.mode=ingress',
+        '--set',
+        'desktops.ingress.controllerNamespace=ingress-nginx',
+        '--set-json',
+        'desktops.ingress.controllerPodLabels={"app.kubernetes.io/name":"ingress-nginx","app.kubernetes.io/component":"controller"}',
       ]);
       expect(ingress).toEqual([
         {
-          from: [{ namespaceSelector: inNamespace('ingress-nginx'), podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx', 'app.kubernetes.io/component': 'controller' } } }],
+          from: [
+            {
+              namespaceSelector: inNamespace('ingress-nginx'),
+              podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx', 'app.kubernetes.io/component': 'controller' } },
+            },
+          ],
           ports: [{ protocol: 'TCP', port: 8080 }],
         },
       ]);
@@ -854,8 +1009,12 @@ describe('the Helm chart', () => {
 
     it('admits the TURN relay: a hostNetwork coturn by node CIDRs, coturn pods by labels and namespace', async () => {
       const ingress = await policyFor([
-        '--set-json', 'desktops.turnRelay.cidrs=["10.0.0.0/24","fd00::/64"]',
-        '--set-json', 'desktops.turnRelay.podLabels={"app":"coturn"}', '--set', 'desktops.turnRelay.namespace=turn',
+        '--set-json',
+        'desktops.turnRelay.cidrs=["10.0.0.0/24","fd00::/64"]',
+        '--set-json',
+        'desktops.turnRelay.podLabels={"app":"coturn"}',
+        '--set',
+        'desktops.turnRelay.namespace=turn',
       ]);
       expect(ingress[1]).toEqual({
         from: [
@@ -879,12 +1038,26 @@ describe('the Helm chart', () => {
   describe('home volumes', () => {
     const homeClassOf = async (args: string[]) => {
       const objects = parseYamlDocuments((await render(args)).stdout) as ChartObject[];
-      const env = chartEnvironment(objects, { 'metadata.name': 'vdi-operator-0', 'metadata.namespace': ns }, { NODE_ENV: '', VDI_TURN_SHARED_SECRETS_FILE: '' });
+      const env = chartEnvironment(
+        objects,
+        { 'metadata.name': 'vdi-operator-0', 'metadata.namespace': ns },
+        { NODE_ENV: '', VDI_TURN_SHARED_SECRETS_FILE: '' },
+      );
       const session: VDISession = {
-        apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession',
-        metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' }, spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
+        apiVersion: 'vdi.kasm.io/v1alpha1',
+        kind: 'VDISession',
+        metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' },
+        spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
       };
-      const effective = { gpu: 0, memory: '1Gi', cpu: '1', persistence: { enabled: true, size: '1Gi' }, timeoutMs: 1, idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined }, encoder: 'x264enc' as const };
+      const effective = {
+        gpu: 0,
+        memory: '1Gi',
+        cpu: '1',
+        persistence: { enabled: true, size: '1Gi' },
+        timeoutMs: 1,
+        idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined },
+        encoder: 'x264enc' as const,
+      };
       const pvc = buildPvc(session, effective, reconcilerConfigFrom(loadConfig(env, [])));
       const classes = objects.filter((o) => o.kind === 'StorageClass') as (ChartObject & { reclaimPolicy?: string; provisioner: string })[];
       return { pvcClass: pvc.spec?.storageClassName, classes };
@@ -897,7 +1070,12 @@ describe('the Helm chart', () => {
     });
 
     it('keep that class in a reconciler-only release, which installs no cluster-wide objects', async () => {
-      const { pvcClass, classes } = await homeClassOf(['--set', 'mode=reconciler', '--set', 'desktops.internalUrl=http://vdi-api.vdi-system.svc:8080']);
+      const { pvcClass, classes } = await homeClassOf([
+        '--set',
+        'mode=reconciler',
+        '--set',
+        'desktops.internalUrl=http://vdi-api.vdi-system.svc:8080',
+      ]);
       expect(classes).toEqual([]);
       expect(pvcClass).toBe('vdi-home');
     });
@@ -949,7 +1127,14 @@ describe('the cluster manifests (deploy/manifests)', () => {
 
   it('apply on the test cluster (server-side dry-run): phase 0 and phase 1', async () => {
     const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml') && f !== 'clusterpolicy-patch.yaml').sort();
-    expect(files).toEqual(['coturn-secret.yaml', 'coturn.yaml', 'phase0-selkies-test-pod.yaml', 'selkies-deployment.yaml', 'time-slicing-config.yaml', 'user-pvc-template.yaml']);
+    expect(files).toEqual([
+      'coturn-secret.yaml',
+      'coturn.yaml',
+      'phase0-selkies-test-pod.yaml',
+      'selkies-deployment.yaml',
+      'time-slicing-config.yaml',
+      'user-pvc-template.yaml',
+    ]);
     for (const file of files) {
       // Objects without a namespace go where `kubectl apply -n` would put them: this test's namespace.
       const docs = parseYamlDocuments(await readFile(path.join(dir, file), 'utf8'));
@@ -980,15 +1165,22 @@ describe('the cluster manifests (deploy/manifests)', () => {
     expect(pod.hostNetwork).toBe(true);
     expect(pod.nodeSelector).toEqual({ 'vdi.kasm.io/turn': 'true' });
     const [c] = pod.containers;
-    expect(c.args).toEqual(expect.arrayContaining(['--static-auth-secret=$(TURN_STATIC_AUTH_SECRET)', '--external-ip=$(TURN_EXTERNAL_IP)', '--no-cli', '--prometheus']));
-    expect(c.env.find((e: Doc) => e.name === 'TURN_STATIC_AUTH_SECRET').valueFrom.secretKeyRef).toEqual({ name: 'coturn-auth', key: 'static-auth-secret' });
+    expect(c.args).toEqual(
+      expect.arrayContaining(['--static-auth-secret=$(TURN_STATIC_AUTH_SECRET)', '--external-ip=$(TURN_EXTERNAL_IP)', '--no-cli', '--prometheus']),
+    );
+    expect(c.env.find((e: Doc) => e.name === 'TURN_STATIC_AUTH_SECRET').valueFrom.secretKeyRef).toEqual({
+      name: 'coturn-auth',
+      key: 'static-auth-secret',
+    });
     for (const line of ['use-auth-secret', 'realm=', 'min-port=', 'max-port=']) expect(conf).toContain(line);
     const [secret] = parseYamlDocuments(await readFile(path.join(dir, 'coturn-secret.yaml'), 'utf8'));
     expect(secret.stringData['static-auth-secret']).toBe('');
   });
 
   it('give the Selkies Deployment one pod at a time and the GPU pods a slice, the nvidia runtime and a memory /dev/shm', async () => {
-    const deployment = parseYamlDocuments(await readFile(path.join(dir, 'selkies-deployment.yaml'), 'utf8')).find((d: Doc) => d.kind === 'Deployment');
+    const deployment = parseYamlDocuments(await readFile(path.join(dir, 'selkies-deployment.yaml'), 'utf8')).find(
+      (d: Doc) => d.kind === 'Deployment',
+    );
     expect(deployment.spec.strategy).toEqual({ type: 'Recreate' });
     const phase0 = parseYamlDocuments(await readFile(path.join(dir, 'phase0-selkies-test-pod.yaml'), 'utf8')).find((d: Doc) => d.kind === 'Pod');
     for (const spec of [deployment.spec.template.spec, phase0.spec]) {
@@ -999,8 +1191,10 @@ describe('the cluster manifests (deploy/manifests)', () => {
     }
   });
 
-  it("give the Selkies Deployment complete TURN settings for the shared coturn (else the image starts its own)", async () => {
-    const deployment = parseYamlDocuments(await readFile(path.join(dir, 'selkies-deployment.yaml'), 'utf8')).find((d: Doc) => d.kind === 'Deployment');
+  it('give the Selkies Deployment complete TURN settings for the shared coturn (else the image starts its own)', async () => {
+    const deployment = parseYamlDocuments(await readFile(path.join(dir, 'selkies-deployment.yaml'), 'utf8')).find(
+      (d: Doc) => d.kind === 'Deployment',
+    );
     const env = new Map<string, Doc>(deployment.spec.template.spec.containers[0].env.map((e: Doc) => [e.name, e]));
     const coturnText = await readFile(path.join(dir, 'coturn.yaml'), 'utf8');
     const coturnPort = /listening-port=(\d+)/.exec(coturnText)?.[1];

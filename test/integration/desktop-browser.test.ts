@@ -81,9 +81,9 @@ describe('a desktop in the browser, end to end', () => {
     const pod = pods.items[0]!;
     podName = pod.metadata!.name!;
     // The display server (Xorg with the dummy driver, which Selkies can resize), the window manager and the terminal.
-    await expect.poll(async () => (await desktopProcesses(podName)).map((p) => p.command.split(' ')[0]!.split('/').pop()), { timeout: 60_000 }).toEqual(
-      expect.arrayContaining(['Xorg', 'openbox', 'xterm']),
-    );
+    await expect
+      .poll(async () => (await desktopProcesses(podName)).map((p) => p.command.split(' ')[0]!.split('/').pop()), { timeout: 60_000 })
+      .toEqual(expect.arrayContaining(['Xorg', 'openbox', 'xterm']));
     const selkies = (await desktopProcesses(podName)).find((p) => p.command.includes('selkies'));
     expect(selkies?.command).toBeDefined();
     const cmdline = (await readFile(`/proc/${selkies!.pid}/cmdline`, 'utf8')).split('\0');
@@ -91,7 +91,10 @@ describe('a desktop in the browser, end to end', () => {
     expect(cmdline).toContain('--port=8080');
     // Its environment is the container's: the password and the TURN token read from the session Secret.
     const environ = new Map(
-      (await readFile(`/proc/${selkies!.pid}/environ`, 'utf8')).split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      (await readFile(`/proc/${selkies!.pid}/environ`, 'utf8'))
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
     );
     const secretName = pod.spec!.containers[0]!.env!.find((e) => e.name === 'SELKIES_BASIC_AUTH_PASSWORD')!.valueFrom!.secretKeyRef!.name!;
     const secret = await stack!.client.get<V1Secret>(`/api/v1/namespaces/${pod.metadata!.namespace}/secrets/${secretName}`);
@@ -103,7 +106,12 @@ describe('a desktop in the browser, end to end', () => {
   });
 
   it('opens through Traefik with forwardAuth: the Selkies client renders frames of the desktop (the terminal)', async () => {
-    const [page] = await Promise.all([alice!.waitForEvent('page'), sessionCard().getByRole('link', { name: /^Open desktop/ }).click()]);
+    const [page] = await Promise.all([
+      alice!.waitForEvent('page'),
+      sessionCard()
+        .getByRole('link', { name: /^Open desktop/ })
+        .click(),
+    ]);
     desktop = page;
     await desktop.waitForLoadState('domcontentloaded');
     expect(desktop.url()).toBe(desktopUrl);

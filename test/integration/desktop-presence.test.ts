@@ -89,16 +89,29 @@ beforeAll(async () => {
   await sessionWhere(client, NS, 'desk', (s) => s.status?.phase === 'Running');
   const pod = await client.get<V1Pod>(`/api/v1/namespaces/${NS}/pods/vdi-desk`);
   const secret = await client.get<V1Secret>(`/api/v1/namespaces/${NS}/secrets/vdi-desk`);
-  const lookup = (name: string, key: string) => (name === 'vdi-desk' && secret.data?.[key] ? Buffer.from(secret.data[key], 'base64').toString('utf8') : undefined);
+  const lookup = (name: string, key: string) =>
+    name === 'vdi-desk' && secret.data?.[key] ? Buffer.from(secret.data[key], 'base64').toString('utf8') : undefined;
   const launch = desktopLaunch(pod, lookup);
   const desktopPort = await freePort();
-  const invocation = selkiesInvocation({ ...launch, address: '127.0.0.1', port: desktopPort, env: { ...launch.env, SELKIES_PORT: String(desktopPort) } });
+  const invocation = selkiesInvocation({
+    ...launch,
+    address: '127.0.0.1',
+    port: desktopPort,
+    env: { ...launch.env, SELKIES_PORT: String(desktopPort) },
+  });
   const mounted = relocateMounts(invocation.env, launch.mounts, path.join(dir, 'mounts'));
   for (const file of mounted.files) {
     await mkdir(path.dirname(file.path), { recursive: true });
     await writeFile(file.path, file.content, { mode: 0o600 });
   }
-  desktop = await DesktopProcesses.start({ selkies, dir: path.join(dir, 'desktop'), ...invocation, env: mounted.env, address: '127.0.0.1', port: desktopPort });
+  desktop = await DesktopProcesses.start({
+    selkies,
+    dir: path.join(dir, 'desktop'),
+    ...invocation,
+    env: mounted.env,
+    address: '127.0.0.1',
+    port: desktopPort,
+  });
   await desktop.ready;
   browser = await launchChromium();
   desktopUrl = `http://127.0.0.1:${desktopPort}/`;

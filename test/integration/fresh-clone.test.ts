@@ -57,7 +57,10 @@ async function waitForLine(pred: (l: LogLine) => boolean, timeoutMs: number): Pr
   throw new Error(`no matching log line in ${timeoutMs} ms:\n${output.slice(-6000)}`);
 }
 
-async function graphql(token: string, query: string): Promise<{ data?: Record<string, unknown> | null; errors?: { message: string; extensions?: { code?: string } }[] }> {
+async function graphql(
+  token: string,
+  query: string,
+): Promise<{ data?: Record<string, unknown> | null; errors?: { message: string; extensions?: { code?: string } }[] }> {
   const res = await fetch(`${API}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
@@ -88,14 +91,22 @@ beforeAll(async () => {
   // A machine with no cluster configured (no KUBECONFIG, an empty home), sharing only the caches a first run
   // fills (the built binaries, npm's package cache) so the test does not rebuild Kubernetes.
   env = Object.fromEntries(
-    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !['KUBECONFIG', 'KUBERNETES_SERVICE_HOST', 'PORT', 'LOG_FORMAT'].includes(e[0]) && !e[0].startsWith('npm_') && !e[0].startsWith('VITEST')),
+    Object.entries(process.env).filter(
+      (e): e is [string, string] =>
+        e[1] !== undefined &&
+        !['KUBECONFIG', 'KUBERNETES_SERVICE_HOST', 'PORT', 'LOG_FORMAT'].includes(e[0]) &&
+        !e[0].startsWith('npm_') &&
+        !e[0].startsWith('VITEST'),
+    ),
   );
   env = { ...env, HOME: home, VDI_ASSETS_CACHE: assetsCache, npm_config_cache: npmCache, npm_config_prefer_offline: 'true', NODE_ENV: '' };
   const cloned = await run('git', ['clone', '--quiet', repoRoot, clone]);
   expect(cloned.code, cloned.stderr).toBe(0);
   expect(readdirSync(empty)).toEqual(['vdi-operator']);
 
-  const first = readmeBlocks().find((b) => b.lang === 'sh')!.text.split('\n')[0]!;
+  const first = readmeBlocks()
+    .find((b) => b.lang === 'sh')!
+    .text.split('\n')[0]!;
   expect(first).toMatch(/^npm ci && npm start\b/);
   proc = spawn('bash', ['-c', first], { cwd: clone, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let buffer = '';
@@ -167,7 +178,12 @@ describe('a fresh clone in an empty folder, with the README', () => {
     const named = await graphql(alice, 'mutation { createVDISession(input: {name: "ubuntu-desktop-1a2b3c", template: "ubuntu-desktop"}) { name } }');
     expect(named.errors).toBeUndefined();
     const [documents] = sectionBlocks('The GraphQL API', 'graphql');
-    const ws = createClient({ url: `${API.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${alice}` }, retryAttempts: 0 });
+    const ws = createClient({
+      url: `${API.replace('http', 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${alice}` },
+      retryAttempts: 0,
+    });
     try {
       let subscription: Promise<unknown[]> | undefined;
       for (const doc of documents!.split('\n').filter((l) => l.trim())) {

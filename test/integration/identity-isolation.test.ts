@@ -41,7 +41,15 @@ const create = async (who: TestUser, name: string) =>
   );
 
 beforeAll(async () => {
-  await createTemplate(client, { image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454', displayName: 'Isolation test', resources: { defaultGPU: 0, maxGPU: 1 } }, TEMPLATE);
+  await createTemplate(
+    client,
+    {
+      image: 'ghcr.io/selkies-project/nvidia-egl-desktop:24.04-20241222100454',
+      displayName: 'Isolation test',
+      resources: { defaultGPU: 0, maxGPU: 1 },
+    },
+    TEMPLATE,
+  );
   api = await startApiStack();
 });
 
@@ -117,7 +125,7 @@ describe('non-ASCII identities', () => {
     },
   );
 
-  it("may create their own sessions, and a mojibake look-alike can neither see nor end them", async () => {
+  it('may create their own sessions, and a mojibake look-alike can neither see nor end them', async () => {
     const made = await create(jose, `j-${suffix}`);
     expect(made.errors).toBeUndefined();
     const ns = made.data!.createVDISession.namespace;
@@ -131,7 +139,9 @@ describe('non-ASCII identities', () => {
     expect(ended.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     const extended = await api.gql(lookalike, `mutation { extendVDISession(name: "j-${suffix}", user: "${jose.email}", by: "1h") { name } }`);
     expect(extended.errors?.[0]?.extensions?.code).toMatch(/^(FORBIDDEN|NOT_FOUND)$/);
-    const still = await client.get<{ metadata: { deletionTimestamp?: string } }>(`/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions/j-${suffix}`);
+    const still = await client.get<{ metadata: { deletionTimestamp?: string } }>(
+      `/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions/j-${suffix}`,
+    );
     expect(still.metadata.deletionTimestamp).toBeUndefined();
   });
 });

@@ -30,15 +30,38 @@ import { loadConfig } from '../../src/config.ts';
 import { isNotFound, type KubeClient } from '../../src/kube/client.ts';
 import { startService, type Service } from '../../src/service.ts';
 import { ControlPlane, resourcePath, type AuditEvent } from '../../dev/control-plane.ts';
-import { formatPermission, grants, isForbidden, permissionsOf, refusedPermission, requests, usedPermissions, type Permission } from '../support/audit.ts';
-import { chartEnvironment, chartObject, renderChart, serviceAccountKubeConfig, serviceAccountUser, type ChartObject, type PolicyRule } from '../support/chart.ts';
+import {
+  formatPermission,
+  grants,
+  isForbidden,
+  permissionsOf,
+  refusedPermission,
+  requests,
+  usedPermissions,
+  type Permission,
+} from '../support/audit.ts';
+import {
+  chartEnvironment,
+  chartObject,
+  renderChart,
+  serviceAccountKubeConfig,
+  serviceAccountUser,
+  type ChartObject,
+  type PolicyRule,
+} from '../support/chart.ts';
 import { startOidcIssuer, type OidcIssuer, type TestUser } from '../../dev/oidc-issuer.ts';
 
 const NAMESPACE = 'vdi-system';
 const LEASE = 'vdi-operator-leader';
 // What differs from the default values here (none of it touches RBAC): desktops served over plain http on a
 // test domain, home volumes from the test cluster's static pool (no storage class), and an issuer on http.
-const TEST_VALUES = ['desktops.domain=vdi.test', 'desktops.urlScheme=http', 'desktops.storageClassName=', 'desktops.homeStorageClass.enabled=false', 'oidc.allowInsecureIssuer=true'];
+const TEST_VALUES = [
+  'desktops.domain=vdi.test',
+  'desktops.urlScheme=http',
+  'desktops.storageClassName=',
+  'desktops.homeStorageClass.enabled=false',
+  'oidc.allowInsecureIssuer=true',
+];
 // The in-process issuer takes audiences as RFC 8707 resource indicators, which must be absolute URIs.
 const AUDIENCE = 'urn:vdi-operator:least-privilege';
 const SA_GROUPS = ['system:serviceaccounts', `system:serviceaccounts:${NAMESPACE}`, 'system:authenticated'];
@@ -60,10 +83,15 @@ interface Release {
 }
 
 async function release(name: string, values: string[] = []): Promise<Release> {
-  const objects = await renderChart(name, NAMESPACE, [...TEST_VALUES, ...values].flatMap((v) => ['--set', v]));
+  const objects = await renderChart(
+    name,
+    NAMESPACE,
+    [...TEST_VALUES, ...values].flatMap((v) => ['--set', v]),
+  );
   const serviceAccountName = chartObject(objects, 'ServiceAccount').metadata.name;
   const fullname = chartObject(objects, 'Deployment').metadata.name;
-  const ours = (o: ChartObject) => ['Role', 'RoleBinding'].includes(o.kind) || (['ClusterRole', 'ClusterRoleBinding'].includes(o.kind) && o.metadata.name === fullname);
+  const ours = (o: ChartObject) =>
+    ['Role', 'RoleBinding'].includes(o.kind) || (['ClusterRole', 'ClusterRoleBinding'].includes(o.kind) && o.metadata.name === fullname);
   return {
     name,
     objects,
@@ -100,7 +128,9 @@ const TEMPLATE = chartObject(DEFAULT.objects, 'VDITemplate').metadata.name;
 const env = DEFAULT.env;
 // Shared by every release, applied once as helm would: the user roles, the admission policy, the template.
 const SHARED = DEFAULT.objects.filter(
-  (o) => ['ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'VDITemplate'].includes(o.kind) && !DEFAULT.own.includes(o),
+  (o) =>
+    ['ClusterRole', 'ClusterRoleBinding', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding', 'VDITemplate'].includes(o.kind) &&
+    !DEFAULT.own.includes(o),
 );
 
 /**
@@ -108,9 +138,10 @@ const SHARED = DEFAULT.objects.filter(
  * users). They grant the service too, but only while rbac.userRoles installs them, so the service's own roles
  * may not count on them: a round whose rule they overlap takes their binding away as well.
  */
-const SHARED_GRANTS = SHARED.filter((d) => d.kind === 'ClusterRoleBinding' && (d.subjects as { kind: string; name: string }[]).some((x) => x.kind === 'Group' && SA_GROUPS.includes(x.name))).map(
-  (binding) => ({ binding, rules: (chartObject(SHARED, 'ClusterRole', (binding.roleRef as { name: string }).name) as Role).rules }),
-);
+const SHARED_GRANTS = SHARED.filter(
+  (d) =>
+    d.kind === 'ClusterRoleBinding' && (d.subjects as { kind: string; name: string }[]).some((x) => x.kind === 'Group' && SA_GROUPS.includes(x.name)),
+).map((binding) => ({ binding, rules: (chartObject(SHARED, 'ClusterRole', (binding.roleRef as { name: string }).name) as Role).rules }));
 
 let cp: ControlPlane;
 let admin: KubeClient;
@@ -132,7 +163,9 @@ beforeAll(async () => {
   // The chart mounts the coturn secret as a file (VDI_TURN_SHARED_SECRETS_FILE); here it is a file too.
   turnSecretsFile = path.join(scratch, 'static-auth-secret');
   await writeFile(turnSecretsFile, `${randomBytes(24).toString('base64url')}\n`);
-  console.log(`[least-privilege] cluster with an audit log, the chart's user roles, admission policy and template ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `[least-privilege] cluster with an audit log, the chart's user roles, admission policy and template ready in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
 });
 
 afterAll(async () => {
@@ -151,13 +184,17 @@ class Deployment {
   /** A replica of `r` named `podName`, with a fresh token of its ServiceAccount (as the kubelet mounts one per pod). */
   async start(r: Release, podName: string): Promise<Service> {
     const config = loadConfig(
-      chartEnvironment(r.objects, { 'metadata.name': podName, 'metadata.namespace': NAMESPACE }, {
-        PORT: '0',
-        HOST: '127.0.0.1',
-        OIDC_ISSUER_URL: issuer.issuer,
-        OIDC_AUDIENCE: AUDIENCE,
-        VDI_TURN_SHARED_SECRETS_FILE: turnSecretsFile,
-      }),
+      chartEnvironment(
+        r.objects,
+        { 'metadata.name': podName, 'metadata.namespace': NAMESPACE },
+        {
+          PORT: '0',
+          HOST: '127.0.0.1',
+          OIDC_ISSUER_URL: issuer.issuer,
+          OIDC_AUDIENCE: AUDIENCE,
+          VDI_TURN_SHARED_SECRETS_FILE: turnSecretsFile,
+        },
+      ),
       [],
     );
     const log = pino({ level: 'info', base: { pod: podName } }, { write: (line: string) => void this.logs.push(line.trim()) });
@@ -178,7 +215,12 @@ class Deployment {
 }
 
 async function serviceAccountConfig(r: Release): Promise<KubeConfig> {
-  return await serviceAccountKubeConfig(admin, { namespace: NAMESPACE, name: r.serviceAccountName, server: cp.apiserverUrl, caFile: path.join(cp.dir, 'certs/apiserver.crt') });
+  return await serviceAccountKubeConfig(admin, {
+    namespace: NAMESPACE,
+    name: r.serviceAccountName,
+    server: cp.apiserverUrl,
+    caFile: path.join(cp.dir, 'certs/apiserver.crt'),
+  });
 }
 
 // ---- talking to the service ----
@@ -195,7 +237,9 @@ interface GraphQLResult<T> {
 function rootFields(who: Who, query: string): string[] {
   return parse(query).definitions.flatMap((d) =>
     d.kind === 'OperationDefinition'
-      ? d.selectionSet.selections.flatMap((s) => (s.kind === 'Field' && !s.name.value.startsWith('__') ? [`${who}:${ROOT_TYPES[d.operation]}.${s.name.value}`] : []))
+      ? d.selectionSet.selections.flatMap((s) =>
+          s.kind === 'Field' && !s.name.value.startsWith('__') ? [`${who}:${ROOT_TYPES[d.operation]}.${s.name.value}`] : [],
+        )
       : [],
   );
 }
@@ -241,7 +285,12 @@ class Feed<T> {
 class Aborted extends Error {}
 
 /** Polls `probe` until it returns something truthy; gives up after `timeoutMs` or when the run is aborted. */
-async function until<T>(what: string, signal: AbortSignal, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
+async function until<T>(
+  what: string,
+  signal: AbortSignal,
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -297,7 +346,7 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
     if (signal.aborted) throw new Aborted(`aborted before ${name}`);
     s.step = name;
   };
-  const gql = async <T,>(replica: Service, who: Who, token: string, query: string): Promise<GraphQLResult<T>> => {
+  const gql = async <T>(replica: Service, who: Who, token: string, query: string): Promise<GraphQLResult<T>> => {
     for (const f of rootFields(who, query)) s.operations.add(f);
     const res = await fetch(`${replica.url}/graphql`, {
       method: 'POST',
@@ -306,11 +355,11 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
     });
     return (await res.json()) as GraphQLResult<T>;
   };
-  const ok = <T,>(res: GraphQLResult<T>): T => {
+  const ok = <T>(res: GraphQLResult<T>): T => {
     expect(res.errors, JSON.stringify(res.errors)).toBeUndefined();
     return res.data!;
   };
-  const subscribe = <T,>(replica: Service, who: Who, token: string, query: string): Feed<T> => {
+  const subscribe = <T>(replica: Service, who: Who, token: string, query: string): Feed<T> => {
     for (const f of rootFields(who, query)) s.operations.add(f);
     const feed = new Feed<T>(replica.url, token, query);
     feeds.push(feed as Feed<unknown>);
@@ -357,7 +406,11 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
         sessions: unknown[];
         vdiSessions: unknown[];
         session: unknown;
-      }>(first, 'user', t.alice, `{
+      }>(
+        first,
+        'user',
+        t.alice,
+        `{
         me { username name groups isAdmin namespace quota { sessions { used limit } gpus { used limit } } }
         capacity { totalSlices usedSlices freeSlices nodes { name product ready slicesTotal slicesUsed slicesFree } }
         templates { name displayName }
@@ -365,40 +418,95 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
         sessions { name }
         vdiSessions { name }
         session(name: "desk") { name }
-      }`),
+      }`,
+      ),
     );
-    expect(visit.me).toMatchObject({ name: alice.email, namespace: aliceNs, isAdmin: false, quota: { sessions: { used: 0, limit: Number(env.VDI_QUOTA_SESSIONS) } } });
+    expect(visit.me).toMatchObject({
+      name: alice.email,
+      namespace: aliceNs,
+      isAdmin: false,
+      quota: { sessions: { used: 0, limit: Number(env.VDI_QUOTA_SESSIONS) } },
+    });
     expect(visit.capacity.nodes.map((n) => n.name)).toEqual(['gpu-node-1', 'gpu-node-2']);
     expect(visit.templates.map((x) => x.name)).toEqual([TEMPLATE]);
     expect(visit.template?.persistence.defaultEnabled).toBe(true);
     expect([visit.sessions, visit.vdiSessions, visit.session]).toEqual([[], [], null]);
 
     step("an admin watches every user's sessions");
-    const bossFeed = subscribe<{ sessionEvents: Event }>(second, 'admin', t.boss, 'subscription { sessionEvents(allUsers: true) { type session { name namespace status { phase } } } }');
+    const bossFeed = subscribe<{ sessionEvents: Event }>(
+      second,
+      'admin',
+      t.boss,
+      'subscription { sessionEvents(allUsers: true) { type session { name namespace status { phase } } } }',
+    );
 
     step('first use: alice launches a desktop (namespace, RoleBinding and ResourceQuota made for her)');
-    const created = ok(await gql<{ createVDISession: { name: string; namespace: string } }>(first, 'user', t.alice, `mutation { createVDISession(input: { template: "${TEMPLATE}", name: "desk", resources: { gpu: 1 } }) { name namespace } }`));
+    const created = ok(
+      await gql<{ createVDISession: { name: string; namespace: string } }>(
+        first,
+        'user',
+        t.alice,
+        `mutation { createVDISession(input: { template: "${TEMPLATE}", name: "desk", resources: { gpu: 1 } }) { name namespace } }`,
+      ),
+    );
     expect(created.createVDISession).toEqual({ name: 'desk', namespace: aliceNs });
-    const aliceFeed = subscribe<{ sessionEvents: Event }>(second, 'user', t.alice, 'subscription { sessionEvents { type session { name namespace status { phase } } } }');
-    const deskFeed = subscribe<{ sessionStatus: Event }>(second, 'user', t.alice, 'subscription { sessionStatus(name: "desk") { type session { name namespace status { phase } } } }');
-    const bossDeskFeed = subscribe<{ sessionStatus: Event }>(second, 'admin', t.boss, `subscription { sessionStatus(name: "desk", user: "${alice.email}") { type session { name namespace status { phase } } } }`);
+    const aliceFeed = subscribe<{ sessionEvents: Event }>(
+      second,
+      'user',
+      t.alice,
+      'subscription { sessionEvents { type session { name namespace status { phase } } } }',
+    );
+    const deskFeed = subscribe<{ sessionStatus: Event }>(
+      second,
+      'user',
+      t.alice,
+      'subscription { sessionStatus(name: "desk") { type session { name namespace status { phase } } } }',
+    );
+    const bossDeskFeed = subscribe<{ sessionStatus: Event }>(
+      second,
+      'admin',
+      t.boss,
+      `subscription { sessionStatus(name: "desk", user: "${alice.email}") { type session { name namespace status { phase } } } }`,
+    );
 
     step('the desktop runs on a GPU node');
     type Status = { phase: string; nodeName: string | null; podName: string | null; url: string | null };
-    const running = await until('desk Running', signal, async () => {
-      const r = await gql<{ session: { status: Status } | null }>(second, 'user', t.alice, '{ session(name: "desk") { status { phase nodeName podName url } } }');
-      return r.data?.session?.status.phase === 'Running' ? r.data.session.status : undefined;
-    }, 60_000);
+    const running = await until(
+      'desk Running',
+      signal,
+      async () => {
+        const r = await gql<{ session: { status: Status } | null }>(
+          second,
+          'user',
+          t.alice,
+          '{ session(name: "desk") { status { phase nodeName podName url } } }',
+        );
+        return r.data?.session?.status.phase === 'Running' ? r.data.session.status : undefined;
+      },
+      60_000,
+    );
     expect(running.nodeName).toMatch(/^gpu-node-\d$/);
-    const quota = ok(await gql<{ me: { quota: Record<'sessions' | 'gpus', { used: number; limit: number | null }> } }>(second, 'user', t.alice, '{ me { quota { sessions { used limit } gpus { used limit } } } }'));
-    expect(quota.me.quota).toEqual({ sessions: { used: 1, limit: Number(env.VDI_QUOTA_SESSIONS) }, gpus: { used: 1, limit: Number(env.VDI_QUOTA_GPUS) } });
+    const quota = ok(
+      await gql<{ me: { quota: Record<'sessions' | 'gpus', { used: number; limit: number | null }> } }>(
+        second,
+        'user',
+        t.alice,
+        '{ me { quota { sessions { used limit } gpus { used limit } } } }',
+      ),
+    );
+    expect(quota.me.quota).toEqual({
+      sessions: { used: 1, limit: Number(env.VDI_QUOTA_SESSIONS) },
+      gpus: { used: 1, limit: Number(env.VDI_QUOTA_GPUS) },
+    });
     const pvc = `/api/v1/namespaces/${aliceNs}/persistentvolumeclaims/${pvcName(alice.email, TEMPLATE)}`;
     expect(await getOrUndefined(pvc)).toBeDefined();
 
     step('forwardAuth lets the owner and an admin in, and not bob');
     const host = new URL(running.url!).host;
     const forward = async (bearer: string) =>
-      await fetch(`${second.url}/auth/forward`, { headers: { authorization: `Bearer ${bearer}`, 'x-forwarded-host': host, 'x-forwarded-proto': 'http', 'x-forwarded-uri': '/' } });
+      await fetch(`${second.url}/auth/forward`, {
+        headers: { authorization: `Bearer ${bearer}`, 'x-forwarded-host': host, 'x-forwarded-proto': 'http', 'x-forwarded-uri': '/' },
+      });
     const owner = await forward(t.alice);
     expect(owner.status).toBe(200);
     expect(owner.headers.get('authorization')).toMatch(/^Basic /);
@@ -423,18 +531,42 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
     expect(presence.status).toBe(200);
 
     step('resuming a desktop that is not stopped changes nothing');
-    const resumed = ok(await gql<{ resumeVDISession: { name: string } }>(first, 'user', t.alice, 'mutation { resumeVDISession(name: "desk") { name } }'));
+    const resumed = ok(
+      await gql<{ resumeVDISession: { name: string } }>(first, 'user', t.alice, 'mutation { resumeVDISession(name: "desk") { name } }'),
+    );
     expect(resumed.resumeVDISession.name).toBe('desk');
 
     step('the owner and an admin extend the desktop');
-    const extended = ok(await gql<{ extendVDISession: { spec: { timeout: string } } }>(first, 'user', t.alice, 'mutation { extendVDISession(name: "desk", by: "2h") { spec { timeout } } }'));
+    const extended = ok(
+      await gql<{ extendVDISession: { spec: { timeout: string } } }>(
+        first,
+        'user',
+        t.alice,
+        'mutation { extendVDISession(name: "desk", by: "2h") { spec { timeout } } }',
+      ),
+    );
     expect(extended.extendVDISession.spec.timeout).toMatch(/^2h/);
-    const extendedByBoss = ok(await gql<{ extendVDISession: { spec: { timeout: string } } }>(first, 'admin', t.boss, `mutation { extendVDISession(name: "desk", user: "${alice.email}", by: "3h") { spec { timeout } } }`));
+    const extendedByBoss = ok(
+      await gql<{ extendVDISession: { spec: { timeout: string } } }>(
+        first,
+        'admin',
+        t.boss,
+        `mutation { extendVDISession(name: "desk", user: "${alice.email}", by: "3h") { spec { timeout } } }`,
+      ),
+    );
     expect(extendedByBoss.extendVDISession.spec.timeout).toMatch(/^3h/);
 
     step("an admin runs every query, naming alice's sessions");
     const bossView = ok(
-      await gql<{ me: { isAdmin: boolean }; capacity: { usedSlices: number }; templates: unknown[]; template: unknown; sessions: { name: string }[]; vdiSessions: { name: string; namespace: string }[]; session: { name: string } | null }>(
+      await gql<{
+        me: { isAdmin: boolean };
+        capacity: { usedSlices: number };
+        templates: unknown[];
+        template: unknown;
+        sessions: { name: string }[];
+        vdiSessions: { name: string; namespace: string }[];
+        session: { name: string } | null;
+      }>(
         first,
         'admin',
         t.boss,
@@ -479,15 +611,39 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
     );
     expect(forBob.createVDISession).toEqual({ namespace: userNamespace(bob.email, env.VDI_NAMESPACE_PREFIX), user: bob.email });
     await until("the admin's feed shows bob's desktop", signal, () => bossFeed.events.some((e) => e.sessionEvents.session.name === 'for-bob'));
-    const bossEnds = ok(await gql<{ terminateVDISession: { status: { phase: string } } }>(first, 'admin', t.boss, `mutation { terminateVDISession(name: "for-bob", user: "${bob.email}") { status { phase } } }`));
+    const bossEnds = ok(
+      await gql<{ terminateVDISession: { status: { phase: string } } }>(
+        first,
+        'admin',
+        t.boss,
+        `mutation { terminateVDISession(name: "for-bob", user: "${bob.email}") { status { phase } } }`,
+      ),
+    );
     expect(bossEnds.terminateVDISession.status.phase).toBe('Terminating');
 
     step('alice ends her desktop: the pod and the session go, the home volume stays');
-    const ended = ok(await gql<{ terminateVDISession: { status: { phase: string } } }>(first, 'user', t.alice, 'mutation { terminateVDISession(name: "desk") { status { phase } } }'));
+    const ended = ok(
+      await gql<{ terminateVDISession: { status: { phase: string } } }>(
+        first,
+        'user',
+        t.alice,
+        'mutation { terminateVDISession(name: "desk") { status { phase } } }',
+      ),
+    );
     expect(ended.terminateVDISession.status.phase).toBe('Terminating');
-    await until('desk gone', signal, async () => !(await getOrUndefined(`${sessionsPath(aliceNs)}/desk`)) && !(await getOrUndefined(`/api/v1/namespaces/${aliceNs}/pods/${running.podName}`)));
+    await until(
+      'desk gone',
+      signal,
+      async () =>
+        !(await getOrUndefined(`${sessionsPath(aliceNs)}/desk`)) && !(await getOrUndefined(`/api/v1/namespaces/${aliceNs}/pods/${running.podName}`)),
+    );
     expect(await getOrUndefined(pvc)).toBeDefined();
-    await until("alice's feed ends with DELETED", signal, () => phasesOf(aliceFeed.events.map((e) => e.sessionEvents), 'desk').includes('DELETED:Terminating'));
+    await until("alice's feed ends with DELETED", signal, () =>
+      phasesOf(
+        aliceFeed.events.map((e) => e.sessionEvents),
+        'desk',
+      ).includes('DELETED:Terminating'),
+    );
     for (const feed of [deskFeed, bossDeskFeed]) {
       await until('the sessionStatus feeds see the end', signal, () => feed.events.some((e) => e.sessionStatus.type === 'DELETED'));
       expect(feed.events.map((e) => `${e.sessionStatus.type}:${e.sessionStatus.session.status.phase}`).join(' ')).toMatch(/Running.*Terminating/);
@@ -504,34 +660,60 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
       ...(v.reconciler.env.VDI_INGRESS_MODE === 'traefik'
         ? [
             { apiVersion: 'traefik.io/v1alpha1', kind: 'Middleware', metadata: meta, spec: { stripPrefix: { prefixes: ['/x'] } } },
-            { apiVersion: 'traefik.io/v1alpha1', kind: 'IngressRoute', metadata: meta, spec: { routes: [{ match: 'Host(`ghost.vdi.test`)', kind: 'Rule', services: [{ name: 'vdi-ghost', port: 8080 }] }] } },
+            {
+              apiVersion: 'traefik.io/v1alpha1',
+              kind: 'IngressRoute',
+              metadata: meta,
+              spec: { routes: [{ match: 'Host(`ghost.vdi.test`)', kind: 'Rule', services: [{ name: 'vdi-ghost', port: 8080 }] }] },
+            },
           ]
         : [
             {
               apiVersion: 'networking.k8s.io/v1',
               kind: 'Ingress',
               metadata: meta,
-              spec: { rules: [{ host: 'ghost.vdi.test', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'vdi-ghost', port: { number: 8080 } } } }] } }] },
+              spec: {
+                rules: [
+                  {
+                    host: 'ghost.vdi.test',
+                    http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'vdi-ghost', port: { number: 8080 } } } }] },
+                  },
+                ],
+              },
             },
           ]),
     ];
     for (const g of ghosts) await admin.create(resourcePath(g).replace(/\/[^/]+$/, ''), g);
-    await until('the orphans swept', signal, async () => (await Promise.all(ghosts.map((g) => getOrUndefined(resourcePath(g))))).every((x) => x === undefined));
+    await until('the orphans swept', signal, async () =>
+      (await Promise.all(ghosts.map((g) => getOrUndefined(resourcePath(g))))).every((x) => x === undefined),
+    );
 
     step('the leader steps down and the standby takes over');
     await d.stop(leader);
     await until('the standby leading', signal, () => standby.isLeader(), 20_000);
 
     step('the new leader expires a desktop at its timeout');
-    const briefFeed = subscribe<{ sessionStatus: Event }>(second, 'user', t.alice, 'subscription { sessionStatus(name: "brief") { type session { name namespace status { phase } } } }');
-    ok(await gql(second, 'user', t.alice, `mutation { createVDISession(input: { template: "${TEMPLATE}", name: "brief", timeout: "3s" }) { name } }`));
+    const briefFeed = subscribe<{ sessionStatus: Event }>(
+      second,
+      'user',
+      t.alice,
+      'subscription { sessionStatus(name: "brief") { type session { name namespace status { phase } } } }',
+    );
+    ok(
+      await gql(second, 'user', t.alice, `mutation { createVDISession(input: { template: "${TEMPLATE}", name: "brief", timeout: "3s" }) { name } }`),
+    );
     await until('brief expired and deleted', signal, () => briefFeed.events.some((e) => e.sessionStatus.type === 'DELETED'), 60_000);
     const briefPhases = briefFeed.events.map((e) => `${e.sessionStatus.type}:${e.sessionStatus.session.status.phase}`);
     expect(briefPhases.join(' ')).toMatch(/Running.*Expired/);
     expect(briefPhases.at(-1)).toBe('DELETED:Expired');
 
     step('the feeds saw it all, with no errors');
-    expect(phasesOf(bossFeed.events.map((e) => e.sessionEvents), 'desk')).toContain('DELETED:Terminating');
+    expect(
+      phasesOf(
+        bossFeed.events.map((e) => e.sessionEvents),
+        'desk',
+      ),
+    ).toContain('DELETED:Terminating');
     for (const feed of feeds) expect(feed.errors).toEqual([]);
     step('done');
   } finally {
@@ -599,7 +781,17 @@ async function run(v: Variant, opts: { stopAtRefusal: boolean }): Promise<RunRes
   const mine = requests(events.filter((e) => users.has(e.user.username)));
   const own = mine.filter((e) => !e.impersonatedUser);
   const impersonated = mine.filter((e) => e.impersonatedUser);
-  return { requests: mine, own, impersonated, ownRefused: own.filter(isForbidden), impersonatedRefused: impersonated.filter(isForbidden), scenario, error, ms, logs: d.logs };
+  return {
+    requests: mine,
+    own,
+    impersonated,
+    ownRefused: own.filter(isForbidden),
+    impersonatedRefused: impersonated.filter(isForbidden),
+    scenario,
+    error,
+    ms,
+    logs: d.logs,
+  };
 }
 
 /** Takes away what a run left: sessions (finalizers lifted), the users' namespaces, the leader Lease. */
@@ -614,7 +806,8 @@ async function resetWorld(users: TestUser[]): Promise<void> {
   await admin.delete(`/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases/${LEASE}`).catch(() => undefined);
 }
 
-const describeRequest = (e: AuditEvent) => `${e.verb} ${e.requestURI.split('?')[0]} → ${e.responseStatus?.code}${e.impersonatedUser ? ` (as ${e.impersonatedUser.username})` : ''}`;
+const describeRequest = (e: AuditEvent) =>
+  `${e.verb} ${e.requestURI.split('?')[0]} → ${e.responseStatus?.code}${e.impersonatedUser ? ` (as ${e.impersonatedUser.username})` : ''}`;
 
 function errorText(err: unknown): string {
   if (!err) return 'none';
@@ -647,9 +840,11 @@ const measuredRules = new Set<string>();
 
 for (const v of VARIANTS) {
   // Each rule of each role the variant's ServiceAccounts hold, once per ServiceAccount across variants.
-  const rounds = releasesOf(v).flatMap((r) =>
-    r.roles.flatMap((role) => role.rules.map((rule, index) => ({ r, role, rule, index, namespace: role.kind === 'Role' ? NAMESPACE : undefined }))),
-  ).filter(({ r, rule }) => !measuredRules.has(ruleKey(r, rule)));
+  const rounds = releasesOf(v)
+    .flatMap((r) =>
+      r.roles.flatMap((role) => role.rules.map((rule, index) => ({ r, role, rule, index, namespace: role.kind === 'Role' ? NAMESPACE : undefined }))),
+    )
+    .filter(({ r, rule }) => !measuredRules.has(ruleKey(r, rule)));
   for (const { r, rule } of rounds) measuredRules.add(ruleKey(r, rule));
 
   describe(`the chart's ServiceAccount and RBAC, ${v.label}`, () => {
@@ -665,7 +860,9 @@ for (const v of VARIANTS) {
         .map(([verb, es]) => `${verb} ${es!.length}`)
         .join(', ');
       console.log(
-        `[least-privilege] ${v.label}: full run in ${(full.ms / 1000).toFixed(1)} s, ${full.requests.length} requests by ${releasesOf(v).map((r) => r.user).join(' and ')} ` +
+        `[least-privilege] ${v.label}: full run in ${(full.ms / 1000).toFixed(1)} s, ${full.requests.length} requests by ${releasesOf(v)
+          .map((r) => r.user)
+          .join(' and ')} ` +
           `(${full.own.length} as itself: ${byVerb}; ${full.impersonated.length} as users); ` +
           `403s: ${full.ownRefused.length} as itself, ${full.impersonatedRefused.length} as users (${full.impersonatedRefused.map(describeRequest).join('; ')})`,
       );
@@ -673,7 +870,9 @@ for (const v of VARIANTS) {
       expect(full.scenario.step).toBe('done');
       expect(full.ownRefused.map((e) => `${describeRequest(e)}: ${e.responseStatus?.message}`)).toEqual([]);
       // The users' refusals are exactly the ones the scenario asked for.
-      expect(full.impersonatedRefused.map((e) => `${e.impersonatedUser!.username} ${e.verb} ${e.objectRef?.namespace}/${e.objectRef?.name}`)).toEqual(full.scenario.deliberateRefusals);
+      expect(full.impersonatedRefused.map((e) => `${e.impersonatedUser!.username} ${e.verb} ${e.objectRef?.namespace}/${e.objectRef?.name}`)).toEqual(
+        full.scenario.deliberateRefusals,
+      );
       // Each release did its part as its own ServiceAccount: the API as users, the reconciler as itself.
       expect(full.impersonated.every((e) => e.user.username === v.api.user)).toBe(true);
       expect(full.own.some((e) => e.user.username === v.reconciler.user && e.objectRef?.resource === 'pods' && e.verb === 'create')).toBe(true);
@@ -688,7 +887,12 @@ for (const v of VARIANTS) {
         const used = full.requests.filter((e) => e.user.username === r.user).flatMap(usedPermissions);
         return r.roles
           .flatMap((role) => role.rules.flatMap(permissionsOf))
-          .filter((p) => !used.some((u) => grants({ apiGroups: [p.group], resources: [p.resource], verbs: [p.verb], ...(p.name && { resourceNames: [p.name] }) }, u)))
+          .filter(
+            (p) =>
+              !used.some((u) =>
+                grants({ apiGroups: [p.group], resources: [p.resource], verbs: [p.verb], ...(p.name && { resourceNames: [p.name] }) }, u),
+              ),
+          )
           .map((p) => `${r.serviceAccountName}: ${formatPermission(p)}`);
       });
       expect(unused).toEqual([]);
@@ -702,7 +906,10 @@ for (const v of VARIANTS) {
           const only = permissionsOf(rule).find((p) => !others.some((o) => grants(o, p)));
           expect(only, 'every permission of this rule is granted by another rule too').toBeDefined();
           const shadowing = SHARED_GRANTS.filter((g) => g.rules.some((x) => grants(x, only!)));
-          await applyRules(role, role.rules.filter((_, i) => i !== index));
+          await applyRules(
+            role,
+            role.rules.filter((_, i) => i !== index),
+          );
           for (const { binding } of shadowing) await admin.delete(resourcePath(binding));
           try {
             await until('the apiserver to see the rule gone', NEVER_ABORTED, async () => !(await serviceAccountMay(r, only!, namespace)));
@@ -723,7 +930,11 @@ for (const v of VARIANTS) {
                 `the scenario: ${errorText(result.error)} at "${result.scenario.step}"`,
             ).toBeGreaterThan(0);
             // Nothing else was missing: every refusal is one this rule would have allowed.
-            expect(refused.filter(({ e, p }) => e.user.username !== r.user || !p || !grants(rule, p)).map(({ e }) => `${describeRequest(e)}: ${e.responseStatus?.message}`)).toEqual([]);
+            expect(
+              refused
+                .filter(({ e, p }) => e.user.username !== r.user || !p || !grants(rule, p))
+                .map(({ e }) => `${describeRequest(e)}: ${e.responseStatus?.message}`),
+            ).toEqual([]);
           } finally {
             await applyRules(role, role.rules);
             for (const { binding } of shadowing) await admin.apply(resourcePath(binding), binding, 'helm');

@@ -117,7 +117,10 @@ describe("the namespace's shared NetworkPolicy and auth Middleware", () => {
     const key = `${ns}/guarded`;
     await eventually(async () => {
       const due = controller.queue.dueAt(key);
-      return service.caches.sessions.get(key)?.metadata.resourceVersion === running.metadata.resourceVersion && (due === undefined || due > Date.now() + 60_000);
+      return (
+        service.caches.sessions.get(key)?.metadata.resourceVersion === running.metadata.resourceVersion &&
+        (due === undefined || due > Date.now() + 60_000)
+      );
     });
     await controller.queue.idle();
     const policyPath = `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${NETWORK_POLICY_NAME}`;

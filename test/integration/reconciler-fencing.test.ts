@@ -46,7 +46,8 @@ async function identity(name: string): Promise<{ user: string; kubeConfig(server
   });
   return {
     user: serviceAccountUser(NAMESPACE, name),
-    kubeConfig: (server = cp.apiserverUrl) => serviceAccountKubeConfig(admin, { namespace: NAMESPACE, name, server, caFile: path.join(cp.dir, 'certs/apiserver.crt') }),
+    kubeConfig: (server = cp.apiserverUrl) =>
+      serviceAccountKubeConfig(admin, { namespace: NAMESPACE, name, server, caFile: path.join(cp.dir, 'certs/apiserver.crt') }),
   };
 }
 

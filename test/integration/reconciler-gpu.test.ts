@@ -7,7 +7,16 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import type { Service } from '../../src/service.ts';
 import { testNamespace } from '../support/cluster.ts';
 import { TEST_STAGES } from '../support/stages.ts';
-import { createSession, createTemplate, gone, leadingController, sessionInPhase, sessionPath, sessionWhere, startReconciler } from '../support/reconciler.ts';
+import {
+  createSession,
+  createTemplate,
+  gone,
+  leadingController,
+  sessionInPhase,
+  sessionPath,
+  sessionWhere,
+  startReconciler,
+} from '../support/reconciler.ts';
 
 let cp: ControlPlane;
 let client: KubeClient;

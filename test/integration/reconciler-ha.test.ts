@@ -132,7 +132,10 @@ describe('a replica killed in the middle of a create storm', () => {
         bySession.set(session, (bySession.get(session) ?? 0) + 1);
       }
       expect([...bySession.keys()].sort(), path).toEqual(names);
-      expect([...bySession.values()].every((n) => n === perSession), path).toBe(true);
+      expect(
+        [...bySession.values()].every((n) => n === perSession),
+        path,
+      ).toBe(true);
     }
     // The namespace's shared auth Middleware and NetworkPolicy: one each, for all 30 sessions.
     for (const [path, name] of [
@@ -140,7 +143,10 @@ describe('a replica killed in the middle of a create storm', () => {
       [`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`, NETWORK_POLICY_NAME],
     ] as const) {
       const items = (await client.list<{ metadata: { name: string; labels: Record<string, string> } }>(path, ours)).items;
-      expect(items.map((i) => i.metadata.name), path).toEqual([name]);
+      expect(
+        items.map((i) => i.metadata.name),
+        path,
+      ).toEqual([name]);
       expect(items[0]!.metadata.labels, path).not.toHaveProperty('vdi.kasm.io/session');
     }
     // Every pod is its session's: none from a session that does not exist, none twice.

@@ -85,7 +85,14 @@ async function report(namespace: string, name: string, state: 'connected' | 'dis
 const sleepUntil = (at: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())));
 
 beforeAll(async () => {
-  cp = await ControlPlane.start({ nodes: [{ name: 'gpu-one', gpus: 1 }, { name: 'cpu-one', gpus: 0 }], extraStages: TEST_STAGES, handleSignals: false });
+  cp = await ControlPlane.start({
+    nodes: [
+      { name: 'gpu-one', gpus: 1 },
+      { name: 'cpu-one', gpus: 0 },
+    ],
+    extraStages: TEST_STAGES,
+    handleSignals: false,
+  });
   await cp.applyManifests('deploy/rbac');
   client = cp.client();
   await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: leaseNamespace } });
@@ -154,7 +161,12 @@ describe('an idle desktop', () => {
     expect(claim).toBeDefined();
 
     // Nobody ever connected: idle from the moment it ran, warned before the stop.
-    const warned = await sessionWhere(client, alice, 'desk', (s) => s.status?.conditions?.some((c) => c.type === 'IdleWarning' && c.status === 'True') ?? false);
+    const warned = await sessionWhere(
+      client,
+      alice,
+      'desk',
+      (s) => s.status?.conditions?.some((c) => c.type === 'IdleWarning' && c.status === 'True') ?? false,
+    );
     expect(warned.status?.phase).toBe('Running');
     const view = await gql<{ session: { status: { presence: { warning: boolean; stopReason: string; stopAt: string } } } }>(
       'alice',
@@ -184,7 +196,10 @@ describe('an idle desktop', () => {
     expect(reclaim.idleReclaim).toEqual({ stoppedSessions: [{ reason: 'Idle', count: 1 }], slicesReclaimed: 1 });
 
     // Resume: Alice's quota still allows a slice, so the session waits for Bob's.
-    const resumed = await gql<{ resumeVDISession: { spec: { suspend: boolean } } }>('alice', 'mutation { resumeVDISession(name: "desk") { spec { suspend } } }');
+    const resumed = await gql<{ resumeVDISession: { spec: { suspend: boolean } } }>(
+      'alice',
+      'mutation { resumeVDISession(name: "desk") { spec { suspend } } }',
+    );
     expect(resumed.resumeVDISession.spec.suspend).toBe(false);
     await sessionWhere(client, alice, 'desk', (s) => s.status?.reason === 'WaitingForGPU');
     await gql('bob', 'mutation { terminateVDISession(name: "waiting") { name } }');
@@ -216,7 +231,10 @@ describe('an idle desktop', () => {
     const stopped = await sessionWhere(client, alice, 'restart', (s) => s.status?.phase === 'Stopped', 60_000);
     expect(stopped.status?.reason).toBe('Idle');
     expect(Date.parse(stopped.status!.stoppedAt!)).toBeGreaterThanOrEqual(deadline);
-    await eventually(async () => (await client.list<V1Pod>(`/api/v1/namespaces/${alice}/pods`)).items.every((p) => p.metadata?.name !== 'vdi-restart'), 30_000);
+    await eventually(
+      async () => (await client.list<V1Pod>(`/api/v1/namespaces/${alice}/pods`)).items.every((p) => p.metadata?.name !== 'vdi-restart'),
+      30_000,
+    );
     await gql('alice', 'mutation { terminateVDISession(name: "restart") { name } }');
   }, 180_000);
 });

@@ -120,7 +120,14 @@ describe('a session from create to delete', () => {
   });
 
   it("owns every child through an ownerReference, except the PVC and the namespace's shared auth Middleware and NetworkPolicy", async () => {
-    const ref = { apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession', name: 'desk', uid: session.metadata.uid, controller: true, blockOwnerDeletion: true };
+    const ref = {
+      apiVersion: 'vdi.kasm.io/v1alpha1',
+      kind: 'VDISession',
+      name: 'desk',
+      uid: session.metadata.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    };
     const paths = [core('secrets', 'vdi-desk'), core('services', 'vdi-desk'), core('pods', 'vdi-desk'), traefik('ingressroutes', 'vdi-desk')];
     for (const path of paths) {
       const obj = await client.get<{ metadata: { ownerReferences?: unknown[]; labels?: Record<string, string> } }>(path);
@@ -172,7 +179,10 @@ describe('a session from create to delete', () => {
     expect(container.resources?.limits).toMatchObject({ 'nvidia.com/gpu': '1' });
     expect(pod.spec!.runtimeClassName).toBe('nvidia');
     expect(pod.spec!.volumes?.find((v) => v.name === 'home')?.persistentVolumeClaim?.claimName).toBe(home);
-    expect(container.env?.find((e) => e.name === 'SELKIES_BASIC_AUTH_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({ name: 'vdi-desk', key: 'password' });
+    expect(container.env?.find((e) => e.name === 'SELKIES_BASIC_AUTH_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
+      name: 'vdi-desk',
+      key: 'password',
+    });
 
     const secret = await client.get<V1Secret>(core('secrets', 'vdi-desk'));
     expect(Object.keys(secret.data ?? {}).sort()).toEqual(['password', 'presenceToken', 'turnToken']);
@@ -326,7 +336,10 @@ describe('orphans', () => {
       apiVersion: 'traefik.io/v1alpha1',
       kind: 'IngressRoute',
       metadata: { name: 'vdi-ghost', labels },
-      spec: { entryPoints: ['websecure'], routes: [{ match: 'Host(`ghost.vdi.localhost`)', kind: 'Rule', services: [{ name: 'vdi-ghost', port: 8080 }] }] },
+      spec: {
+        entryPoints: ['websecure'],
+        routes: [{ match: 'Host(`ghost.vdi.localhost`)', kind: 'Rule', services: [{ name: 'vdi-ghost', port: 8080 }] }],
+      },
     });
     await gone(client, core('pods', 'vdi-ghost'));
     await gone(client, traefik('ingressroutes', 'vdi-ghost'));
@@ -354,7 +367,14 @@ describe('orphans in ingress mode', () => {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'Ingress',
       metadata: { name: 'vdi-phantom', labels },
-      spec: { rules: [{ host: 'phantom.vdi.localhost', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'vdi-phantom', port: { number: 8080 } } } }] } }] },
+      spec: {
+        rules: [
+          {
+            host: 'phantom.vdi.localhost',
+            http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'vdi-phantom', port: { number: 8080 } } } }] },
+          },
+        ],
+      },
     });
     await gone(client, ingress('vdi-phantom'));
   });

@@ -37,7 +37,10 @@ const informers = () => Object.values(service.caches).filter((i: Informer<KubeOb
 async function cacheMatchesServer(informer: Informer<KubeObject>, path: string, labelSelector?: string): Promise<boolean> {
   const list = await client.list<KubeObject>(path, { labelSelector });
   const server = list.items.map((o) => `${o.metadata?.namespace}/${o.metadata?.name}@${o.metadata?.resourceVersion}`).sort();
-  const cached = informer.list().map((o) => `${o.metadata?.namespace}/${o.metadata?.name}@${o.metadata?.resourceVersion}`).sort();
+  const cached = informer
+    .list()
+    .map((o) => `${o.metadata?.namespace}/${o.metadata?.name}@${o.metadata?.resourceVersion}`)
+    .sort();
   return JSON.stringify(server) === JSON.stringify(cached);
 }
 

@@ -31,7 +31,10 @@ afterEach(async () => {
 /** Starts `node src/main.ts` like `npm start` does and collects its JSON log lines. */
 function start(env: Record<string, string>): { lines: LogLine[]; until: (pred: (l: LogLine) => boolean, timeoutMs?: number) => Promise<LogLine> } {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['KUBECONFIG', 'KUBERNETES_SERVICE_HOST'].includes(k)));
-  child = spawn(process.execPath, ['src/main.ts'], { env: { ...base, VDI_ASSETS_CACHE: assetsCache, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(process.execPath, ['src/main.ts'], {
+    env: { ...base, VDI_ASSETS_CACHE: assetsCache, PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: LogLine[] = [];
   const waiters: (() => void)[] = [];
   let buffer = '';
@@ -84,7 +87,9 @@ describe('npm start', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${readFileSync('.vdi/local/alice.token', 'utf8')}` },
       body: JSON.stringify({ query: '{ me { name } templates { name } capacity { totalSlices } }' }),
     });
-    expect(await me.json()).toEqual({ data: { me: { name: 'alice@example.com' }, templates: [{ name: 'ubuntu-desktop' }], capacity: { totalSlices: 16 } } });
+    expect(await me.json()).toEqual({
+      data: { me: { name: 'alice@example.com' }, templates: [{ name: 'ubuntu-desktop' }], capacity: { totalSlices: 16 } },
+    });
     // Ctrl-C stops the service and the control plane, and removes the cluster's files.
     child!.kill('SIGINT');
     const code = await new Promise((r) => child!.once('exit', r));
@@ -96,10 +101,14 @@ describe('npm start', () => {
     const home = await mkdtemp(path.join(os.tmpdir(), 'vdi-home-'));
     start({ HOME: home });
     // Mid-boot: the apiserver is up, the rest of the local default is not.
-    const started = await eventually(async () => {
-      const pids = descendants(child!.pid!);
-      return pids.map(commandLine).some((c) => c.includes('kube-apiserver')) && !child!.exitCode ? pids : undefined;
-    }, 120_000, 20);
+    const started = await eventually(
+      async () => {
+        const pids = descendants(child!.pid!);
+        return pids.map(commandLine).some((c) => c.includes('kube-apiserver')) && !child!.exitCode ? pids : undefined;
+      },
+      120_000,
+      20,
+    );
     child!.kill('SIGTERM');
     const code = await new Promise((r) => (child!.exitCode !== null ? r(child!.exitCode) : child!.once('exit', r)));
     expect(code).toBe(0);

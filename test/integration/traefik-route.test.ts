@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANAGER } from '../../operator/v1alpha1.ts';
 import { ensureTraefik } from '../../dev/control-plane.ts';
 import { chartObject, renderChart } from '../support/chart.ts';
-import { INTERNAL_PATH_SPELLINGS, runTraefikScenario, scenarioPrerequisiteProblem, type ScenarioRecord, type ScenarioRun } from '../support/traefik-scenario.ts';
+import {
+  INTERNAL_PATH_SPELLINGS,
+  runTraefikScenario,
+  scenarioPrerequisiteProblem,
+  type ScenarioRecord,
+  type ScenarioRun,
+} from '../support/traefik-scenario.ts';
 
 let run: ScenarioRun | undefined;
 let outcome: { record: ScenarioRecord } | { error: unknown } = { error: new Error('the scenario did not run') };

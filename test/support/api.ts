@@ -91,13 +91,21 @@ export async function startApiStack(env: Record<string, string> = {}, shared?: {
       for (const s of sockets) await s.dispose();
       await service.stop();
       if (!shared) await issuer.close();
-      await adminClient().delete(`/api/v1/namespaces/${leaseNamespace}`).catch(() => {});
+      await adminClient()
+        .delete(`/api/v1/namespaces/${leaseNamespace}`)
+        .catch(() => {});
     },
   };
 }
 
 /** Collects a subscription's events until `until` says stop (or the timeout passes). */
-export function collect<T>(client: Client, query: string, variables: Record<string, unknown>, until: (events: T[]) => boolean, timeoutMs = 30_000): Promise<T[]> {
+export function collect<T>(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown>,
+  until: (events: T[]) => boolean,
+  timeoutMs = 30_000,
+): Promise<T[]> {
   const events: T[] = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -11,8 +11,7 @@ export interface Permission {
   name?: string;
 }
 
-export const formatPermission = (p: Permission): string =>
-  `${p.verb} ${p.resource}${p.group ? `.${p.group}` : ''}${p.name ? ` "${p.name}"` : ''}`;
+export const formatPermission = (p: Permission): string => `${p.verb} ${p.resource}${p.group ? `.${p.group}` : ''}${p.name ? ` "${p.name}"` : ''}`;
 
 /** One request per audit ID: its last event (ResponseComplete, or ResponseStarted for a watch still open). */
 export function requests(events: AuditEvent[]): AuditEvent[] {
@@ -67,7 +66,9 @@ export function usedPermissions(e: AuditEvent): Permission[] {
   if (e.impersonatedUser) {
     return [
       { verb: 'impersonate', group: '', resource: 'users', name: e.impersonatedUser.username },
-      ...(e.impersonatedUser.groups ?? []).filter((g) => g !== 'system:authenticated').map((g) => ({ verb: 'impersonate', group: '', resource: 'groups', name: g })),
+      ...(e.impersonatedUser.groups ?? [])
+        .filter((g) => g !== 'system:authenticated')
+        .map((g) => ({ verb: 'impersonate', group: '', resource: 'groups', name: g })),
     ];
   }
   const own = requestedPermission(e);

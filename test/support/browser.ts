@@ -59,7 +59,10 @@ export class ScriptedBrowser {
   }
 
   /** Follows redirects (GET) from `url` until a non-redirect answer or until `stopAt` matches the next URL. */
-  async follow(url: string, opts: { init?: RequestInit; stopAt?: (url: string) => boolean; maxHops?: number } = {}): Promise<{ response: Response; hops: Hop[] }> {
+  async follow(
+    url: string,
+    opts: { init?: RequestInit; stopAt?: (url: string) => boolean; maxHops?: number } = {},
+  ): Promise<{ response: Response; hops: Hop[] }> {
     const hops: Hop[] = [];
     let next = url;
     let init = opts.init;

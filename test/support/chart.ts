@@ -28,7 +28,10 @@ export interface PolicyRule {
 /** `helm template <release> deploy/charts/vdi-operator -n <namespace> <args>`, parsed. */
 export async function renderChart(release: string, namespace: string, args: string[] = []): Promise<ChartObject[]> {
   const helm = await ensureHelm();
-  const { stdout } = await execFileP(helm, ['template', release, CHART_DIR, '-n', namespace, ...args], { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await execFileP(helm, ['template', release, CHART_DIR, '-n', namespace, ...args], {
+    cwd: repoRoot,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   return parseYamlDocuments(stdout) as ChartObject[];
 }
 

@@ -24,7 +24,10 @@ export interface Action {
 /** `verb resource name`, the form the table tests compare. */
 export const actionText = (a: Action): string => `${a.verb} ${a.resource} ${a.name}`;
 
-type Stored = { apiVersion?: string; kind?: string; metadata: Record<string, unknown> & { name: string; namespace?: string } } & Record<string, unknown>;
+type Stored = { apiVersion?: string; kind?: string; metadata: Record<string, unknown> & { name: string; namespace?: string } } & Record<
+  string,
+  unknown
+>;
 
 const PLURALS: Record<string, string> = {
   VDISession: 'vdisessions',
@@ -60,7 +63,8 @@ function parsePath(path: string): { resource: string; subresource?: string; name
 /** RFC 7386: null deletes, objects merge, everything else replaces. */
 function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> =
+    target && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);
@@ -86,7 +90,8 @@ export class RecordingClient extends KubeClient {
     kc.loadFromClusterAndUser({ name: 'fake', server: 'http://fake.invalid', skipTLSVerify: true }, { name: 'fake' });
     super(kc);
     this.now = now;
-    for (const obj of objects as Stored[]) this.store.set(storeKey(PLURALS[obj.kind!]!, obj.metadata.namespace, obj.metadata.name), structuredClone(obj));
+    for (const obj of objects as Stored[])
+      this.store.set(storeKey(PLURALS[obj.kind!]!, obj.metadata.namespace, obj.metadata.name), structuredClone(obj));
   }
 
   /** The items of a collection (all namespaces), for the caches' lists. */
@@ -104,7 +109,16 @@ export class RecordingClient extends KubeClient {
       return structuredClone(found) as T;
     }
     const body = opts.body as Stored | undefined;
-    const verb = method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'DELETE' ? 'delete' : opts.contentType === APPLY_PATCH ? 'apply' : 'patch';
+    const verb =
+      method === 'POST'
+        ? 'create'
+        : method === 'PUT'
+          ? 'update'
+          : method === 'DELETE'
+            ? 'delete'
+            : opts.contentType === APPLY_PATCH
+              ? 'apply'
+              : 'patch';
     const action: Action = {
       verb,
       resource: subresource ? `${resource}/${subresource}` : resource,
@@ -160,7 +174,19 @@ export interface Fixture {
   stop(): Promise<void>;
 }
 
-const ALL_CACHES: CacheName[] = ['sessions', 'templates', 'nodes', 'pods', 'secrets', 'services', 'pvcs', 'networkPolicies', 'middlewares', 'ingressRoutes', 'ingresses'];
+const ALL_CACHES: CacheName[] = [
+  'sessions',
+  'templates',
+  'nodes',
+  'pods',
+  'secrets',
+  'services',
+  'pvcs',
+  'networkPolicies',
+  'middlewares',
+  'ingressRoutes',
+  'ingresses',
+];
 
 /** A controller over caches holding `objects`, at the fixed time `now`. */
 export async function newFixture(objects: object[], opts: { now: Date; config?: Partial<ReconcilerConfig>; term?: LeaderTerm }): Promise<Fixture> {

@@ -86,7 +86,11 @@ export async function startCoturn(opts: { sharedSecrets: string[]; realm?: strin
     port,
     realm,
     async allocate(username, password) {
-      const { code, output } = await run('turnutils_uclient', ['-p', String(port), '-u', username, '-w', password, '-y', '-n', '1', '-m', '1', '127.0.0.1'], 60_000);
+      const { code, output } = await run(
+        'turnutils_uclient',
+        ['-p', String(port), '-u', username, '-w', password, '-y', '-n', '1', '-m', '1', '127.0.0.1'],
+        60_000,
+      );
       return { allocated: code === 0 && !output.includes('Cannot complete Allocation'), code, output };
     },
     async stop() {

@@ -76,7 +76,8 @@ export async function startLocalDefault(opts: { env?: Record<string, string>; ti
   const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
   const readyLine = /"msg":"ready"|\bready\b.*graphql/;
   while (!readyLine.test(output)) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`npm start exited (code ${proc.exitCode}) before ready:\n${output.slice(-4000)}`);
+    if (proc.exitCode !== null || proc.signalCode !== null)
+      throw new Error(`npm start exited (code ${proc.exitCode}) before ready:\n${output.slice(-4000)}`);
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`npm start was not ready in time:\n${output.slice(-4000)}`);
@@ -125,7 +126,8 @@ export async function colourShare(page: Page, rgb: [number, number, number], tol
       const { data } = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
       let near = 0;
       for (let i = 0; i < data.length; i += 4) {
-        if (Math.abs(data[i]! - rgb[0]) <= tolerance && Math.abs(data[i + 1]! - rgb[1]) <= tolerance && Math.abs(data[i + 2]! - rgb[2]) <= tolerance) near++;
+        if (Math.abs(data[i]! - rgb[0]) <= tolerance && Math.abs(data[i + 1]! - rgb[1]) <= tolerance && Math.abs(data[i + 2]! - rgb[2]) <= tolerance)
+          near++;
       }
       return near / (data.length / 4);
     },

@@ -44,10 +44,14 @@ export async function startSelkiesStandIn(opts: { host: string; port?: number; u
 
   const server: Server = createServer((req, res) => {
     if (!record(req.method ?? 'GET', req.url ?? '/', req.headers, false)) {
-      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="Selkies"', 'Content-Type': 'text/html' }).end('<html><body>401 Authorization Required</body></html>\n');
+      res
+        .writeHead(401, { 'WWW-Authenticate': 'Basic realm="Selkies"', 'Content-Type': 'text/html' })
+        .end('<html><body>401 Authorization Required</body></html>\n');
       return;
     }
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(echo(req.method ?? 'GET', req.url ?? '/', req.headers)));
+    res
+      .writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
+      .end(JSON.stringify(echo(req.method ?? 'GET', req.url ?? '/', req.headers)));
   });
 
   const sockets = new WebSocketServer({ noServer: true });
@@ -56,7 +60,11 @@ export async function startSelkiesStandIn(opts: { host: string; port?: number; u
     const authorised = record(req.method ?? 'GET', url, req.headers, true);
     const known = WEBSOCKET_PATHS.some((p) => url === p || url.startsWith(`${p}/`) || url.startsWith(`${p}?`));
     if (!authorised || !known) {
-      socket.end(authorised ? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n' : 'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="Selkies"\r\nContent-Length: 0\r\n\r\n');
+      socket.end(
+        authorised
+          ? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n'
+          : 'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="Selkies"\r\nContent-Length: 0\r\n\r\n',
+      );
       return;
     }
     sockets.handleUpgrade(req, socket, head, (ws) => {

@@ -390,7 +390,10 @@ async function runInNamespace(cleanups: (() => Promise<void>)[]): Promise<Scenar
 
   // The portal's cookie, as a browser sends it to a desktop host when VDI_COOKIE_DOMAIN covers the desktops.
   const owner = await answer({ ...navigation, cookie: `${aliceCookie}; theme=dark` });
-  const ownerBearer = await answer({ accept: 'application/json', authorization: `Bearer ${await issuer.tokenFor(alice, { expiresInSeconds: 600 })}` });
+  const ownerBearer = await answer({
+    accept: 'application/json',
+    authorization: `Bearer ${await issuer.tokenFor(alice, { expiresInSeconds: 600 })}`,
+  });
   const otherUser = await answer({ ...navigation, cookie: bobCookie });
 
   const origin = `http://${host}`;
@@ -450,14 +453,22 @@ async function askThePortal(
     endpoints: [{ addresses: [PORTAL_IP], conditions: { ready: true } }],
     ports: [{ name: 'http', port: portalPort, protocol: 'TCP' }],
   });
-  await client.create(`/apis/traefik.io/v1alpha1/namespaces/${namespace}/ingressroutes`, { ...route, spec: { ...route.spec, entryPoints: [ENTRY_POINT] } });
+  await client.create(`/apis/traefik.io/v1alpha1/namespaces/${namespace}/ingressroutes`, {
+    ...route,
+    spec: { ...route.spec, entryPoints: [ENTRY_POINT] },
+  });
   await traefik.waitForRoute(host, `http://${PORTAL_IP}:${portalPort}`, 60_000);
   const ask = (requestPath: string) => viaTraefik(traefik.webPort, host, requestPath, { accept: 'application/json' });
   const login = await ask('/login');
   const internal = [];
   for (const requestPath of INTERNAL_PATH_SPELLINGS) {
     const res = await ask(requestPath);
-    internal.push({ path: requestPath, status: res.status, metrics: res.body.includes('# HELP'), noStore: res.headers['cache-control'] === 'no-store' });
+    internal.push({
+      path: requestPath,
+      status: res.status,
+      metrics: res.body.includes('# HELP'),
+      noStore: res.headers['cache-control'] === 'no-store',
+    });
   }
   return { host, login: { status: login.status, location: login.headers.location }, internal };
 }

@@ -40,9 +40,7 @@ const SESSION_SPEC = {
   suspend: 'optional',
 } as const satisfies Presence<VDISessionSpec>;
 const SESSION_RESOURCES = { gpu: 'optional', memory: 'optional', cpu: 'optional' } as const satisfies Presence<SessionResources>;
-const SESSION_PERSISTENCE = { enabled: 'optional', size: 'optional' } as const satisfies Presence<
-  NonNullable<VDISessionSpec['persistence']>
->;
+const SESSION_PERSISTENCE = { enabled: 'optional', size: 'optional' } as const satisfies Presence<NonNullable<VDISessionSpec['persistence']>>;
 const SESSION_STATUS = {
   phase: 'optional',
   reason: 'optional',
@@ -83,7 +81,12 @@ const TEMPLATE_SPEC = {
   idle: 'optional',
   persistence: 'optional',
 } as const satisfies Presence<VDITemplateSpec>;
-const TEMPLATE_IDLE = { defaultTimeout: 'optional', maxTimeout: 'optional', warning: 'optional', maxAge: 'optional' } as const satisfies Presence<IdlePolicySpec>;
+const TEMPLATE_IDLE = {
+  defaultTimeout: 'optional',
+  maxTimeout: 'optional',
+  warning: 'optional',
+  maxAge: 'optional',
+} as const satisfies Presence<IdlePolicySpec>;
 const TEMPLATE_RESOURCES = {
   defaultGPU: 'optional',
   maxGPU: 'optional',
@@ -92,12 +95,8 @@ const TEMPLATE_RESOURCES = {
   defaultCPU: 'optional',
   maxCPU: 'optional',
 } as const satisfies Presence<TemplateResources>;
-const TEMPLATE_APPLICATION = { name: 'required', icon: 'optional' } as const satisfies Presence<
-  ItemOf<NonNullable<VDITemplateSpec['applications']>>
->;
-const TEMPLATE_ENV = { name: 'required', value: 'required' } as const satisfies Presence<
-  ItemOf<NonNullable<VDITemplateSpec['env']>>
->;
+const TEMPLATE_APPLICATION = { name: 'required', icon: 'optional' } as const satisfies Presence<ItemOf<NonNullable<VDITemplateSpec['applications']>>>;
+const TEMPLATE_ENV = { name: 'required', value: 'required' } as const satisfies Presence<ItemOf<NonNullable<VDITemplateSpec['env']>>>;
 const TEMPLATE_PERSISTENCE = {
   defaultEnabled: 'optional',
   defaultSize: 'optional',
@@ -152,9 +151,7 @@ function toWireSchema(node: object): Schema {
     if (value === undefined) continue;
     const keyword = WIRE_KEYWORD.get(key) ?? key;
     if (keyword === 'properties' && isRecord(value)) {
-      wire.properties = Object.fromEntries(
-        Object.entries(value).map(([field, child]) => [field, toWireSchema(child as object)]),
-      );
+      wire.properties = Object.fromEntries(Object.entries(value).map(([field, child]) => [field, toWireSchema(child as object)]));
     } else if (keyword === 'items' && isRecord(value)) {
       wire.items = toWireSchema(value);
     } else {
@@ -499,7 +496,9 @@ describe('the VDITemplate schema', () => {
 
   it('rejects an idle default timeout above the idle maximum with a CEL rule', () => {
     const rules = at(schema, 'spec.idle')['x-kubernetes-validations'] ?? [];
-    expect(rules.map((r) => r.rule)).toContain('!has(self.defaultTimeout) || !has(self.maxTimeout) || duration(self.defaultTimeout) <= duration(self.maxTimeout)');
+    expect(rules.map((r) => r.rule)).toContain(
+      '!has(self.defaultTimeout) || !has(self.maxTimeout) || duration(self.defaultTimeout) <= duration(self.maxTimeout)',
+    );
   });
 
   it('rejects a default GPU count above the maximum with a CEL rule', () => {
@@ -515,7 +514,12 @@ describe('the VDITemplate schema', () => {
     const name = at(schema, 'spec.env[].name');
     for (const ok of ['DISPLAY', 'SELKIES_ENCODER', '_x1']) expect(violations(name, ok), ok).toEqual([]);
     for (const bad of ['1X', 'A-B', 'A B', '']) expect(violations(name, bad), bad).not.toEqual([]);
-    expect(violations(env, [{ name: 'A', value: '1' }, { name: 'A', value: '2' }])).not.toEqual([]);
+    expect(
+      violations(env, [
+        { name: 'A', value: '1' },
+        { name: 'A', value: '2' },
+      ]),
+    ).not.toEqual([]);
   });
 
   it('shows Display Name, Image, Default GPU, Max GPU and Age', () => {

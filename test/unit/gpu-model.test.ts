@@ -22,9 +22,7 @@ interface TimeSlicing {
  * shared resource fails the pod at admission, after it was scheduled.
  */
 export function devicePluginAdmits(sharing: TimeSlicing, resource: string, count: number): boolean {
-  const shared = sharing.resources.find(
-    (r) => r.replicas > 1 && (r.rename ?? (sharing.renameByDefault ? `${r.name}.shared` : r.name)) === resource,
-  );
+  const shared = sharing.resources.find((r) => r.replicas > 1 && (r.rename ?? (sharing.renameByDefault ? `${r.name}.shared` : r.name)) === resource);
   if (!shared || count <= 1) return true;
   return sharing.failRequestsGreaterThanOne !== true;
 }
@@ -83,7 +81,10 @@ describe('the GPU model', () => {
         [`${dir} VDITemplate maxGPU`, crdMaximum(`${dir}/vdi.kasm.io_vditemplates.yaml`, ['spec', 'resources', 'maxGPU'])],
       ]),
       ['deploy/examples template maxGPU', loadYaml<VDITemplate>(repoFile('deploy/examples/ubuntu-desktop-template.yaml')).spec.resources!.maxGPU!],
-      ['chart default template maxGPU', loadYaml<{ defaultTemplate: VDITemplate }>(repoFile('deploy/charts/vdi-operator/values.yaml')).defaultTemplate.spec.resources!.maxGPU!],
+      [
+        'chart default template maxGPU',
+        loadYaml<{ defaultTemplate: VDITemplate }>(repoFile('deploy/charts/vdi-operator/values.yaml')).defaultTemplate.spec.resources!.maxGPU!,
+      ],
       ['design template maxGPU', loadYaml<VDITemplate>(repoFile('docs/design/examples/vditemplate.yaml')).spec.resources!.maxGPU!],
     ];
     const refused = bounds.filter(([, count]) => !devicePluginAdmits(sharing, config.gpuResourceName, count));
@@ -93,11 +94,15 @@ describe('the GPU model', () => {
 
   it('builds, for the largest request an older template still allows, a pod the device plugin admits', () => {
     const template: VDITemplate = {
-      apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDITemplate', metadata: { name: 'old' },
+      apiVersion: 'vdi.kasm.io/v1alpha1',
+      kind: 'VDITemplate',
+      metadata: { name: 'old' },
       spec: { image: 'desktop:1', displayName: 'Old', resources: { defaultGPU: 1, maxGPU: 8 } },
     };
     const session = (gpu: number): VDISession => ({
-      apiVersion: 'vdi.kasm.io/v1alpha1', kind: 'VDISession', metadata: { name: 's', namespace: 'n', uid: 'u' },
+      apiVersion: 'vdi.kasm.io/v1alpha1',
+      kind: 'VDISession',
+      metadata: { name: 's', namespace: 'n', uid: 'u' },
       spec: { user: 'alice@example.com', template: 'old', resources: { gpu } },
     });
     const two = resolveSession(session(2), template, config);

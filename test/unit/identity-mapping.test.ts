@@ -16,7 +16,34 @@ import { userLabelValue } from '../../operator/naming.ts';
 import { GROUP, SESSION_PLURAL } from '../../operator/v1alpha1.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 
-const confusables = ['a', 'A', 'а', 'ɑ', 'ａ', 'e', 'é', 'e\u0301', 'É', 'Ã©', 'ß', 'ss', 'ẞ', 'i', 'İ', 'ı', 'I', 'K', '\u212A', 'Å', '\u212B', 'o', 'о', '0', 'l', '1'];
+const confusables = [
+  'a',
+  'A',
+  'а',
+  'ɑ',
+  'ａ',
+  'e',
+  'é',
+  'e\u0301',
+  'É',
+  'Ã©',
+  'ß',
+  'ss',
+  'ẞ',
+  'i',
+  'İ',
+  'ı',
+  'I',
+  'K',
+  '\u212A',
+  'Å',
+  '\u212B',
+  'o',
+  'о',
+  '0',
+  'l',
+  '1',
+];
 const punctuation = ['+', '_', '!', '=', '~', '-', '.', '@', '++', '__', '-_-', '~_~_==', '+_!=!~!__++!+-_-'];
 const spaces = [' ', '\t', '\u00A0', '\u2003', '\u3000', '\u200B', '\uFEFF'];
 // Lone surrogates have no UTF-8 form; U+FFFD is what they would silently become.
@@ -98,7 +125,8 @@ beforeAll(async () => {
   let last: { user: Buffer; groups: Buffer[] } = { user: Buffer.alloc(0), groups: [] };
   const server = http.createServer((req, res) => {
     // rawHeaders holds each value as Node read it, one character per byte.
-    const bytes = (header: string) => req.rawHeaders.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === header ? [Buffer.from(req.rawHeaders[i + 1]!, 'latin1')] : []));
+    const bytes = (header: string) =>
+      req.rawHeaders.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === header ? [Buffer.from(req.rawHeaders[i + 1]!, 'latin1')] : []));
     last = { user: bytes('impersonate-user')[0]!, groups: bytes('impersonate-group') };
     res.setHeader('content-type', 'application/json');
     res.end('{}');

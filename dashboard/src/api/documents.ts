@@ -12,8 +12,15 @@ export const SessionFields = graphql(`
       template
       timeout
       suspend
-      resources { gpu memory cpu }
-      persistence { enabled size }
+      resources {
+        gpu
+        memory
+        cpu
+      }
+      persistence {
+        enabled
+        size
+      }
     }
     status {
       phase
@@ -24,15 +31,31 @@ export const SessionFields = graphql(`
       startTime
       expiresAt
       stoppedAt
-      presence { connected idleSince stopAt stopReason warning }
-      conditions { type status reason message lastTransitionTime }
+      presence {
+        connected
+        idleSince
+        stopAt
+        stopReason
+        warning
+      }
+      conditions {
+        type
+        status
+        reason
+        message
+        lastTransitionTime
+      }
     }
     template {
       name
       displayName
       defaultTimeout
       maxTimeout
-      resources { defaultGPU defaultMemory defaultCPU }
+      resources {
+        defaultGPU
+        defaultMemory
+        defaultCPU
+      }
     }
   }
 `);
@@ -44,8 +67,14 @@ export const MeQuery = graphql(`
       username
       isAdmin
       quota {
-        sessions { used limit }
-        gpus { used limit }
+        sessions {
+          used
+          limit
+        }
+        gpus {
+          used
+          limit
+        }
       }
     }
   }
@@ -57,11 +86,25 @@ export const TemplatesQuery = graphql(`
       name
       displayName
       description
-      applications { name icon }
-      resources { defaultGPU maxGPU defaultMemory maxMemory defaultCPU maxCPU }
+      applications {
+        name
+        icon
+      }
+      resources {
+        defaultGPU
+        maxGPU
+        defaultMemory
+        maxMemory
+        defaultCPU
+        maxCPU
+      }
       defaultTimeout
       maxTimeout
-      persistence { defaultEnabled defaultSize maxSize }
+      persistence {
+        defaultEnabled
+        defaultSize
+        maxSize
+      }
     }
   }
 `);
@@ -72,14 +115,23 @@ export const CapacityQuery = graphql(`
       totalSlices
       usedSlices
       freeSlices
-      nodes { name product ready slicesTotal slicesUsed slicesFree }
+      nodes {
+        name
+        product
+        ready
+        slicesTotal
+        slicesUsed
+        slicesFree
+      }
     }
   }
 `);
 
 export const SessionsQuery = graphql(`
   query Sessions($allUsers: Boolean) {
-    sessions(allUsers: $allUsers) { ...SessionFields }
+    sessions(allUsers: $allUsers) {
+      ...SessionFields
+    }
   }
 `);
 
@@ -87,32 +139,45 @@ export const SessionEventsSubscription = graphql(`
   subscription SessionEvents($allUsers: Boolean) {
     sessionEvents(allUsers: $allUsers) {
       type
-      session { ...SessionFields }
+      session {
+        ...SessionFields
+      }
     }
   }
 `);
 
 export const CreateSessionMutation = graphql(`
   mutation CreateSession($input: CreateVDISessionInput!) {
-    createVDISession(input: $input) { ...SessionFields }
+    createVDISession(input: $input) {
+      ...SessionFields
+    }
   }
 `);
 
 export const TerminateSessionMutation = graphql(`
   mutation TerminateSession($name: String!, $user: String) {
-    terminateVDISession(name: $name, user: $user) { id status { phase } }
+    terminateVDISession(name: $name, user: $user) {
+      id
+      status {
+        phase
+      }
+    }
   }
 `);
 
 export const ExtendSessionMutation = graphql(`
   mutation ExtendSession($name: String!, $user: String) {
-    extendVDISession(name: $name, user: $user) { ...SessionFields }
+    extendVDISession(name: $name, user: $user) {
+      ...SessionFields
+    }
   }
 `);
 
 export const ResumeSessionMutation = graphql(`
   mutation ResumeSession($name: String!, $user: String) {
-    resumeVDISession(name: $name, user: $user) { ...SessionFields }
+    resumeVDISession(name: $name, user: $user) {
+      ...SessionFields
+    }
   }
 `);
 
@@ -121,7 +186,10 @@ export const IdleReclaimQuery = graphql(`
     idleReclaim {
       idleSessions
       warnedSessions
-      stoppedSessions { reason count }
+      stoppedSessions {
+        reason
+        count
+      }
       slicesReclaimed
       gpuHoursSaved
     }

@@ -14,9 +14,7 @@ function Usage({ label, used, limit }: { label: string; used: number; limit?: nu
     <div className="usage">
       <div className="usage-label">
         <span>{label}</span>
-        <span data-testid={`quota-${label.toLowerCase().replaceAll(' ', '-')}`}>
-          {usageText(used, limit)}
-        </span>
+        <span data-testid={`quota-${label.toLowerCase().replaceAll(' ', '-')}`}>{usageText(used, limit)}</span>
       </div>
       {limit != null && <meter min={0} max={Math.max(limit, 1)} value={Math.min(used, Math.max(limit, 1))} aria-label={`${label} used`} />}
     </div>

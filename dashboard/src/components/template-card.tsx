@@ -124,12 +124,7 @@ export function TemplateCard({ template: t, quota, capacity, onLaunched }: Props
       ))}
       {error && <ErrorMessage error={error} />}
       <div className="actions">
-        <button
-          type="button"
-          className="button primary"
-          disabled={blocked || state.fetching}
-          onClick={() => void launch({ template: t.name })}
-        >
+        <button type="button" className="button primary" disabled={blocked || state.fetching} onClick={() => void launch({ template: t.name })}>
           {state.fetching && !open ? 'Launching…' : 'Launch'}
           <span className="visually-hidden"> {t.displayName}</span>
         </button>

@@ -28,12 +28,18 @@ describe('messageFor', () => {
   });
 
   it('never shows the text of an error that is not meant for users', () => {
-    expect(messageFor('FORBIDDEN', 'forbidden: User "oidc:x" cannot delete …')).toEqual({ code: 'FORBIDDEN', title: 'You are not allowed to do that.' });
+    expect(messageFor('FORBIDDEN', 'forbidden: User "oidc:x" cannot delete …')).toEqual({
+      code: 'FORBIDDEN',
+      title: 'You are not allowed to do that.',
+    });
     expect(messageFor('INTERNAL_SERVER_ERROR', 'internal error').detail).toBeUndefined();
   });
 
   it('turns an unknown code into a generic server error', () => {
-    expect(messageFor('SOMETHING_NEW', 'x')).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', title: 'Something went wrong on the server. Please try again.' });
+    expect(messageFor('SOMETHING_NEW', 'x')).toMatchObject({
+      code: 'INTERNAL_SERVER_ERROR',
+      title: 'Something went wrong on the server. Please try again.',
+    });
   });
 
   it('has a message for every code the service sends', () => {

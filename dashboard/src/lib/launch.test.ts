@@ -52,7 +52,10 @@ describe('validateLaunch', () => {
 });
 
 describe('launchFit', () => {
-  const capacity = (free: number[]) => ({ freeSlices: free.reduce((a, b) => a + b, 0), nodes: free.map((slicesFree) => ({ ready: true, slicesFree })) });
+  const capacity = (free: number[]) => ({
+    freeSlices: free.reduce((a, b) => a + b, 0),
+    nodes: free.map((slicesFree) => ({ ready: true, slicesFree })),
+  });
   const quota = (gpusUsed: number, sessionsUsed = 0) => ({ sessions: { used: sessionsUsed, limit: 3 }, gpus: { used: gpusUsed, limit: 2 } });
 
   it('fits when quota and one node allow it', () => {
@@ -68,8 +71,12 @@ describe('launchFit', () => {
   });
 
   it('warns when no single node has the slices free', () => {
-    expect(launchFit(2, quota(0), capacity([1, 1])).warnings).toEqual(['No node has 2 free GPU slice(s) right now: the desktop will wait until one does.']);
-    expect(launchFit(1, quota(0), capacity([0, 0])).warnings).toEqual(['No GPU slice is free in the cluster right now: the desktop will wait until one is.']);
+    expect(launchFit(2, quota(0), capacity([1, 1])).warnings).toEqual([
+      'No node has 2 free GPU slice(s) right now: the desktop will wait until one does.',
+    ]);
+    expect(launchFit(1, quota(0), capacity([0, 0])).warnings).toEqual([
+      'No GPU slice is free in the cluster right now: the desktop will wait until one is.',
+    ]);
   });
 
   it('lets a CPU-only desktop through whatever the GPUs', () => {

@@ -51,7 +51,8 @@ export function validateLaunch(form: LaunchForm, t: LaunchTemplate): { errors: L
   const timeout = form.timeout.trim();
   const ms = parseDuration(timeout);
   if (!ms) errors.timeout = 'Timeout must be a duration such as 8h, 90m or 1h30m.';
-  else if (t.maxTimeout && ms > (parseDuration(t.maxTimeout) ?? Infinity)) errors.timeout = `${timeout} exceeds this template’s maximum of ${t.maxTimeout}.`;
+  else if (t.maxTimeout && ms > (parseDuration(t.maxTimeout) ?? Infinity))
+    errors.timeout = `${timeout} exceeds this template’s maximum of ${t.maxTimeout}.`;
 
   for (const k of Object.keys(errors) as (keyof LaunchForm)[]) if (!errors[k]) delete errors[k];
   if (Object.keys(errors).length) return { errors };

@@ -17,7 +17,10 @@ describe('describePhase', () => {
   });
 
   it('says what a starting session is doing', () => {
-    expect(describePhase({ phase: 'Starting', reason: 'ContainerCreating' })).toMatchObject({ step: 1, activity: 'Pulling the image and creating the container' });
+    expect(describePhase({ phase: 'Starting', reason: 'ContainerCreating' })).toMatchObject({
+      step: 1,
+      activity: 'Pulling the image and creating the container',
+    });
     expect(describePhase({ phase: 'Starting', reason: 'Routing' }).activity).toBe('Setting up the desktop’s address');
   });
 
@@ -41,7 +44,11 @@ describe('describePhase', () => {
   });
 
   it('marks expired and terminating sessions as over', () => {
-    expect(describePhase({ phase: 'Expired', reason: 'Timeout' })).toMatchObject({ label: 'Expired', activity: 'Reached its time limit', ended: true });
+    expect(describePhase({ phase: 'Expired', reason: 'Timeout' })).toMatchObject({
+      label: 'Expired',
+      activity: 'Reached its time limit',
+      ended: true,
+    });
     expect(describePhase({ phase: 'Terminating', reason: 'Deleted' })).toMatchObject({ label: 'Ending', ended: true, usable: false });
   });
 });

@@ -58,7 +58,13 @@ const ACTIVITY: Record<string, string> = {
 /** `WaitingForGPU` → `Waiting for GPU`: a reason nobody wrote words for yet is still readable. */
 export function reasonInWords(reason: string): string {
   const words = reason.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2');
-  return words.charAt(0).toUpperCase() + words.slice(1).toLowerCase().replace(/\bgpu\b/g, 'GPU');
+  return (
+    words.charAt(0).toUpperCase() +
+    words
+      .slice(1)
+      .toLowerCase()
+      .replace(/\bgpu\b/g, 'GPU')
+  );
 }
 
 export function describePhase(status: { phase: SessionPhase; reason?: string | null }): PhaseView {

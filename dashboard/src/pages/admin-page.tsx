@@ -56,7 +56,9 @@ export function AdminPage() {
               <dd>
                 {figures.stoppedSessions.length === 0
                   ? 0
-                  : figures.stoppedSessions.map((s) => `${s.count} ${s.reason === 'Idle' ? 'idle' : s.reason === 'MaxAge' ? 'at maximum age' : 'by their users'}`).join(', ')}
+                  : figures.stoppedSessions
+                      .map((s) => `${s.count} ${s.reason === 'Idle' ? 'idle' : s.reason === 'MaxAge' ? 'at maximum age' : 'by their users'}`)
+                      .join(', ')}
               </dd>
             </div>
             <div>
@@ -106,7 +108,11 @@ export function AdminPage() {
                   <td>
                     {s.status.phase !== 'Terminating' && (
                       <button type="button" className="button small danger-outline" onClick={() => setEnding(s)}>
-                        End<span className="visually-hidden"> {s.name} of {s.user}</span>
+                        End
+                        <span className="visually-hidden">
+                          {' '}
+                          {s.name} of {s.user}
+                        </span>
                       </button>
                     )}
                   </td>
