@@ -172,7 +172,7 @@ export async function startDesktopsInLocalStack(o: {
     throw err;
   }
   return {
-    howTo: `Desktops open at http://<session>-<namespace>.<domain>:${o.desktopPort}/ (real Selkies 2.x desktops behind Traefik); VDI_LOCAL_DESKTOPS=false turns them off.`,
+    howTo: `Desktops are real Selkies 2.x desktops behind Traefik on port ${o.desktopPort} (the dashboard's Open desktop link); VDI_LOCAL_DESKTOPS=false turns them off.`,
     async stop() {
       for (const close of unexpose) await close().catch(() => undefined);
       await access.stop();
