@@ -84,7 +84,7 @@ export async function startLocalDefault(opts: { env?: Record<string, string>; ti
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  if (!/Desktops open at/.test(output)) {
+  if (!/Desktops are real Selkies 2.x desktops behind Traefik/.test(output)) {
     await stop();
     throw new Error(`npm start came up without real desktops:\n${output.slice(-4000)}`);
   }
