@@ -2,8 +2,8 @@
 // would point up (or sideways into a layer that is not below), plus import cycles and product code importing
 // tests. Test files (*.test.ts beside code, test/, bench/) may import anything.
 
-/** The Kubernetes ground layer: client, informers and caches, work queue, leader election, Event recorder, API types. */
-const GROUND = '^(src/kube/|operator/(informer|caches|work-queue|leader-election|events|v1alpha1)\\.ts$)';
+/** The Kubernetes ground layer: client, informers and caches, work queue, leader election, Event recorder, API types, the table of kinds. */
+const GROUND = '^(src/kube/|operator/(informer|caches|work-queue|leader-election|events|v1alpha1|kinds)\\.ts$)';
 const TESTS = '(^test/|^bench/|\\.test\\.tsx?$)';
 /**
  * The API's domain: session services, the subscription hub, browser login and the desktop access path, and what

@@ -3,7 +3,8 @@
 import type { V1Ingress, V1NetworkPolicy, V1Node, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import type { KubeClient } from '../src/kube/client.ts';
 import { Informer, type InformerOptions, type KubeObject } from './informer.ts';
-import { LABEL_MANAGED_BY, MANAGER, SESSION_PLURAL, TEMPLATE_PLURAL, API_VERSION, type VDISession, type VDITemplate } from './v1alpha1.ts';
+import { collectionPath } from './kinds.ts';
+import { LABEL_MANAGED_BY, MANAGER, type VDISession, type VDITemplate } from './v1alpha1.ts';
 
 const OURS = `${LABEL_MANAGED_BY}=${MANAGER}`;
 
@@ -36,17 +37,17 @@ export function createCaches(client: KubeClient, opts: Partial<InformerOptions> 
   const make = <T extends object>(name: string, path: string, labelSelector?: string) =>
     new Informer<T & { metadata?: { name?: string } }>(client, { ...opts, name, path, labelSelector });
   return {
-    sessions: make<VDISession>('vdisessions', `/apis/${API_VERSION}/${SESSION_PLURAL}`),
-    templates: make<VDITemplate>('vditemplates', `/apis/${API_VERSION}/${TEMPLATE_PLURAL}`),
-    nodes: make<V1Node>('nodes', '/api/v1/nodes'),
-    pods: make<V1Pod>('pods', '/api/v1/pods', OURS),
-    secrets: make<V1Secret>('secrets', '/api/v1/secrets', OURS),
-    services: make<V1Service>('services', '/api/v1/services', OURS),
-    pvcs: make<V1PersistentVolumeClaim>('persistentvolumeclaims', '/api/v1/persistentvolumeclaims', OURS),
-    networkPolicies: make<V1NetworkPolicy>('networkpolicies', '/apis/networking.k8s.io/v1/networkpolicies', OURS),
-    middlewares: make<TraefikObject>('middlewares', '/apis/traefik.io/v1alpha1/middlewares', OURS),
-    ingressRoutes: make<TraefikObject>('ingressroutes', '/apis/traefik.io/v1alpha1/ingressroutes', OURS),
-    ingresses: make<V1Ingress>('ingresses', '/apis/networking.k8s.io/v1/ingresses', OURS),
+    sessions: make<VDISession>('vdisessions', collectionPath('VDISession')),
+    templates: make<VDITemplate>('vditemplates', collectionPath('VDITemplate')),
+    nodes: make<V1Node>('nodes', collectionPath('Node')),
+    pods: make<V1Pod>('pods', collectionPath('Pod'), OURS),
+    secrets: make<V1Secret>('secrets', collectionPath('Secret'), OURS),
+    services: make<V1Service>('services', collectionPath('Service'), OURS),
+    pvcs: make<V1PersistentVolumeClaim>('persistentvolumeclaims', collectionPath('PersistentVolumeClaim'), OURS),
+    networkPolicies: make<V1NetworkPolicy>('networkpolicies', collectionPath('NetworkPolicy'), OURS),
+    middlewares: make<TraefikObject>('middlewares', collectionPath('Middleware'), OURS),
+    ingressRoutes: make<TraefikObject>('ingressroutes', collectionPath('IngressRoute'), OURS),
+    ingresses: make<V1Ingress>('ingresses', collectionPath('Ingress'), OURS),
   } as Caches;
 }
 

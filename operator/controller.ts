@@ -10,6 +10,7 @@ import type { Caches } from './caches.ts';
 import type { ReconcilerConfig } from './config.ts';
 import { EventRecorder } from './events.ts';
 import type { Informer, InformerEventType, KubeObject } from './informer.ts';
+import { kindInfo, namedPath, objectPath, type Kind } from './kinds.ts';
 import type { LeaderTerm } from './leader-election.ts';
 import { childName, pvcName } from './naming.ts';
 import { resolveSession, type EffectiveSession } from './resolve.ts';
@@ -31,7 +32,6 @@ import {
   FINALIZER,
   LABEL_SESSION,
   MANAGER,
-  SESSION_PLURAL,
   type SessionPhase,
   type VDISession,
   type VDISessionStatus,
@@ -67,25 +67,9 @@ export interface SessionControllerOptions {
   now?: () => Date;
 }
 
-const sessionPath = (ns: string, name: string) => `/apis/${API_VERSION}/namespaces/${ns}/${SESSION_PLURAL}/${name}`;
+const sessionPath = (ns: string, name: string) => namedPath('VDISession', ns, name);
 
 /** Paths of the kinds the reconciler writes, by apiVersion and kind. */
-function objectPath(obj: { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } }, withName = true): string {
-  const plural: Record<string, string> = {
-    Secret: 'secrets',
-    Service: 'services',
-    Pod: 'pods',
-    PersistentVolumeClaim: 'persistentvolumeclaims',
-    NetworkPolicy: 'networkpolicies',
-    Middleware: 'middlewares',
-    IngressRoute: 'ingressroutes',
-    Ingress: 'ingresses',
-  };
-  const base = obj.apiVersion === 'v1' ? '/api/v1' : `/apis/${obj.apiVersion}`;
-  const p = `${base}/namespaces/${obj.metadata.namespace}/${plural[obj.kind]}`;
-  return withName ? `${p}/${obj.metadata.name}` : p;
-}
-
 /**
  * True when every field of `desired` has the same value in `actual` (fields the apiserver added are
  * ignored): the check that decides whether an owned object drifted and needs applying again.
@@ -130,11 +114,10 @@ function firstStatusWait(session: VDISession, pod: V1Pod | undefined, desired: D
   return podAgeMs < AWAIT_FIRST_STATUS_MS ? AWAIT_FIRST_STATUS_MS - Math.max(0, podAgeMs) : undefined;
 }
 
-/** A kind of child object: its cache and its apiVersion and kind (for paths). */
+/** A kind of child object (operator/kinds.ts gives its path) and its cache. */
 interface OwnedKind {
   cache: Informer<KubeObject>;
-  apiVersion: string;
-  kind: string;
+  kind: Kind;
 }
 
 type Writable = { apiVersion: string; kind: string; metadata: { namespace?: string; name?: string } };
@@ -462,10 +445,10 @@ export class SessionController {
   private routeKinds(): OwnedKind[] {
     const { caches, config } = this.o;
     return config.ingressMode === 'ingress'
-      ? [{ cache: caches.ingresses, apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' }]
+      ? [{ cache: caches.ingresses, kind: 'Ingress' }]
       : [
-          { cache: caches.ingressRoutes, apiVersion: 'traefik.io/v1alpha1', kind: 'IngressRoute' },
-          { cache: caches.middlewares, apiVersion: 'traefik.io/v1alpha1', kind: 'Middleware' },
+          { cache: caches.ingressRoutes, kind: 'IngressRoute' },
+          { cache: caches.middlewares, kind: 'Middleware' },
         ];
   }
 
@@ -473,19 +456,17 @@ export class SessionController {
   private async deleteOrphans(namespace: string, name: string): Promise<void> {
     const { caches } = this.o;
     const kinds: OwnedKind[] = [
-      { cache: caches.pods, apiVersion: 'v1', kind: 'Pod' },
+      { cache: caches.pods, kind: 'Pod' },
       ...this.routeKinds(),
-      { cache: caches.services, apiVersion: 'v1', kind: 'Service' },
-      { cache: caches.networkPolicies, apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
-      { cache: caches.secrets, apiVersion: 'v1', kind: 'Secret' },
+      { cache: caches.services, kind: 'Service' },
+      { cache: caches.networkPolicies, kind: 'NetworkPolicy' },
+      { cache: caches.secrets, kind: 'Secret' },
     ];
-    for (const { cache, apiVersion, kind } of kinds) {
+    for (const { cache, kind } of kinds) {
       for (const obj of cache.list()) {
         const m = obj.metadata as { namespace?: string; name?: string; labels?: Record<string, string>; deletionTimestamp?: string } | undefined;
         if (m?.namespace !== namespace || m.labels?.[LABEL_SESSION] !== name || m.deletionTimestamp) continue;
-        await this.write('delete-orphan', (client) => client.delete(objectPath({ apiVersion, kind, metadata: { namespace, name: m.name } }))).catch(
-          ignoreNotFound,
-        );
+        await this.write('delete-orphan', (client) => client.delete(namedPath(kind, namespace, m.name!))).catch(ignoreNotFound);
         this.o.log.info({ session: `${namespace}/${name}`, kind }, 'deleted an orphaned object');
       }
     }
@@ -514,27 +495,15 @@ export class SessionController {
   private async deletePod(namespace: string, name: string): Promise<void> {
     const pod = this.o.caches.pods.get(`${namespace}/${name}`);
     if (!pod || pod.metadata?.deletionTimestamp) return;
-    const deleted = await this.write('delete-pod', (client) => client.delete<V1Pod>(`/api/v1/namespaces/${namespace}/pods/${name}`)).catch(
-      ignoreNotFound,
-    );
+    const deleted = await this.write('delete-pod', (client) => client.delete<V1Pod>(namedPath('Pod', namespace, name))).catch(ignoreNotFound);
     // A graceful delete answers with the pod, now carrying its deletionTimestamp: no second delete.
     if (deleted?.kind === 'Pod') this.o.caches.pods.remember(deleted);
   }
 
   /** The cache that holds objects of `kind` (for writing through what we just wrote). */
   private cacheOf(kind: string): Informer<KubeObject> | undefined {
-    const { caches } = this.o;
-    const byKind: Record<string, Informer<KubeObject>> = {
-      Pod: caches.pods,
-      Secret: caches.secrets,
-      PersistentVolumeClaim: caches.pvcs,
-      Service: caches.services,
-      NetworkPolicy: caches.networkPolicies,
-      Middleware: caches.middlewares,
-      IngressRoute: caches.ingressRoutes,
-      Ingress: caches.ingresses,
-    } as unknown as Record<string, Informer<KubeObject>>;
-    return byKind[kind];
+    const cache = kindInfo(kind).cache;
+    return cache && (this.o.caches[cache] as unknown as Informer<KubeObject>);
   }
 
   private async createIfAbsent(obj: Writable): Promise<unknown> {

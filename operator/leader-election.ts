@@ -10,6 +10,7 @@
 // replica can take over no sooner than leaseDuration after that renewal, so the two never write together, as
 // long as renewDeadline < leaseDuration; a write already on the wire when the term ends may still land.
 import { KubeError, isNotFound, type KubeClient } from '../src/kube/client.ts';
+import { collectionPath, namedPath } from './kinds.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -81,7 +82,7 @@ export class LeaderElector {
   }
 
   private get path(): string {
-    return `/apis/coordination.k8s.io/v1/namespaces/${this.o.namespace}/leases/${this.o.name}`;
+    return namedPath('Lease', this.o.namespace, this.o.name);
   }
 
   start(): void {
@@ -184,7 +185,7 @@ export class LeaderElector {
       lease = await this.client.get<Lease>(this.path);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.client.create(`/apis/coordination.k8s.io/v1/namespaces/${this.o.namespace}/leases`, {
+      await this.client.create(collectionPath('Lease', this.o.namespace), {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name: this.o.name, namespace: this.o.namespace },

@@ -9,11 +9,12 @@ import { SECRET_KEY_PRESENCE_TOKEN } from '../../operator/builders.ts';
 import { CONDITION_IDLE_WARNING, clientConnectedCondition, idleWarningCondition } from '../../operator/idle.ts';
 import { childName } from '../../operator/naming.ts';
 import { mergeConditions } from '../../operator/status.ts';
-import { API_VERSION, SESSION_PLURAL, type Condition, type SessionPresence, type VDISession } from '../../operator/v1alpha1.ts';
+import { type Condition, type SessionPresence, type VDISession } from '../../operator/v1alpha1.ts';
 import { KubeError, isConflict, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
 import { exactRouter } from '../routing.ts';
 import { sameSecret } from './turn.ts';
+import { namedPath } from '../../operator/kinds.ts';
 
 export type PresenceState = 'connected' | 'disconnected';
 
@@ -62,7 +63,7 @@ export interface PresenceOptions {
   now?: () => Date;
 }
 
-const sessionStatusPath = (namespace: string, name: string) => `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}/status`;
+const sessionStatusPath = (namespace: string, name: string) => namedPath('VDISession', namespace, name, 'status');
 
 export class PresenceReports {
   private readonly o: PresenceOptions;

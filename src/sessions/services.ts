@@ -28,6 +28,7 @@ import { idleReclaimFigures, type IdleReclaimFigures } from './idle-reclaim.ts';
 import type { SessionEventModel } from './models.ts';
 import { SessionEventHub } from '../subscriptions/session-events.ts';
 import { QUOTA_NAME, SESSION_COUNT_RESOURCE, type UserNamespaces } from './user-namespaces.ts';
+import { collectionPath, namedPath } from '../../operator/kinds.ts';
 
 const DNS_NAME = /^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$/;
 
@@ -190,11 +191,7 @@ export class ApiServices {
 
     if (await this.namespaces.ensure({ name: user })) this.authorizer.forget(`${this.namespaces.usernamePrefix}${user}`);
     try {
-      const created = await this.client.create<VDISession>(
-        `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}`,
-        session,
-        impersonate(identity),
-      );
+      const created = await this.client.create<VDISession>(collectionPath('VDISession', namespace), session, impersonate(identity));
       // Read-your-writes: the caller's next query sees the session before its watch event arrives.
       this.caches.sessions.remember(created);
       return clean(created);
@@ -205,7 +202,7 @@ export class ApiServices {
 
   async terminateSession(identity: Identity, name: string, user?: string | null): Promise<VDISession> {
     const namespace = this.namespaces.namespaceOf(user ?? identity.name);
-    const path = `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}`;
+    const path = namedPath('VDISession', namespace, name);
     // Asked before anything is sent, as for every read: a DELETE goes out only for a caller who may make it.
     await this.require(identity, { ...sessionsResource(namespace, 'delete'), name });
     // Read before deleting: a session not finalized yet is gone at once, and its DELETED watch event may empty
@@ -245,7 +242,7 @@ export class ApiServices {
     }
     try {
       const patched = await this.client.mergePatch<VDISession>(
-        `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}`,
+        namedPath('VDISession', namespace, name),
         // The annotation restarts the idle clock (operator/idle.ts): an extend, like a client, says someone is there.
         { metadata: { annotations: { [ANNOTATION_EXTENDED_AT]: new Date().toISOString() } }, spec: { timeout: formatDuration(timeoutMs) } },
         impersonate(identity),
@@ -273,7 +270,7 @@ export class ApiServices {
     await this.checkGpuQuota(namespace, gpu);
     try {
       const patched = await this.client.mergePatch<VDISession>(
-        `/apis/${API_VERSION}/namespaces/${namespace}/${SESSION_PLURAL}/${name}`,
+        namedPath('VDISession', namespace, name),
         {
           metadata: { annotations: { [ANNOTATION_STOP_REASON]: null, [ANNOTATION_EXTENDED_AT]: null } },
           spec: { suspend: null },
@@ -321,7 +318,7 @@ export class ApiServices {
   async quota(namespace: string): Promise<{ sessions: QuotaUsage; gpus: QuotaUsage }> {
     let hard: Record<string, string> = {};
     try {
-      const quota = await this.client.get<V1ResourceQuota>(`/api/v1/namespaces/${namespace}/resourcequotas/${QUOTA_NAME}`);
+      const quota = await this.client.get<V1ResourceQuota>(namedPath('ResourceQuota', namespace, QUOTA_NAME));
       hard = quota.status?.hard ?? quota.spec?.hard ?? {};
     } catch (err) {
       // Only a missing quota means "not provisioned yet": the user's first session will provision the quota every

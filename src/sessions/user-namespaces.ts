@@ -14,6 +14,7 @@ import type { Config } from '../config.ts';
 import { badInput, forbidden } from '../errors.ts';
 import { KubeError, isConflict, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
+import { collectionPath } from '../../operator/kinds.ts';
 
 export const QUOTA_NAME = 'vdi-quota';
 export const SESSION_COUNT_RESOURCE = 'count/vdisessions.vdi.kasm.io';
@@ -82,13 +83,20 @@ export class UserNamespaces {
     const labels = { [LABEL_USER]: userLabelValue(name), 'app.kubernetes.io/managed-by': MANAGER };
     const annotations = { [OWNER_ANNOTATION]: name };
     const metadata = (extra: Record<string, string> = {}) => ({ ...extra, labels, annotations });
-    await this.claim(name, 'Namespace', '/api/v1/namespaces', ns, { apiVersion: 'v1', kind: 'Namespace', metadata: metadata({ name: ns }) }, []);
+    await this.claim(
+      name,
+      'Namespace',
+      collectionPath('Namespace'),
+      ns,
+      { apiVersion: 'v1', kind: 'Namespace', metadata: metadata({ name: ns }) },
+      [],
+    );
 
     const subjects = [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `${this.usernamePrefix}${name}` }];
     await this.claim(
       name,
       'RoleBinding',
-      `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`,
+      collectionPath('RoleBinding', ns),
       'vdi-user',
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -105,7 +113,7 @@ export class UserNamespaces {
     await this.claim(
       name,
       'ResourceQuota',
-      `/api/v1/namespaces/${ns}/resourcequotas`,
+      collectionPath('ResourceQuota', ns),
       QUOTA_NAME,
       { apiVersion: 'v1', kind: 'ResourceQuota', metadata: metadata({ name: QUOTA_NAME, namespace: ns }), spec: { hard } },
       // The configured limits win over earlier ones (the configuration may have changed since).
