@@ -1,5 +1,6 @@
 // Thin adapters: arguments → ApiServices → the raw VDISession, projected by the field resolvers below.
 import { sessionPresenceView, sessionSpecView, sessionUrlView } from '../src/sessions/session-view.ts';
+import type { VDISession, VDITemplate } from '../operator/v1alpha1.ts';
 import type { Resolvers } from './__generated__/types.ts';
 import { QuantityScalar } from './session-quantity.ts';
 
@@ -35,21 +36,53 @@ export const sessionResolvers: Resolvers = {
     namespace: (s) => s.metadata.namespace!,
     user: (s) => s.spec.user,
     createdAt: (s) => s.metadata.creationTimestamp ?? new Date(0).toISOString(),
-    spec: async (s, _args, { loaders, services }) => sessionSpecView(s, await loaders.template.load(s.spec.template), services.reconcilerConfig),
-    status: async (s, _args, { services, loaders }) => ({
-      phase: s.status?.phase ?? DEFAULT_PHASE,
-      reason: s.status?.reason ?? null,
-      message: s.status?.message ?? null,
-      podName: s.status?.podName ?? null,
-      nodeName: s.status?.nodeName ?? null,
-      url: sessionUrlView(s, services.reconcilerConfig),
-      startTime: s.status?.startTime ?? null,
-      firstStartTime: s.status?.firstStartTime ?? s.status?.startTime ?? null,
-      expiresAt: s.status?.expiresAt ?? null,
-      stoppedAt: s.status?.stoppedAt ?? null,
-      presence: sessionPresenceView(s, await loaders.template.load(s.spec.template), services.reconcilerConfig, new Date()),
-      conditions: s.status?.conditions ?? [],
-    }),
+    // Synchronous on purpose (the template comes from the shared cache): a subscription's event whose execution
+    // completes synchronously goes straight to the sockets (src/graphql/shared-execution.ts directNext); an
+    // async resolver sends every delivery down the slower queued path.
+    spec: (s, _args, { services }) => sessionSpecView(s, services.caches.templates.get(s.spec.template), services.reconcilerConfig),
+    status: (s, _args, { services }) => new SessionStatusView(s, services.reconcilerConfig, services.caches.templates.get(s.spec.template)),
     template: async (s, _args, { loaders }) => (await loaders.template.load(s.spec.template)) ?? null,
   },
 };
+
+type ReconcilerConfig = Parameters<typeof sessionUrlView>[1];
+
+/** A session's status as GraphQL shows it; a class (one shape for V8), with the idle schedule computed only when asked. */
+class SessionStatusView {
+  readonly phase: NonNullable<NonNullable<VDISession['status']>['phase']>;
+  readonly reason: string | null;
+  readonly message: string | null;
+  readonly podName: string | null;
+  readonly nodeName: string | null;
+  readonly url: string;
+  readonly startTime: string | null;
+  readonly firstStartTime: string | null;
+  readonly expiresAt: string | null;
+  readonly stoppedAt: string | null;
+  readonly conditions: NonNullable<NonNullable<VDISession['status']>['conditions']>;
+  private readonly session: VDISession;
+  private readonly config: ReconcilerConfig;
+  private readonly template: VDITemplate | undefined;
+
+  constructor(s: VDISession, config: ReconcilerConfig, template: VDITemplate | undefined) {
+    const st = s.status;
+    this.phase = st?.phase ?? DEFAULT_PHASE;
+    this.reason = st?.reason ?? null;
+    this.message = st?.message ?? null;
+    this.podName = st?.podName ?? null;
+    this.nodeName = st?.nodeName ?? null;
+    this.url = sessionUrlView(s, config);
+    this.startTime = st?.startTime ?? null;
+    this.firstStartTime = st?.firstStartTime ?? st?.startTime ?? null;
+    this.expiresAt = st?.expiresAt ?? null;
+    this.stoppedAt = st?.stoppedAt ?? null;
+    this.conditions = st?.conditions ?? [];
+    this.session = s;
+    this.config = config;
+    this.template = template;
+  }
+
+  get presence() {
+    return sessionPresenceView(this.session, this.template, this.config, new Date());
+  }
+}

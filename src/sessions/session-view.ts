@@ -25,6 +25,18 @@ const text = (value: Quantity | undefined): string | null => (value === undefine
  * template, a request beyond the limits) there are no effective settings: the request is shown as written.
  */
 export function sessionSpecView(session: VDISession, template: VDITemplate | undefined, config: ReconcilerConfig): SessionSpecView {
+  // A list of 1,000 sessions asks for this 1,000 times per query, of objects that seldom change: resolved once
+  // per version of the spec (the cache's object, which the API's copies share) and of its template.
+  const known = specViews.get(session.spec);
+  if (known && known.template === template && known.config === config) return known.view;
+  const view = specView(session, template, config);
+  specViews.set(session.spec, { template, config, view });
+  return view;
+}
+
+const specViews = new WeakMap<VDISession['spec'], { template: VDITemplate | undefined; config: ReconcilerConfig; view: SessionSpecView }>();
+
+function specView(session: VDISession, template: VDITemplate | undefined, config: ReconcilerConfig): SessionSpecView {
   const { spec } = session;
   const resolution = resolveSession(session, template, config);
   if (resolution.ok) {
@@ -81,8 +93,17 @@ export function sessionPresenceView(
 
 /** The desktop's URL: the reconciler's once it wrote one, else the one it will write (the same rule). */
 export function sessionUrlView(session: VDISession, config: ReconcilerConfig): string {
-  return session.status?.url ?? sessionUrl(session, config);
+  if (session.status?.url) return session.status.url;
+  // Before the reconciler has written it, the URL is derived (a SHA-256 when the host needs its hashed form):
+  // once per session object (the spec is the cache's, shared by the API's copies), not once per query.
+  const known = urlViews.get(session.spec);
+  if (known && known.config === config) return known.url;
+  const url = sessionUrl(session, config);
+  urlViews.set(session.spec, { config, url });
+  return url;
 }
+
+const urlViews = new WeakMap<VDISession['spec'], { config: ReconcilerConfig; url: string }>();
 
 export interface TemplateResourcesView {
   defaultGPU: number;
