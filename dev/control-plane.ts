@@ -106,7 +106,8 @@ interface Component {
   logFile: string;
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (the local default's and the tests' listeners). */
+export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();

@@ -4,12 +4,11 @@
 // only; a production deployment always has a cluster and an issuer.
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig, type Config } from '../src/config.ts';
 import type { Logger } from '../src/log.ts';
-import { ControlPlane } from './control-plane.ts';
+import { ControlPlane, freePort } from './control-plane.ts';
 import { prepareLocalDesktops, startDesktopsInLocalStack } from './desktops/local-access.ts';
 import { insideLocalNetwork } from './local-network.ts';
 import { startOidcIssuer } from './oidc-issuer.ts';
@@ -42,18 +41,6 @@ export const LOCAL_AUDIENCE = 'urn:vdi-operator:api';
 export const LOCAL_DOMAIN = 'vdi.localhost';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** A port from the environment, or a free one when it is unset or 0 (the tests' way of asking for any). */
 async function portFrom(env: LocalStackOptions['env'], name: string, fallback: number | undefined): Promise<number> {

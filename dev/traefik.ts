@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import net from 'node:net';
+import { freePort } from './control-plane.ts';
 
 export interface TraefikOptions {
   /** The binary (ensureTraefik() in dev/control-plane.ts). */
@@ -63,18 +63,6 @@ export interface Traefik {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startTraefik(opts: TraefikOptions): Promise<Traefik> {
   const [webPort, apiPort] = [opts.webPort || (await freePort()), await freePort()];

@@ -3,25 +3,13 @@
 // own, Traefik, Selkies), on ports picked free on this machine so it never meets a person's `npm start`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Page } from 'playwright-core';
 import { KubeClient } from '../../src/kube/client.ts';
+import { freePort } from '../../dev/control-plane.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface LocalDefault {
   /** The portal, as a person opens it: http://vdi.localhost:<port>. */
