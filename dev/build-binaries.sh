@@ -34,6 +34,13 @@ have() { # a binary counts as present when it is in KUBEBUILDER_ASSETS or in the
   [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/$1" ]] || [[ -x "$ASSETS/$1-$2" ]]
 }
 
+# Debian packages, as root: a fresh machine's package lists may be missing or stale, so a failed install is tried
+# once more after `apt-get update`.
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2 ||
+    { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >&2; }
+}
+
 wrapper_dir() { local d="$CACHE_ROOT/build/$1"; mkdir -p "$d"; echo "$d"; }
 
 build_kube() {
@@ -112,7 +119,7 @@ build_kine() {
   if ! [[ -e /usr/include/sqlite3.h ]]; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
       log "installing libsqlite3-dev (apt-get)"
-      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libsqlite3-dev gcc >&2
+      apt_install libsqlite3-dev gcc
     else
       log "kine needs libsqlite3-dev and gcc: run  sudo apt-get install -y libsqlite3-dev gcc"
       return 1
@@ -189,7 +196,7 @@ build_selkies() {
   if ((${#missing[@]})); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
       log "installing ${missing[*]} (apt-get)"
-      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+      apt_install "${missing[@]}"
     else
       log "real desktops need ${missing[*]}: run  sudo apt-get install -y --no-install-recommends ${missing[*]}"
       return 1
