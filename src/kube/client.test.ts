@@ -1,7 +1,6 @@
-import http from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { ImpersonationEncodingError, KubeClient, LineDecoder } from './client.ts';
+import { ImpersonationEncodingError, LineDecoder } from './client.ts';
+import { impersonationRecorder } from '../../test/support/impersonation-recorder.ts';
 
 describe('LineDecoder', () => {
   const events = [
@@ -29,33 +28,11 @@ describe('LineDecoder', () => {
   });
 });
 
-/** Starts a server that records the raw bytes of each request's impersonation headers. */
-async function recordingServer(): Promise<{ client: KubeClient; seen: { user: Buffer[]; groups: Buffer[] }[]; close: () => Promise<void> }> {
-  const seen: { user: Buffer[]; groups: Buffer[] }[] = [];
-  const server = http.createServer((req, res) => {
-    // rawHeaders holds each value as Node read it: one character per byte.
-    const bytes = (name: string) =>
-      req.rawHeaders.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === name ? [Buffer.from(req.rawHeaders[i + 1]!, 'latin1')] : []));
-    seen.push({ user: bytes('impersonate-user'), groups: bytes('impersonate-group') });
-    res.setHeader('content-type', 'application/json');
-    res.end('{}');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return { client: new KubeClient(kubeConfig), seen, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
-
 describe('impersonation headers', () => {
   it.each(['oidc:josé@example.com', 'oidc:josÃ©@example.com', 'oidc:张伟@例え.jp', 'oidc:emoji🖥️@example.com', 'oidc:alice@example.com'])(
     'carry the UTF-8 bytes of %j, so distinct names stay distinct on the wire',
     async (username) => {
-      const { client, seen, close } = await recordingServer();
+      const { client, seen, close } = await impersonationRecorder();
       try {
         await client.get('/api', { username, groups: ['oidc:équipe', 'oidc:vdi-users'] });
         expect(seen[0]!.user.map((b) => b.toString('hex'))).toEqual([Buffer.from(username, 'utf8').toString('hex')]);
@@ -71,7 +48,7 @@ describe('impersonation headers', () => {
     ['a trailing space, which HTTP would trim', 'oidc:alice@example.com '],
     ['a line break', 'oidc:alice\r\nImpersonate-Group: system:masters'],
   ])('refuse a name with %s and send nothing', async (_case, username) => {
-    const { client, seen, close } = await recordingServer();
+    const { client, seen, close } = await impersonationRecorder();
     try {
       await expect(client.get('/api', { username, groups: [] })).rejects.toBeInstanceOf(ImpersonationEncodingError);
       await expect(client.get('/api', { username: 'oidc:alice', groups: [username] })).rejects.toBeInstanceOf(ImpersonationEncodingError);

@@ -957,22 +957,30 @@ describe('the Helm chart', () => {
     }
   });
 
+  /** A session as the reconciler would see it in a user's namespace. */
+  const DESK: VDISession = {
+    apiVersion: 'vdi.kasm.io/v1alpha1',
+    kind: 'VDISession',
+    metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' },
+    spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
+  };
+
+  /** The chart's objects, and the reconciler config the deployed service would derive from the environment it gets. */
+  const deployedReconciler = async (args: string[]) => {
+    const objects = parseYamlDocuments((await render(args)).stdout) as ChartObject[];
+    const env = chartEnvironment(
+      objects,
+      { 'metadata.name': 'vdi-operator-0', 'metadata.namespace': ns },
+      { NODE_ENV: '', VDI_TURN_SHARED_SECRETS_FILE: '' },
+    );
+    return { objects, config: reconcilerConfigFrom(loadConfig(env, [])) };
+  };
+
   describe("the desktops' NetworkPolicy from the chart's values", () => {
     /** The policy the reconciler the chart deploys would write, from the environment the chart gives it. */
     const policyFor = async (args: string[]) => {
-      const objects = parseYamlDocuments((await render(args)).stdout) as ChartObject[];
-      const env = chartEnvironment(
-        objects,
-        { 'metadata.name': 'vdi-operator-0', 'metadata.namespace': ns },
-        { NODE_ENV: '', VDI_TURN_SHARED_SECRETS_FILE: '' },
-      );
-      const session: VDISession = {
-        apiVersion: 'vdi.kasm.io/v1alpha1',
-        kind: 'VDISession',
-        metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' },
-        spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
-      };
-      return buildNetworkPolicy(session, reconcilerConfigFrom(loadConfig(env, []))).spec.ingress;
+      const { config } = await deployedReconciler(args);
+      return buildNetworkPolicy(DESK, config).spec.ingress;
     };
     const inNamespace = (name: string) => ({ matchLabels: { 'kubernetes.io/metadata.name': name } });
 
@@ -1037,18 +1045,7 @@ describe('the Helm chart', () => {
 
   describe('home volumes', () => {
     const homeClassOf = async (args: string[]) => {
-      const objects = parseYamlDocuments((await render(args)).stdout) as ChartObject[];
-      const env = chartEnvironment(
-        objects,
-        { 'metadata.name': 'vdi-operator-0', 'metadata.namespace': ns },
-        { NODE_ENV: '', VDI_TURN_SHARED_SECRETS_FILE: '' },
-      );
-      const session: VDISession = {
-        apiVersion: 'vdi.kasm.io/v1alpha1',
-        kind: 'VDISession',
-        metadata: { name: 'desk', namespace: 'vdi-alice', uid: 'u1' },
-        spec: { user: 'alice@example.com', template: 'ubuntu-desktop' },
-      };
+      const { objects, config } = await deployedReconciler(args);
       const effective = {
         gpu: 0,
         memory: '1Gi',
@@ -1058,7 +1055,7 @@ describe('the Helm chart', () => {
         idle: { timeoutMs: undefined, warningMs: 300_000, maxAgeMs: undefined },
         encoder: 'x264enc' as const,
       };
-      const pvc = buildPvc(session, effective, reconcilerConfigFrom(loadConfig(env, [])));
+      const pvc = buildPvc(DESK, effective, config);
       const classes = objects.filter((o) => o.kind === 'StorageClass') as (ChartObject & { reclaimPolicy?: string; provisioner: string })[];
       return { pvcClass: pvc.spec?.storageClassName, classes };
     };

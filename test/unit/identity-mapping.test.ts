@@ -5,8 +5,6 @@
 // whitespace, punctuation runs, plus-addressing, mojibake and very long names, plus the twins an attack run
 // found against the old mappings.
 import { createHash } from 'node:crypto';
-import http from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthorizer } from '../../auth/authorizer.ts';
@@ -14,7 +12,8 @@ import { defaultIdentityConfig, identityFromClaims, type Identity } from '../../
 import { userNamespace } from '../../auth/namespace.ts';
 import { userLabelValue } from '../../operator/naming.ts';
 import { GROUP, SESSION_PLURAL } from '../../operator/v1alpha1.ts';
-import { KubeClient } from '../../src/kube/client.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { impersonationRecorder } from '../support/impersonation-recorder.ts';
 
 const confusables = [
   'a',
@@ -122,29 +121,13 @@ let wire: (identity: Identity) => Promise<{ user: Buffer; groups: Buffer[] }>;
 let close: () => Promise<void>;
 
 beforeAll(async () => {
-  let last: { user: Buffer; groups: Buffer[] } = { user: Buffer.alloc(0), groups: [] };
-  const server = http.createServer((req, res) => {
-    // rawHeaders holds each value as Node read it, one character per byte.
-    const bytes = (header: string) =>
-      req.rawHeaders.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === header ? [Buffer.from(req.rawHeaders[i + 1]!, 'latin1')] : []));
-    last = { user: bytes('impersonate-user')[0]!, groups: bytes('impersonate-group') };
-    res.setHeader('content-type', 'application/json');
-    res.end('{}');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  const client = new KubeClient(kubeConfig);
+  const recorder = await impersonationRecorder();
   wire = async (identity) => {
-    await client.get('/api', { username: identity.username, groups: identity.groups });
-    return last;
+    await recorder.client.get('/api', { username: identity.username, groups: identity.groups });
+    const sent = recorder.seen.at(-1)!;
+    return { user: sent.user[0]!, groups: sent.groups };
   };
-  close = () => new Promise((resolve) => server.close(() => resolve()));
+  close = recorder.close;
 });
 
 afterAll(async () => {
