@@ -11,13 +11,22 @@ import { reconcilerConfigFrom } from '../src/config.ts';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
-import { buildAuthMiddleware, buildIngressRoute, buildNetworkPolicy, buildPod, buildSecret, buildService, sessionUrl } from '../operator/builders.ts';
+import {
+  buildAuthMiddleware,
+  buildEndpointSlice,
+  buildIngressRoute,
+  buildNetworkPolicy,
+  buildPod,
+  buildSecret,
+  buildService,
+  sessionUrl,
+} from '../operator/builders.ts';
 import type { ReconcilerConfig } from '../operator/config.ts';
 import { Informer } from '../operator/informer.ts';
 import { childName } from '../operator/naming.ts';
 import { resolveSession } from '../operator/resolve.ts';
 import { mergeConditions, sessionStatusFromPod } from '../operator/status.ts';
-import { MANAGER, type VDISession, type VDITemplate } from '../operator/v1alpha1.ts';
+import { LABEL_SESSION, MANAGER, type VDISession, type VDITemplate } from '../operator/v1alpha1.ts';
 
 import type { KubeClient } from '../src/kube/client.ts';
 import {
@@ -134,6 +143,20 @@ try {
   sessions.on((_t, s) => {
     if (s.status?.phase === 'Running' && !running.has(s.metadata.name!)) running.set(s.metadata.name!, performance.now());
   });
+  // Where a session's time goes: until its pod appears (the reconciler's first pass), and from its pod's
+  // readiness to its Running status (the reconciler's last), as this process's watches see them.
+  const sessionPods = new Informer<V1Pod>(client, { path: '/api/v1/namespaces/bench-sessions/pods' });
+  sessionPods.start();
+  await sessionPods.waitForSync();
+  const podSeen = new Map<string, number>();
+  const podReady = new Map<string, number>();
+  sessionPods.on((_t, p) => {
+    const session = p.metadata?.labels?.[LABEL_SESSION];
+    if (!session) return;
+    if (!podSeen.has(session)) podSeen.set(session, performance.now());
+    if (!podReady.has(session) && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+      podReady.set(session, performance.now());
+  });
   let peakRss = process.memoryUsage.rss();
   // memoryUsage.rss() only: memoryUsage() also gathers V8's heap statistics, which took ~1 % of a storm's CPU (profiled).
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
@@ -164,6 +187,10 @@ try {
   const stormWrites = writesBetween(stormWritesBefore, await apiserverWrites(client));
   clearInterval(sampler);
   const lat = summarize([...running].map(([name, t]) => t - created.get(name)!));
+  const toPod = summarize([...podSeen].map(([name, t]) => t - created.get(name)!));
+  const podToReady = summarize([...podReady].map(([name, t]) => t - podSeen.get(name)!));
+  const readyToRunning = summarize([...podReady].map(([name, t]) => running.get(name)! - t));
+  await sessionPods.stop();
   const writes = controllerWrites()
     .map(([kind, n]) => [kind, n - (writesBefore.get(kind) ?? 0)] as const)
     .filter(([, n]) => n > 0);
@@ -175,6 +202,9 @@ try {
   console.log(`  sessions:           all Running after ${(all / 1000).toFixed(2)} s; create→Running p50 ${fmt(lat.p50)}  p99 ${fmt(lat.p99)}`);
   console.log(
     `  same objects written directly, no reconciler: all Running after ${(direct.allMs / 1000).toFixed(2)} s; create→Running p50 ${fmt(direct.lat.p50)}  p99 ${fmt(direct.lat.p99)}`,
+  );
+  console.log(
+    `  sessions, split: create → pod p50 ${fmt(toPod.p50)} p99 ${fmt(toPod.p99)}; pod → ready p50 ${fmt(podToReady.p50)} p99 ${fmt(podToReady.p99)}; ready → Running p50 ${fmt(readyToRunning.p50)} p99 ${fmt(readyToRunning.p99)}`,
   );
   console.log(
     `  added by the reconciler: p50 ${fmt(lat.p50 - base.p50)}  p99 ${fmt(lat.p99 - base.p99)}  (ratio p50 ${(lat.p50 / base.p50).toFixed(2)}x, p99 ${(lat.p99 / base.p99).toFixed(2)}x)`,
@@ -286,8 +316,8 @@ try {
 /**
  * N sessions created at once in `bench-direct`, each followed at once by the objects the reconciler would write
  * for it, made by its builders and with its verbs (Secret and pod created, Service and IngressRoute applied, the
- * namespace's shared Middleware and NetworkPolicy applied beforehand), then, when the pod is Ready, one status
- * write saying Running. No Events, no intermediate status, no caches to keep, no reconcile logic: what the
+ * namespace's shared Middleware and NetworkPolicy applied beforehand), then, when the pod is Ready, its Service's
+ * EndpointSlice and one status write saying Running. No Events, no intermediate status, no caches to keep, no reconcile logic: what the
  * apiserver, scheduler and kwok need for these objects. Cleaned up before it returns.
  */
 async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: number) {
@@ -347,6 +377,8 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
         client.create(`/api/v1/namespaces/${ns}/pods`, buildPod(session, template, resolution.effective, config, childName(session))),
       ]);
       const pod = await ready;
+      const slice = buildEndpointSlice(session, pod);
+      await client.apply(`/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${slice.metadata.name}`, slice, MANAGER);
       const now = new Date();
       const observed = sessionStatusFromPod(session, pod, true, now, config);
       const startTime = now.toISOString();
@@ -380,6 +412,7 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
     sessionsPath,
     `/api/v1/namespaces/${ns}/secrets`,
     `/api/v1/namespaces/${ns}/services`,
+    `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
     `/apis/traefik.io/v1alpha1/namespaces/${ns}/ingressroutes`,
   ]) {
     await client.request({ method: 'DELETE', path });

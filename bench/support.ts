@@ -165,7 +165,11 @@ export async function apiserverWrites(client: BenchStack['client']): Promise<Map
     if (!line.startsWith('apiserver_request_total{')) continue;
     const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     if (!MUTATING.has(labels.verb!)) continue;
-    const key = labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource!;
+    // A refused or failed request stored nothing; it is listed with its code and left out of the total. (The
+    // endpoints controller's 404 DELETEs of Endpoints that never existed, after a selector-less Service is
+    // deleted, are such.)
+    const resource = labels.subresource ? `${labels.resource}/${labels.subresource}` : labels.resource!;
+    const key = labels.code?.startsWith('2') ? resource : `${resource} (${labels.code})`;
     writes.set(key, (writes.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
   return writes;
@@ -177,7 +181,7 @@ export function writesBetween(before: Map<string, number>, after: Map<string, nu
     .map(([k, n]) => [k, n - (before.get(k) ?? 0)] as [string, number])
     .filter(([, n]) => n > 0)
     .sort((a, b) => b[1] - a[1]);
-  return { total: byResource.reduce((a, [, n]) => a + n, 0), byResource };
+  return { total: byResource.filter(([k]) => !k.includes(' (')).reduce((a, [, n]) => a + n, 0), byResource };
 }
 
 const CONTROL_PLANE = ['kube-apiserver', 'etcd', 'kube-controller', 'kube-scheduler', 'kwok'];

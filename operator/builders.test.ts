@@ -6,6 +6,7 @@ import {
   buildIngress,
   buildIngressRoute,
   buildAuthMiddleware,
+  buildEndpointSlice,
   buildNetworkPolicy,
   buildPod,
   buildPvc,
@@ -383,13 +384,51 @@ describe('buildPod', () => {
 });
 
 describe('buildService', () => {
-  it('is a headless Service on 8080 selecting only this session (routes go to the pod address)', () => {
+  it('is a headless Service on 8080 without a selector (the reconciler writes its EndpointSlice; routes go to the pod address)', () => {
     expect(buildService(session).spec).toEqual({
       type: 'ClusterIP',
       clusterIP: 'None',
-      selector: { 'vdi.kasm.io/session': 'desk', 'app.kubernetes.io/instance': 'desk' },
       ports: [{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' }],
     });
+  });
+});
+
+describe('buildEndpointSlice', () => {
+  const readyPod = (over: Partial<V1Pod['status']> = {}, metadata: Partial<V1Pod['metadata']> = {}): V1Pod => ({
+    metadata: { name: 'vdi-desk', namespace: session.metadata.namespace, uid: 'pod-uid', ...metadata },
+    spec: { nodeName: 'gpu-1', containers: [] },
+    status: { phase: 'Running', podIP: '10.42.1.9', conditions: [{ type: 'Ready', status: 'True' }], ...over },
+  });
+
+  it('belongs to the session Service (by the label ingress controllers read), is not the controller-manager’s, and lists the ready pod', () => {
+    const slice = buildEndpointSlice(session, readyPod());
+    expect(slice.metadata.name).toBe(buildService(session).metadata.name);
+    expect(slice.metadata.labels).toMatchObject({
+      'kubernetes.io/service-name': buildService(session).metadata.name,
+      'endpointslice.kubernetes.io/managed-by': 'vdi-operator.vdi.kasm.io',
+    });
+    expect(slice.metadata.ownerReferences).toEqual(buildService(session).metadata.ownerReferences);
+    expect(slice.addressType).toBe('IPv4');
+    expect(slice.ports).toEqual([{ name: 'http', port: 8080, protocol: 'TCP' }]);
+    expect(slice.endpoints).toEqual([
+      {
+        addresses: ['10.42.1.9'],
+        conditions: { ready: true, serving: true, terminating: false },
+        nodeName: 'gpu-1',
+        targetRef: { kind: 'Pod', namespace: session.metadata.namespace, name: 'vdi-desk', uid: 'pod-uid' },
+      },
+    ]);
+  });
+
+  it('says IPv6 for an IPv6 pod', () => {
+    expect(buildEndpointSlice(session, readyPod({ podIP: 'fd00::7' })).addressType).toBe('IPv6');
+  });
+
+  it('lists nothing for a pod that is not ready, has no address, is being deleted, or is gone', () => {
+    expect(buildEndpointSlice(session, readyPod({ conditions: [{ type: 'Ready', status: 'False' }] })).endpoints).toEqual([]);
+    expect(buildEndpointSlice(session, readyPod({ podIP: undefined })).endpoints).toEqual([]);
+    expect(buildEndpointSlice(session, readyPod({}, { deletionTimestamp: new Date() })).endpoints).toEqual([]);
+    expect(buildEndpointSlice(session, undefined).endpoints).toEqual([]);
   });
 });
 

@@ -1,6 +1,7 @@
 // Pure builders of the objects a session needs. Each returns a complete object for server-side apply
 // (apiVersion, kind, metadata.name and namespace); none does I/O or draws random numbers.
 import type {
+  V1EndpointSlice,
   V1EnvVar,
   V1Ingress,
   V1NetworkPolicyPeer,
@@ -373,6 +374,10 @@ export function buildPod(
  * controllers do so by default), so a desktop needs no cluster IP. Allocating one is the slowest write a new
  * session makes (the apiserver hands out IPs one at a time: about 1 s each in a storm of 200), and a /16 service
  * range would cap a cluster at 65k desktops.
+ *
+ * Without a selector: the reconciler writes the Service's one EndpointSlice itself (buildEndpointSlice), once
+ * its pod is ready, instead of the controller-manager's EndpointSlice and Endpoints controllers writing two
+ * objects and updating both when the pod becomes ready (ADR 0010).
  */
 export function buildService(session: VDISession): Desired<V1Service> {
   return {
@@ -382,9 +387,42 @@ export function buildService(session: VDISession): Desired<V1Service> {
     spec: {
       type: 'ClusterIP',
       clusterIP: 'None',
-      selector: sessionSelector(session),
       ports: [{ name: 'http', port: DESKTOP_PORT, targetPort: 'http', protocol: 'TCP' }],
     },
+  };
+}
+
+/** The managed-by value of the EndpointSlices the reconciler writes (the controller-manager leaves them alone). */
+export const ENDPOINT_SLICE_MANAGER = `${MANAGER}.${GROUP}`;
+
+/**
+ * The session Service's EndpointSlice: the desktop pod's address while it is ready, none otherwise (a pod not
+ * ready, stopped or gone). The endpoint carries the pod as its target, as the controller-manager's would, so
+ * `kubectl describe` and ingress controllers see the same thing.
+ */
+export function buildEndpointSlice(session: VDISession, pod: V1Pod | undefined): Desired<V1EndpointSlice> {
+  const address = pod?.status?.podIP;
+  const ready = !!address && !pod?.metadata?.deletionTimestamp && pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  const meta = ownedMeta(session, 'desktop');
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      ...meta,
+      labels: { ...meta.labels, 'kubernetes.io/service-name': childName(session), 'endpointslice.kubernetes.io/managed-by': ENDPOINT_SLICE_MANAGER },
+    },
+    addressType: address?.includes(':') ? 'IPv6' : 'IPv4',
+    ports: [{ name: 'http', port: DESKTOP_PORT, protocol: 'TCP' }],
+    endpoints: ready
+      ? [
+          {
+            addresses: [address],
+            conditions: { ready: true, serving: true, terminating: false },
+            ...(pod?.spec?.nodeName && { nodeName: pod.spec.nodeName }),
+            targetRef: { kind: 'Pod', namespace: meta.namespace, name: pod!.metadata!.name!, uid: pod!.metadata!.uid! },
+          },
+        ]
+      : [],
   };
 }
 

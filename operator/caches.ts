@@ -1,6 +1,15 @@
 // The shared informer caches: one watch per resource for the whole process, read by the reconciler, the
 // GraphQL API, forwardAuth and the subscriptions alike.
-import type { V1Ingress, V1NetworkPolicy, V1Node, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
+import type {
+  V1EndpointSlice,
+  V1Ingress,
+  V1NetworkPolicy,
+  V1Node,
+  V1PersistentVolumeClaim,
+  V1Pod,
+  V1Secret,
+  V1Service,
+} from '@kubernetes/client-node';
 import type { KubeClient } from '../src/kube/client.ts';
 import { Informer, type InformerOptions, type KubeObject } from './informer.ts';
 import { collectionPath } from './kinds.ts';
@@ -19,6 +28,8 @@ export interface Caches {
   pods: Informer<V1Pod>;
   secrets: Informer<V1Secret>;
   services: Informer<V1Service>;
+  /** The session Services' EndpointSlices, which the reconciler writes (buildEndpointSlice). */
+  endpointSlices: Informer<V1EndpointSlice>;
   pvcs: Informer<V1PersistentVolumeClaim>;
   networkPolicies: Informer<V1NetworkPolicy>;
   middlewares: Informer<TraefikObject>;
@@ -31,7 +42,7 @@ export type CacheName = keyof Caches;
 /** Which caches each part of the service needs; the API reads session Secrets for forwardAuth and TURN, not routes. */
 export const API_CACHES: CacheName[] = ['sessions', 'templates', 'nodes', 'pods', 'secrets'];
 /** The reconciler's caches besides the route kinds, which depend on the ingress mode (src/service.ts). */
-export const RECONCILER_CACHES: CacheName[] = ['sessions', 'templates', 'pods', 'secrets', 'services', 'pvcs', 'networkPolicies'];
+export const RECONCILER_CACHES: CacheName[] = ['sessions', 'templates', 'pods', 'secrets', 'services', 'endpointSlices', 'pvcs', 'networkPolicies'];
 
 export function createCaches(client: KubeClient, opts: Partial<InformerOptions> = {}): Caches {
   const make = <T extends object>(name: string, path: string, labelSelector?: string) =>
@@ -43,6 +54,7 @@ export function createCaches(client: KubeClient, opts: Partial<InformerOptions> 
     pods: make<V1Pod>('pods', collectionPath('Pod'), OURS),
     secrets: make<V1Secret>('secrets', collectionPath('Secret'), OURS),
     services: make<V1Service>('services', collectionPath('Service'), OURS),
+    endpointSlices: make<V1EndpointSlice>('endpointslices', collectionPath('EndpointSlice'), OURS),
     pvcs: make<V1PersistentVolumeClaim>('persistentvolumeclaims', collectionPath('PersistentVolumeClaim'), OURS),
     networkPolicies: make<V1NetworkPolicy>('networkpolicies', collectionPath('NetworkPolicy'), OURS),
     middlewares: make<TraefikObject>('middlewares', collectionPath('Middleware'), OURS),

@@ -1,9 +1,9 @@
 // Every branch of reconcile(), checked against a recording client and in-memory caches (test/support/
 // controller-fixture.ts): which writes it makes, in which order, and what status it writes.
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Pod } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { newFixture, type Fixture } from '../test/support/controller-fixture.ts';
-import { buildNetworkPolicy, buildPod, buildRouting, buildSecret, buildService } from './builders.ts';
+import { buildEndpointSlice, buildNetworkPolicy, buildPod, buildRouting, buildSecret, buildService } from './builders.ts';
 import { childName } from './naming.ts';
 import { resolveSession } from './resolve.ts';
 import { KubeError } from '../src/kube/client.ts';
@@ -68,6 +68,7 @@ function pod(s: VDISession, state: PodState, createdAgo = 60_000): V1Pod {
     pending: { phase: 'Pending' },
     ready: {
       phase: 'Running',
+      podIP: '10.42.0.7',
       conditions: [
         { type: 'PodScheduled', status: 'True' },
         { type: 'Ready', status: 'True' },
@@ -84,12 +85,24 @@ function pod(s: VDISession, state: PodState, createdAgo = 60_000): V1Pod {
   };
 }
 
-/** Every child a session has once it is set up, pod aside. */
-function children(s: VDISession): object[] {
-  return [buildSecret(s, 'pw', 'turn', 'presence'), buildService(s), buildNetworkPolicy(s, config), ...buildRouting(s, config)].map((o) => ({
+/** Every child a session has once it is set up, pod aside; with a ready pod, its Service's EndpointSlice lists it. */
+function children(s: VDISession, ready?: V1Pod): object[] {
+  return [
+    buildSecret(s, 'pw', 'turn', 'presence'),
+    buildService(s),
+    buildNetworkPolicy(s, config),
+    ...buildRouting(s, config),
+    ...(ready ? [buildEndpointSlice(s, ready)] : []),
+  ].map((o) => ({
     ...o,
     metadata: { ...o.metadata, resourceVersion: '5' },
   }));
+}
+
+/** A running desktop as the reconciler left it: its children, its ready pod, and the EndpointSlice listing that pod. */
+function reachable(s: VDISession): object[] {
+  const p = pod(s, 'ready');
+  return [...children(s, p), p];
 }
 
 const running = (): VDISessionStatus => ({
@@ -144,10 +157,15 @@ describe('reconcile', () => {
     expect(result).toEqual({});
   });
 
-  it('writes Running with the URL, the start time and the expiry once the desktop is ready, and comes back at the expiry', async () => {
+  it('lists the ready pod in its Service’s EndpointSlice, then writes Running with the URL, the start time and the expiry, and comes back at the expiry', async () => {
     const s = session({ status: { phase: 'Starting', reason: 'ContainerCreating', message: '', observedGeneration: 1 } });
     const { actions, status, result } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
-    expect(actions).toEqual(['patch vdisessions/status s']);
+    expect(actions).toEqual(['apply endpointslices vdi-s', 'patch vdisessions/status s']);
+    const slice = fx!.client.store.get(`${NS}/endpointslices/vdi-s`) as unknown as V1EndpointSlice;
+    expect(slice.metadata?.labels?.['kubernetes.io/service-name']).toBe('vdi-s');
+    expect(slice.endpoints).toEqual([
+      expect.objectContaining({ addresses: ['10.42.0.7'], conditions: { ready: true, serving: true, terminating: false } }),
+    ]);
     expect(status).toMatchObject({
       phase: 'Running',
       reason: 'Ready',
@@ -163,11 +181,11 @@ describe('reconcile', () => {
 
   it('writes nothing when the world already is as it should be', async () => {
     const s = session({ status: running() });
-    const first = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
+    const first = await reconcile([template, s, ...reachable(s)]);
     const conditions = (first.status ?? s.status)!.conditions;
     await fx!.stop();
     const settled = session({ status: { ...running(), conditions } });
-    const { actions } = await reconcile([template, settled, ...children(settled), pod(settled, 'ready')]);
+    const { actions } = await reconcile([template, settled, ...reachable(settled)]);
     expect(actions).toEqual([]);
   });
 
@@ -199,14 +217,16 @@ describe('reconcile', () => {
 
   it('Expired: deletes the session', async () => {
     const s = session({ status: { ...running(), phase: 'Expired', reason: 'Timeout' } });
-    const { actions } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
+    const { actions } = await reconcile([template, s, ...reachable(s)]);
     expect(actions).toEqual(['delete vdisessions s']);
   });
 
   it('Failed: releases the GPU slice by deleting the pod and keeps the status for the user', async () => {
     const s = session({ status: { phase: 'Failed', reason: 'DesktopExited', observedGeneration: 1 } });
-    const { actions } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
-    expect(actions).toEqual(['delete pods vdi-s']);
+    const { actions } = await reconcile([template, s, ...reachable(s)]);
+    // Its address leaves the route with it: the IP may soon be another pod's.
+    expect(actions).toEqual(['delete pods vdi-s', 'apply endpointslices vdi-s']);
+    expect((fx!.client.store.get(`${NS}/endpointslices/vdi-s`) as unknown as V1EndpointSlice).endpoints).toEqual([]);
   });
 
   it('TemplateNotFound: says Pending and creates nothing', async () => {
@@ -225,7 +245,7 @@ describe('reconcile', () => {
 
   it('at its expiry: says Expired (Timeout), then deletes the session', async () => {
     const s = session({ status: { ...running(), expiresAt: ago(1) } });
-    const { actions, status } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
+    const { actions, status } = await reconcile([template, s, ...reachable(s)]);
     expect(actions).toEqual(['patch vdisessions/status s', 'delete vdisessions s']);
     expect(status).toMatchObject({ phase: 'Expired', reason: 'Timeout' });
   });
@@ -244,10 +264,24 @@ describe('reconcile', () => {
     expect(status).toMatchObject({ phase: 'Failed', reason: 'DesktopExited', message: 'the desktop pod ended with phase Succeeded' });
   });
 
+  it('records an Event when a desktop ends, none on its way up (the status says that)', async () => {
+    const events = async () => {
+      await fx!.controller.events.stop();
+      return fx!.client.actions.filter((a) => a.resource === 'events').map((a) => a.body as { type: string; action: string; reason: string });
+    };
+    const starting = session({ status: { phase: 'Starting', reason: 'ContainerCreating', message: '', observedGeneration: 1 } });
+    expect((await reconcile([template, starting, ...children(starting), pod(starting, 'ready')])).status).toMatchObject({ phase: 'Running' });
+    expect(await events()).toEqual([]);
+    await fx!.stop();
+    const s = session({ status: running() });
+    expect((await reconcile([template, s, ...children(s), pod(s, 'succeeded')])).status).toMatchObject({ phase: 'Failed' });
+    expect(await events()).toEqual([expect.objectContaining({ type: 'Warning', action: 'Failed', reason: 'DesktopExited' })]);
+  });
+
   it('finalize with a pod: says Terminating and deletes the pod, keeping the finalizer until the pod is gone', async () => {
     const s = session({ status: running(), metadata: { deletionTimestamp: ago(1_000) } });
-    const { actions, status } = await reconcile([template, s, ...children(s), pod(s, 'ready')]);
-    expect(actions).toEqual(['patch vdisessions/status s', 'delete pods vdi-s']);
+    const { actions, status } = await reconcile([template, s, ...reachable(s)]);
+    expect(actions).toEqual(['patch vdisessions/status s', 'apply endpointslices vdi-s', 'delete pods vdi-s']);
     expect(status).toMatchObject({ phase: 'Terminating', reason: 'Deleted' });
   });
 
@@ -304,8 +338,8 @@ describe('reconcile: idle desktops', () => {
 
   it('stops a desktop that never reported a client once the idle timeout has passed since it was Running', async () => {
     const s = session({ status: runningFor(31) });
-    const { actions, status, stored, result } = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
-    expect(actions).toEqual(['patch vdisessions s', 'delete pods vdi-s', 'patch vdisessions/status s']);
+    const { actions, status, stored, result } = await idleReconcile([s, ...reachable(s)]);
+    expect(actions).toEqual(['patch vdisessions s', 'delete pods vdi-s', 'apply endpointslices vdi-s', 'patch vdisessions/status s']);
     const suspend = fx!.client.actions.find((a) => a.resource === 'vdisessions')!.body as {
       metadata: { resourceVersion: string; annotations: Record<string, string> };
       spec: { suspend: boolean };
@@ -320,14 +354,14 @@ describe('reconcile: idle desktops', () => {
   it('never stops a desktop whose client is connected', async () => {
     // 55 minutes running, 54 of them with a client: long past the idle timeout, and nothing but the expiry ahead.
     const s = session({ status: runningFor(55, { presence: { connected: true, lastActivity: ago(54 * MIN) } }) });
-    const { actions, result } = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
+    const { actions, result } = await idleReconcile([s, ...reachable(s)]);
     expect(actions.filter((a) => a !== 'patch vdisessions/status s')).toEqual([]);
     expect(result).toEqual({ requeueAfterMs: 5 * MIN });
   });
 
   it('warns in the last minutes before the stop, and comes back at the stop', async () => {
     const s = session({ status: runningFor(27) });
-    const { actions, status, result } = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
+    const { actions, status, result } = await idleReconcile([s, ...reachable(s)]);
     expect(actions).toEqual(['patch vdisessions/status s']);
     expect(status?.conditions?.find((c) => c.type === 'IdleWarning')).toMatchObject({ status: 'True', reason: 'IdleTimeout' });
     expect(status?.conditions?.find((c) => c.type === 'ClientConnected')).toMatchObject({ status: 'Unknown' });
@@ -336,16 +370,16 @@ describe('reconcile: idle desktops', () => {
 
   it('comes back at the warning time, and writes nothing before it once conditions are in place', async () => {
     const s = session({ status: runningFor(10) });
-    const first = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
+    const first = await idleReconcile([s, ...reachable(s)]);
     expect(first.result).toEqual({ requeueAfterMs: 15 * MIN });
     await fx!.stop();
     const settled = session({ status: first.stored!.status });
-    expect((await idleReconcile([settled, ...children(settled), pod(settled, 'ready')])).actions).toEqual([]);
+    expect((await idleReconcile([settled, ...reachable(settled)])).actions).toEqual([]);
   });
 
   it('does not stop when the session changed since it was read (a client connected): the suspend is conditional', async () => {
     const s = session({ status: runningFor(31) });
-    fx = await newFixture([idleTemplate, s, ...children(s), pod(s, 'ready')], { now: NOW });
+    fx = await newFixture([idleTemplate, s, ...reachable(s)], { now: NOW });
     fx.client.react = (a) => {
       if (a.resource === 'vdisessions' && a.verb === 'patch') throw new KubeError(409, 'Conflict', 'the object has been modified');
       return undefined;
@@ -356,8 +390,8 @@ describe('reconcile: idle desktops', () => {
 
   it('stops a session its user suspended, with reason Suspended, and keeps it stopped', async () => {
     const s = session({ spec: { suspend: true }, status: runningFor(5) });
-    const { actions, status } = await idleReconcile([s, ...children(s), pod(s, 'ready')]);
-    expect(actions).toEqual(['delete pods vdi-s', 'patch vdisessions/status s']);
+    const { actions, status } = await idleReconcile([s, ...reachable(s)]);
+    expect(actions).toEqual(['delete pods vdi-s', 'apply endpointslices vdi-s', 'patch vdisessions/status s']);
     expect(status).toMatchObject({ phase: 'Stopped', reason: 'Suspended' });
   });
 

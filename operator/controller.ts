@@ -5,7 +5,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeError, isConflict, isNotFound, type KubeClient } from '../src/kube/client.ts';
-import { buildNetworkPolicy, buildPod, buildPvc, buildRouting, buildSecret, buildService } from './builders.ts';
+import { buildEndpointSlice, buildNetworkPolicy, buildPod, buildPvc, buildRouting, buildSecret, buildService } from './builders.ts';
 import type { Caches } from './caches.ts';
 import type { ReconcilerConfig } from './config.ts';
 import { EventRecorder } from './events.ts';
@@ -19,6 +19,7 @@ import {
   hasExpired,
   isSettled,
   mergeConditions,
+  recordsEvent,
   sessionStatus,
   statusEqual,
   stoppedStatus,
@@ -184,6 +185,7 @@ export class SessionController {
       // A pod that just started, ended, failed or went away is news that finishes its session's work.
       caches.pods.on((type, pod, old) => enqueueOwner(pod, type === 'DELETED' || (podSettled(pod) && !(old && podSettled(old))))),
       caches.services.on(bySession),
+      caches.endpointSlices.on(bySession),
       caches.secrets.on(bySession),
       caches.networkPolicies.on(bySession),
       ...this.routeKinds().map(({ cache }) => cache.on(bySession)),
@@ -267,7 +269,7 @@ export class SessionController {
     const desired = sessionStatus({
       session,
       pod,
-      routed: this.routeObserved(session),
+      routed: this.routeObserved(session, pod),
       timeoutMs: effective.timeoutMs,
       idle: effective.idle,
       now,
@@ -278,7 +280,7 @@ export class SessionController {
     const verdict = desired.idle?.verdict;
     if (verdict?.action === 'stop') return await this.suspendForIdle(session, verdict.reason, effective, now);
     await this.writeStatus(session, desired);
-    if (desired.status.phase === 'Failed') await this.deletePod(namespace, childName(session));
+    if (desired.status.phase === 'Failed') await Promise.all([this.deletePod(namespace, childName(session)), this.routeTo(session, undefined)]);
     // Back at the expiry, to end the session then, or earlier for an idle warning or stop.
     return requeueAt(now, desired.status.expiresAt, desired.idle?.recheckAt);
   }
@@ -318,7 +320,7 @@ export class SessionController {
     await finalizer;
     const { namespace } = session.metadata as { namespace: string };
     const hadPod = this.o.caches.pods.get(`${namespace}/${childName(session)}`);
-    await this.deletePod(namespace, childName(session));
+    await Promise.all([this.deletePod(namespace, childName(session)), this.routeTo(session, undefined)]);
     const desired = stoppedStatus(session, now);
     if (session.status?.phase !== 'Stopped' && hadPod) this.o.metrics?.desktopStopped?.(desired.status.reason!, effective.gpu);
     await this.writeStatus(session, desired);
@@ -353,7 +355,7 @@ export class SessionController {
   private async settle(session: VDISession, settled: 'Expired' | 'Failed', finalizer: Promise<void> | undefined): Promise<ReconcileResult> {
     await finalizer;
     if (settled === 'Expired') await this.deleteSession(session);
-    else await this.deletePod(session.metadata.namespace!, childName(session));
+    else await Promise.all([this.deletePod(session.metadata.namespace!, childName(session)), this.routeTo(session, undefined)]);
     return {};
   }
 
@@ -397,6 +399,7 @@ export class SessionController {
         }),
       );
     }
+    writes.push(this.routeTo(session, pod));
     // Every write settles before any failure is reported, so a retry finds what did succeed in the caches.
     const outcomes = await Promise.allSettled(writes);
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
@@ -404,12 +407,29 @@ export class SessionController {
     return pod;
   }
 
-  /** Whether the route objects the apiserver holds (as last seen) are those the session needs. */
-  private routeObserved(session: VDISession): boolean {
-    return buildRouting(session, this.o.config).every((obj) => {
+  /**
+   * Whether the route objects the apiserver holds (as last seen) are those the session needs, and, once its pod is
+   * ready, whether the Service's EndpointSlice lists that pod: Running means the desktop can be reached.
+   */
+  private routeObserved(session: VDISession, pod: V1Pod | undefined): boolean {
+    const ready = pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    const objects = ready ? [...buildRouting(session, this.o.config), buildEndpointSlice(session, pod)] : buildRouting(session, this.o.config);
+    return objects.every((obj) => {
       const { apiVersion: _a, kind: _k, ...desired } = obj;
       return containsDesired(this.cacheOf(obj.kind)?.get(`${obj.metadata.namespace}/${obj.metadata.name}`), desired);
     });
+  }
+
+  /**
+   * The Service's EndpointSlice, when it must change: the pod's address once it is ready, none once it is not
+   * (not ready, stopping, gone). Not written before the pod is first ready: a Service without a slice has no
+   * endpoints, which is what an empty one says, one write sooner.
+   */
+  private async routeTo(session: VDISession, pod: V1Pod | undefined): Promise<void> {
+    const slice = buildEndpointSlice(session, pod);
+    const cached = this.o.caches.endpointSlices.get(`${slice.metadata.namespace}/${slice.metadata.name}`);
+    if (!slice.endpoints?.length && !cached?.endpoints?.length) return;
+    await this.applyIfDrifted(slice, this.o.caches.endpointSlices);
   }
 
   /** Termination: stop the desktop, say so, and let garbage collection take the owned objects. The PVC stays. */
@@ -421,6 +441,8 @@ export class SessionController {
     }
     const podName = childName(session);
     const pod = this.o.caches.pods.get(`${namespace}/${podName}`);
+    // The desktop stops taking connections before it stops: its address leaves the route first.
+    await this.routeTo(session, undefined);
     if (pod) {
       if (!pod.metadata?.deletionTimestamp) await this.deletePod(namespace, podName);
       // The pod's DELETED event brings us back here.
@@ -458,6 +480,7 @@ export class SessionController {
     const kinds: OwnedKind[] = [
       { cache: caches.pods, kind: 'Pod' },
       ...this.routeKinds(),
+      { cache: caches.endpointSlices, kind: 'EndpointSlice' },
       { cache: caches.services, kind: 'Service' },
       { cache: caches.networkPolicies, kind: 'NetworkPolicy' },
       { cache: caches.secrets, kind: 'Secret' },
@@ -562,7 +585,8 @@ export class SessionController {
     this.o.caches.sessions.remember(updated);
     if (prev.phase !== status.phase) {
       this.o.log.info({ session: `${namespace}/${name}`, phase: status.phase, reason: status.reason }, 'session phase changed');
-      this.recordEvent(session, status.phase!, status.reason ?? status.phase!, status.message ?? `phase ${status.phase}`);
+      if (recordsEvent(status.phase!))
+        this.recordEvent(session, status.phase!, status.reason ?? status.phase!, status.message ?? `phase ${status.phase}`);
     }
   }
 

@@ -8,7 +8,18 @@ export interface KindInfo {
   namespaced: boolean;
   /** The shared informer cache (operator/caches.ts) that holds this kind, when one does. */
   cache?:
-    'sessions' | 'templates' | 'nodes' | 'pods' | 'secrets' | 'services' | 'pvcs' | 'networkPolicies' | 'middlewares' | 'ingressRoutes' | 'ingresses';
+    | 'sessions'
+    | 'templates'
+    | 'nodes'
+    | 'pods'
+    | 'secrets'
+    | 'services'
+    | 'endpointSlices'
+    | 'pvcs'
+    | 'networkPolicies'
+    | 'middlewares'
+    | 'ingressRoutes'
+    | 'ingresses';
 }
 
 export const KINDS = {
@@ -18,6 +29,7 @@ export const KINDS = {
   Pod: { apiVersion: 'v1', plural: 'pods', namespaced: true, cache: 'pods' },
   Secret: { apiVersion: 'v1', plural: 'secrets', namespaced: true, cache: 'secrets' },
   Service: { apiVersion: 'v1', plural: 'services', namespaced: true, cache: 'services' },
+  EndpointSlice: { apiVersion: 'discovery.k8s.io/v1', plural: 'endpointslices', namespaced: true, cache: 'endpointSlices' },
   PersistentVolumeClaim: { apiVersion: 'v1', plural: 'persistentvolumeclaims', namespaced: true, cache: 'pvcs' },
   NetworkPolicy: { apiVersion: 'networking.k8s.io/v1', plural: 'networkpolicies', namespaced: true, cache: 'networkPolicies' },
   Ingress: { apiVersion: 'networking.k8s.io/v1', plural: 'ingresses', namespaced: true, cache: 'ingresses' },

@@ -75,6 +75,18 @@ export function sessionStatus(o: ObservedSession): DesiredStatus {
   };
 }
 
+/**
+ * The phases a session's change into is also recorded as a Kubernetes Event: the ends of a desktop (failed, stopped,
+ * expired), which an admin looks for after the fact. The way up (Pending, Starting, Running) and Terminating are
+ * not: the status and its conditions' transition times say the same, and in a storm of new sessions those Events
+ * were the largest share of the writes beyond the objects themselves (ADR 0010).
+ */
+const EVENT_PHASES: ReadonlySet<SessionPhase> = new Set<SessionPhase>(['Failed', 'Stopped', 'Expired']);
+
+export function recordsEvent(phase: SessionPhase): boolean {
+  return EVENT_PHASES.has(phase);
+}
+
 export type StopReason = 'Idle' | 'MaxAge' | 'Suspended';
 
 /** Why a suspended session is stopped: the reason the reconciler wrote with spec.suspend, else its user's choice. */

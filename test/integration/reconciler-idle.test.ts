@@ -3,7 +3,7 @@
 // warning, the stop (slice freed: another user's waiting session starts on it), the resume with the same home,
 // and a restart of the service in the middle keeping the schedule.
 import { randomBytes } from 'node:crypto';
-import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Pod, V1Secret } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlPlane } from '../../dev/control-plane.ts';
@@ -184,6 +184,16 @@ describe('an idle desktop', () => {
     expect(stopped.status?.startTime).toBeUndefined();
     expect(stopped.spec.suspend).toBe(true);
     expect(stopped.metadata.annotations?.[ANNOTATION_STOP_REASON]).toBe('Idle');
+    // Its address left the route with its pod (the IP may soon be another pod's), and the stop is an Event.
+    const slice = await client.get<V1EndpointSlice>(`/apis/discovery.k8s.io/v1/namespaces/${alice}/endpointslices/vdi-desk`);
+    expect(slice.endpoints ?? []).toEqual([]);
+    const stopEvent = await eventually(async () => {
+      const list = await client.list<{ type: string; action: string; reason: string; regarding: { name: string } }>(
+        `/apis/events.k8s.io/v1/namespaces/${alice}/events`,
+      );
+      return list.items.find((e) => e.regarding.name === 'desk' && e.action === 'Stopped');
+    });
+    expect(stopEvent).toMatchObject({ type: 'Normal', reason: 'Idle' });
     const bobRunning = await sessionWhere(client, bob, 'waiting', (s) => s.status?.phase === 'Running');
     expect(bobRunning.status?.nodeName).toBe('gpu-one');
     // The home volume stays.

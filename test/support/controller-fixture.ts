@@ -35,6 +35,7 @@ const PLURALS: Record<string, string> = {
   Pod: 'pods',
   Secret: 'secrets',
   Service: 'services',
+  EndpointSlice: 'endpointslices',
   PersistentVolumeClaim: 'persistentvolumeclaims',
   NetworkPolicy: 'networkpolicies',
   Middleware: 'middlewares',
@@ -174,25 +175,11 @@ export interface Fixture {
   stop(): Promise<void>;
 }
 
-const ALL_CACHES: CacheName[] = [
-  'sessions',
-  'templates',
-  'nodes',
-  'pods',
-  'secrets',
-  'services',
-  'pvcs',
-  'networkPolicies',
-  'middlewares',
-  'ingressRoutes',
-  'ingresses',
-];
-
 /** A controller over caches holding `objects`, at the fixed time `now`. */
 export async function newFixture(objects: object[], opts: { now: Date; config?: Partial<ReconcilerConfig>; term?: LeaderTerm }): Promise<Fixture> {
   const client = new RecordingClient(objects, opts.now);
   const caches = createCaches(client);
-  await startCaches(caches, ALL_CACHES);
+  await startCaches(caches, Object.keys(caches) as CacheName[]);
   const config = testReconcilerConfig(opts.config);
   const quiet = () => undefined;
   const controller = new SessionController({
