@@ -45,10 +45,6 @@ export default defineConfig({
         test: {
           name: 'integration-kine',
           include: ['test/integration/reconciler-*.test.ts', 'test/integration/api.test.ts'],
-          // The lease-loss test is about the leader's link, not the datastore, and it is flaky (its old leader
-          // sometimes never notices the lost Lease within 30 s; seen once in three kine runs): it runs on etcd
-          // only until its cause is found.
-          exclude: ['test/integration/reconciler-fencing.test.ts'],
           globalSetup: ['test/integration/global-setup.ts'],
           env: { VDI_DATASTORE: 'kine' },
           fileParallelism: false,

@@ -97,6 +97,45 @@ describe('LeaderElector', () => {
     await e.stop();
   });
 
+  it('ends the term at the deadline even when the deadline timer fires before Date.now() has reached it', async () => {
+    vi.useFakeTimers();
+    const api = fakeApiserver();
+    const { e, terms, stopped } = elector(api.client);
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(terms).toHaveLength(1);
+    // Renewals hang from now on, and Date.now() runs a millisecond behind the clock timers count on (setTimeout
+    // counts on libuv's truncated millisecond clock): the deadline timer fires at 1999 ms by Date.now().
+    api.state.hung = true;
+    vi.setSystemTime(Date.now() - 1);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(e.isLeader).toBe(true);
+    // One millisecond later by Date.now() too: the term is over, though the hung renewal has not failed yet.
+    await vi.advanceTimersByTimeAsync(1);
+    expect(terms[0]!.signal.aborted).toBe(true);
+    expect(stopped).toEqual(['lost']);
+    expect(e.isLeader).toBe(false);
+    await e.stop();
+  });
+
+  it('abandons an attempt that gets no answer within the renew deadline, and campaigns on', async () => {
+    vi.useFakeTimers();
+    const api = fakeApiserver();
+    const { e, terms, stopped } = elector(api.client);
+    e.start();
+    await vi.advanceTimersByTimeAsync(0);
+    // The renewal at 300 ms hangs; the deadline ends the term at 2000 ms; then the apiserver answers again.
+    api.state.hung = true;
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(stopped).toEqual(['lost']);
+    api.state.hung = false;
+    // The hung attempt is given up at 2300 ms and the next one, a retry period later, takes the lease again.
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(terms).toHaveLength(2);
+    expect(e.isLeader).toBe(true);
+    await e.stop();
+  });
+
   it('ends the term as soon as another replica is seen holding the lease', async () => {
     vi.useFakeTimers();
     const api = fakeApiserver();

@@ -9,6 +9,11 @@
 // even when no timer got to run (a paused process): confirm() checks the clock before each write. Another
 // replica can take over no sooner than leaseDuration after that renewal, so the two never write together, as
 // long as renewDeadline < leaseDuration; a write already on the wire when the term ends may still land.
+//
+// Neither the deadline nor the renewal loop may hang on a request that never answers (a partitioned link): the
+// deadline timer checks again until Date.now() has passed the deadline (setTimeout counts on libuv's
+// millisecond clock and may fire a millisecond before Date.now() gets there), and each attempt to acquire or
+// renew is abandoned after renewDeadline, after which its outcome would not count anyway.
 import { KubeError, isNotFound, type KubeClient } from '../src/kube/client.ts';
 import { collectionPath, namedPath } from './kinds.ts';
 
@@ -115,9 +120,14 @@ export class LeaderElector {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    const attempt = new AbortController();
+    const bound = setTimeout(
+      () => attempt.abort(new Error(`no answer within the renew deadline (${this.o.renewDeadlineMs} ms)`)),
+      this.o.renewDeadlineMs,
+    );
     try {
       const sent = Date.now();
-      const outcome = await this.tryAcquireOrRenew();
+      const outcome = await this.tryAcquireOrRenew(this.client.withSignal(attempt.signal));
       if (this.stopped) return;
       if (outcome === 'held' && Date.now() - sent < this.o.renewDeadlineMs) {
         this.lastRenew = sent;
@@ -128,6 +138,8 @@ export class LeaderElector {
       }
     } catch (err) {
       this.o.log?.('lease update failed', { error: err instanceof Error ? err.message : String(err) });
+    } finally {
+      clearTimeout(bound);
     }
     this.checkDeadline();
     if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.o.retryPeriodMs * (this.leading ? 1 : 1 + Math.random() * 0.2));
@@ -135,7 +147,14 @@ export class LeaderElector {
 
   private armDeadline(): void {
     clearTimeout(this.deadline);
-    this.deadline = setTimeout(() => this.checkDeadline(), Math.max(0, this.lastRenew + this.o.renewDeadlineMs - Date.now()));
+    this.deadline = setTimeout(
+      () => {
+        this.checkDeadline();
+        // Fired before Date.now() reached the deadline: nothing else may check it while a renewal hangs.
+        if (this.leading) this.armDeadline();
+      },
+      Math.max(0, this.lastRenew + this.o.renewDeadlineMs - Date.now()),
+    );
     this.deadline.unref();
   }
 
@@ -171,7 +190,7 @@ export class LeaderElector {
   }
 
   /** `held`: the lease is ours now; `taken`: another replica holds it; `conflict`: it changed under our update. */
-  private async tryAcquireOrRenew(): Promise<'held' | 'taken' | 'conflict'> {
+  private async tryAcquireOrRenew(client: KubeClient): Promise<'held' | 'taken' | 'conflict'> {
     const now = new Date();
     const spec = (transitions: number, acquireTime?: string) => ({
       holderIdentity: this.o.identity,
@@ -182,10 +201,10 @@ export class LeaderElector {
     });
     let lease: Lease;
     try {
-      lease = await this.client.get<Lease>(this.path);
+      lease = await client.get<Lease>(this.path);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.client.create(collectionPath('Lease', this.o.namespace), {
+      await client.create(collectionPath('Lease', this.o.namespace), {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name: this.o.name, namespace: this.o.namespace },
@@ -203,7 +222,7 @@ export class LeaderElector {
     const transitions = (lease.spec.leaseTransitions ?? 0) + (holder === this.o.identity ? 0 : 1);
     try {
       // resourceVersion in the body makes this a compare-and-swap: two candidates cannot both win.
-      await this.client.request({
+      await client.request({
         method: 'PUT',
         path: this.path,
         body: { ...lease, spec: spec(transitions, holder === this.o.identity ? lease.spec.acquireTime : undefined) },
