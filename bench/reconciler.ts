@@ -7,7 +7,10 @@
 // Then memory is measured again with --large sessions in the caches.
 //
 //   npm run bench:reconciler -- [--sessions 200] [--large 2000] [--concurrency <reconciles in flight; default: the service's>]
+//                                [--profile <file.cpuprofile>: this process's CPU during the storm]
 import { reconcilerConfigFrom } from '../src/config.ts';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -44,7 +47,12 @@ import {
 } from './support.ts';
 
 const { values } = parseArgs({
-  options: { sessions: { type: 'string', default: '200' }, large: { type: 'string', default: '2000' }, concurrency: { type: 'string' } },
+  options: {
+    sessions: { type: 'string', default: '200' },
+    large: { type: 'string', default: '2000' },
+    concurrency: { type: 'string' },
+    profile: { type: 'string' },
+  },
 });
 const N = Number(values.sessions);
 const LARGE = Number(values.large);
@@ -140,23 +148,15 @@ try {
   await sessions.waitForSync();
   const created = new Map<string, number>();
   const running = new Map<string, number>();
+  const seenByWatch = new Map<string, number>();
   sessions.on((_t, s) => {
+    if (!seenByWatch.has(s.metadata.name!)) seenByWatch.set(s.metadata.name!, performance.now());
     if (s.status?.phase === 'Running' && !running.has(s.metadata.name!)) running.set(s.metadata.name!, performance.now());
   });
-  // Where a session's time goes: until its pod appears (the reconciler's first pass), and from its pod's
-  // readiness to its Running status (the reconciler's last), as this process's watches see them.
   const sessionPods = new Informer<V1Pod>(client, { path: '/api/v1/namespaces/bench-sessions/pods' });
   sessionPods.start();
   await sessionPods.waitForSync();
-  const podSeen = new Map<string, number>();
-  const podReady = new Map<string, number>();
-  sessionPods.on((_t, p) => {
-    const session = p.metadata?.labels?.[LABEL_SESSION];
-    if (!session) return;
-    if (!podSeen.has(session)) podSeen.set(session, performance.now());
-    if (!podReady.has(session) && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
-      podReady.set(session, performance.now());
-  });
+  const podTimes = trackPods(sessionPods);
   let peakRss = process.memoryUsage.rss();
   // memoryUsage.rss() only: memoryUsage() also gathers V8's heap statistics, which took ~1 % of a storm's CPU (profiled).
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
@@ -166,6 +166,7 @@ try {
   const writesBefore = new Map(controllerWrites());
   const stormWritesBefore = await apiserverWrites(client);
   const stormCpuBefore = await processCpu();
+  const profiler = values.profile ? await startProfile() : undefined;
   const start = performance.now();
   await Promise.all(
     Array.from({ length: N }, async (_, i) => {
@@ -180,6 +181,7 @@ try {
   );
   while (running.size < N) await sleep(20);
   const all = performance.now() - start;
+  if (profiler) await profiler.stop(values.profile!);
   const stormCpu = cpuBetween(stormCpuBefore, await processCpu());
   await service.controller()!.queue.idle();
   const cpu = process.cpuUsage(cpuBefore);
@@ -187,9 +189,8 @@ try {
   const stormWrites = writesBetween(stormWritesBefore, await apiserverWrites(client));
   clearInterval(sampler);
   const lat = summarize([...running].map(([name, t]) => t - created.get(name)!));
-  const toPod = summarize([...podSeen].map(([name, t]) => t - created.get(name)!));
-  const podToReady = summarize([...podReady].map(([name, t]) => t - podSeen.get(name)!));
-  const readyToRunning = summarize([...podReady].map(([name, t]) => running.get(name)! - t));
+  const watched = summarize([...seenByWatch].filter(([name]) => created.has(name)).map(([name, t]) => t - created.get(name)!));
+  const sessionSplit = `create → seen by a watch p50 ${fmt(watched.p50)} p99 ${fmt(watched.p99)}, ${split(created, running, podTimes)}`;
   await sessionPods.stop();
   const writes = controllerWrites()
     .map(([kind, n]) => [kind, n - (writesBefore.get(kind) ?? 0)] as const)
@@ -203,9 +204,7 @@ try {
   console.log(
     `  same objects written directly, no reconciler: all Running after ${(direct.allMs / 1000).toFixed(2)} s; create→Running p50 ${fmt(direct.lat.p50)}  p99 ${fmt(direct.lat.p99)}`,
   );
-  console.log(
-    `  sessions, split: create → pod p50 ${fmt(toPod.p50)} p99 ${fmt(toPod.p99)}; pod → ready p50 ${fmt(podToReady.p50)} p99 ${fmt(podToReady.p99)}; ready → Running p50 ${fmt(readyToRunning.p50)} p99 ${fmt(readyToRunning.p99)}`,
-  );
+  console.log(`  split: sessions ${sessionSplit}; written directly ${direct.split}`);
   console.log(
     `  added by the reconciler: p50 ${fmt(lat.p50 - base.p50)}  p99 ${fmt(lat.p99 - base.p99)}  (ratio p50 ${(lat.p50 / base.p50).toFixed(2)}x, p99 ${(lat.p99 / base.p99).toFixed(2)}x)`,
   );
@@ -329,6 +328,7 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
   podsInformer.start();
   sessionsInformer.start();
   await Promise.all([podsInformer.waitForSync(), sessionsInformer.waitForSync()]);
+  const podTimes = trackPods(podsInformer);
   const readyWaiters = new Map<string, (pod: V1Pod) => void>();
   podsInformer.on((_t, p) => {
     if (p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) readyWaiters.get(p.metadata!.name!)?.(p);
@@ -421,5 +421,44 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
   while (podsInformer.size > 0 || sessionsInformer.size > 0) await new Promise((r) => setTimeout(r, 50));
   await Promise.all([podsInformer.stop(), sessionsInformer.stop()]);
   await new Promise((r) => setTimeout(r, 1000));
-  return { lat, allMs, cpu, writes };
+  return { lat, allMs, cpu, writes, split: split(created, running, podTimes) };
+}
+
+/**
+ * When this process's watch first saw each session's pod, and saw it ready, by session name: where a session's
+ * time goes (until its pod exists: the first pass; from its readiness to Running: the last).
+ */
+function trackPods(pods: Informer<V1Pod>): { seen: Map<string, number>; ready: Map<string, number> } {
+  const seen = new Map<string, number>();
+  const ready = new Map<string, number>();
+  pods.on((_t, p) => {
+    const session = p.metadata?.labels?.[LABEL_SESSION];
+    if (!session) return;
+    if (!seen.has(session)) seen.set(session, performance.now());
+    if (!ready.has(session) && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) ready.set(session, performance.now());
+  });
+  return { seen, ready };
+}
+
+/** create → pod, pod → ready and ready → Running, p50 and p99. */
+function split(created: Map<string, number>, running: Map<string, number>, pods: ReturnType<typeof trackPods>): string {
+  const toPod = summarize([...pods.seen].map(([name, t]) => t - created.get(name)!));
+  const toReady = summarize([...pods.ready].map(([name, t]) => t - pods.seen.get(name)!));
+  const toRunning = summarize([...pods.ready].map(([name, t]) => running.get(name)! - t));
+  return `create → pod p50 ${fmt(toPod.p50)} p99 ${fmt(toPod.p99)}, pod → ready p50 ${fmt(toReady.p50)} p99 ${fmt(toReady.p99)}, ready → Running p50 ${fmt(toRunning.p50)} p99 ${fmt(toRunning.p99)}`;
+}
+
+/** A CPU profile of this process (the service and the benchmark's own watches) from now until stop(file). */
+async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
 }

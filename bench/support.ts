@@ -184,7 +184,7 @@ export function writesBetween(before: Map<string, number>, after: Map<string, nu
   return { total: byResource.filter(([k]) => !k.includes(' (')).reduce((a, [, n]) => a + n, 0), byResource };
 }
 
-const CONTROL_PLANE = ['kube-apiserver', 'etcd', 'kube-controller', 'kube-scheduler', 'kwok'];
+const CONTROL_PLANE = ['kube-apiserver', 'etcd', 'kine', 'kube-controller', 'kube-scheduler', 'kwok'];
 
 /**
  * CPU seconds used so far by each control-plane process and by this one, from /proc (Linux; empty elsewhere).
