@@ -392,6 +392,7 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
           startTime,
           url: sessionUrl(session, config),
           expiresAt: new Date(Date.parse(startTime) + resolution.effective.timeoutMs).toISOString(),
+          resources: { gpu: resolution.effective.gpu, cpu: resolution.effective.cpu, memory: resolution.effective.memory },
           observedGeneration: session.metadata.generation,
           conditions: mergeConditions([], observed.conditions, now),
         },

@@ -114,6 +114,7 @@ const running = (): VDISessionStatus => ({
   startTime: ago(600_000),
   url: 'https://s-alice-ns.vdi.example.com/',
   expiresAt: new Date(NOW.getTime() - 600_000 + 3_600_000).toISOString(),
+  resources: { gpu: 0, cpu: '1', memory: '1Gi' },
   observedGeneration: 1,
 });
 

@@ -271,6 +271,7 @@ export class SessionController {
       pod,
       routed: this.routeObserved(session, pod),
       timeoutMs: effective.timeoutMs,
+      resources: { gpu: effective.gpu, cpu: effective.cpu, memory: effective.memory },
       idle: effective.idle,
       now,
       config: this.o.config,

@@ -25,6 +25,8 @@ export interface ObservedSession {
   routed: boolean;
   /** The session's effective timeout (resolveSession). */
   timeoutMs: number;
+  /** What the desktop runs with (resolveSession's GPU, CPU and memory), shown in the status. */
+  resources?: VDISessionStatus['resources'];
   /** The session's effective idle policy (resolveSession); none: idleness is not judged. */
   idle?: IdlePolicy;
   now: Date;
@@ -46,6 +48,7 @@ export function sessionStatus(o: ObservedSession): DesiredStatus {
     message: fromPod.message,
     podName: fromPod.podName,
     nodeName: fromPod.nodeName,
+    ...(o.resources && { resources: o.resources }),
   };
   if (!pod && previous.startTime) {
     Object.assign(status, { phase: 'Failed', reason: 'PodLost', message: 'the desktop pod disappeared after it had started' });
@@ -125,6 +128,7 @@ export function stoppedStatus(session: VDISession, now: Date): DesiredStatus {
     ...(previous.url && { url: previous.url }),
     ...((previous.firstStartTime ?? previous.startTime) && { firstStartTime: previous.firstStartTime ?? previous.startTime }),
     ...(previous.expiresAt && { expiresAt: previous.expiresAt }),
+    ...(previous.resources && { resources: previous.resources }),
     stoppedAt: previous.phase === 'Stopped' && previous.stoppedAt ? previous.stoppedAt : at,
   };
   return {

@@ -120,6 +120,8 @@ export interface VDISessionStatus {
   expiresAt?: string;
   /** When the desktop was last stopped (phase Stopped). */
   stoppedAt?: string;
+  /** What the desktop runs with: the session's values or its template's defaults (kubectl's GPU column). */
+  resources?: { gpu: number; cpu: string; memory: string };
   presence?: SessionPresence;
   observedGeneration?: number;
   conditions?: Condition[];

@@ -212,6 +212,11 @@ describe('the vdi.kasm.io CRDs', () => {
     await leadingController(service);
     const running = await sessionInPhase(client, DESIGN_NAMESPACE, 'alice-ubuntu', 'Running', 60_000);
     expect(running.status?.url).toMatch(/^https:\/\/alice-ubuntu-vdi\./);
+    // The session names no GPU: kubectl's GPU column shows the template's default it runs with (status.resources).
+    expect(running.status?.resources).toEqual({ gpu: 1, cpu: '2', memory: '8Gi' });
+    const table = await kubectl(['get', 'vdis', 'alice-ubuntu', '-n', DESIGN_NAMESPACE]);
+    expect(table.stdout).toMatch(/^NAME\s+USER\s+TEMPLATE\s+GPU\s+PHASE/);
+    expect(table.stdout).toMatch(/\nalice-ubuntu\s+\S+\s+ubuntu-gpu\s+1\s+Running/);
     const pod = await client.get<V1Pod>(`/api/v1/namespaces/${DESIGN_NAMESPACE}/pods/vdi-alice-ubuntu`);
     const resources = pod.spec?.containers[0]?.resources;
     // cpu: 2 from the session, the template's default GPU slice and memory.

@@ -52,10 +52,14 @@ const SESSION_STATUS = {
   firstStartTime: 'optional',
   expiresAt: 'optional',
   stoppedAt: 'optional',
+  resources: 'optional',
   presence: 'optional',
   observedGeneration: 'optional',
   conditions: 'optional',
 } as const satisfies Presence<VDISessionStatus>;
+const STATUS_RESOURCES = { gpu: 'required', cpu: 'required', memory: 'required' } as const satisfies Presence<
+  NonNullable<VDISessionStatus['resources']>
+>;
 const SESSION_PRESENCE = { connected: 'required', lastActivity: 'required', idleSince: 'optional' } as const satisfies Presence<SessionPresence>;
 const CONDITION = {
   type: 'required',
@@ -405,6 +409,7 @@ describe('the VDISession schema', () => {
     expectShape(schema, 'spec.persistence', SESSION_PERSISTENCE);
     expectShape(schema, 'status', SESSION_STATUS);
     expectShape(schema, 'status.presence', SESSION_PRESENCE);
+    expectShape(schema, 'status.resources', STATUS_RESOURCES);
     expectShape(schema, 'status.conditions[]', CONDITION);
   });
 
@@ -455,7 +460,7 @@ describe('the VDISession schema', () => {
     expect(columns).toEqual([
       ['User', '.spec.user', 0],
       ['Template', '.spec.template', 0],
-      ['GPU', '.spec.resources.gpu', 0],
+      ['GPU', '.status.resources.gpu', 0],
       ['Phase', '.status.phase', 0],
       ['URL', '.status.url', 0],
       ['Reason', '.status.reason', 1],
