@@ -3,7 +3,7 @@
 // accounts for browser login, and the configuration that points the service at both. For development and demos
 // only; a production deployment always has a cluster and an issuer.
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -58,6 +58,9 @@ export async function startLocalStack({ env, log, signal }: LocalStackOptions): 
   const stopAll = async () => {
     for (const stop of stops.splice(0).reverse()) await stop().catch(() => {});
   };
+  const tokenDir = path.join(repoRoot, '.vdi', 'local');
+  await mkdir(tokenDir, { recursive: true, mode: 0o700 });
+  stops.push(await claimLocalDir(tokenDir));
 
   // Inside the network namespace npm start made for real desktops (dev/local-network.ts): the pod range is local.
   const desktops = insideLocalNetwork(env) ? prepareLocalDesktops(env) : undefined;
@@ -82,8 +85,6 @@ export async function startLocalStack({ env, log, signal }: LocalStackOptions): 
     signal?.throwIfAborted();
 
     // Tokens for trying the API by hand, written where only this user can read them (never logged).
-    const tokenDir = path.join(repoRoot, '.vdi', 'local');
-    await mkdir(tokenDir, { recursive: true, mode: 0o700 });
     for (const [email, groups] of Object.entries(DEV_USERS)) {
       const token = await issuer.tokenFor({ email, groups }, { expiresInSeconds: 12 * 3600 });
       await writeFile(path.join(tokenDir, `${email.split('@')[0]}.token`), token, { mode: 0o600 });
@@ -140,5 +141,40 @@ export async function startLocalStack({ env, log, signal }: LocalStackOptions): 
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+/**
+ * One local default per checkout: the kubeconfig, kubectl and tokens in `dir` are its own, and a second one would
+ * overwrite them, then delete the kubeconfig when it stops. A claim whose process is gone (killed) is taken over.
+ * Returns the release.
+ */
+export async function claimLocalDir(dir: string): Promise<() => Promise<void>> {
+  const file = path.join(dir, 'owner.pid');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return () => rm(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+      if (attempt > 0 || (pid && pid !== process.pid && alive(pid))) {
+        throw new Error(
+          `another local default is running from this checkout${pid ? ` (pid ${pid})` : ''}: stop it first (Ctrl-C), or start one from a clone of its own`,
+          { cause: err },
+        );
+      }
+      await rm(file, { force: true });
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, as another user's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
