@@ -655,6 +655,14 @@ async function runScenario(v: Variant, d: Deployment, signal: AbortSignal, s: Sc
     const ghosts = [
       { apiVersion: 'v1', kind: 'Secret', metadata: meta, stringData: { password: 'x' } },
       { apiVersion: 'v1', kind: 'Service', metadata: meta, spec: { ports: [{ port: 8080 }], selector: labels } },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: meta,
+        addressType: 'IPv4',
+        endpoints: [],
+        ports: [{ name: 'http', port: 8080 }],
+      },
       { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta, spec: { podSelector: { matchLabels: labels } } },
       // The route kinds of the release's ingress mode, the only ones the reconciler watches and sweeps.
       ...(v.reconciler.env.VDI_INGRESS_MODE === 'traefik'

@@ -67,8 +67,9 @@ async function namespaceOf(user: keyof typeof USERS): Promise<string> {
   return (await gql<{ me: { namespace: string } }>(user, '{ me { namespace } }')).me.namespace;
 }
 
+/** The session's presence token, once the reconciler has made its Secret (a moment after the session). */
 async function presenceToken(namespace: string, name: string): Promise<string> {
-  const secret = await client.get<V1Secret>(`/api/v1/namespaces/${namespace}/secrets/vdi-${name}`);
+  const secret = await eventually(() => client.get<V1Secret>(`/api/v1/namespaces/${namespace}/secrets/vdi-${name}`));
   return Buffer.from(secret.data![SECRET_KEY_PRESENCE_TOKEN]!, 'base64').toString('utf8');
 }
 
