@@ -73,17 +73,23 @@ function elector(client: KubeClient) {
   return { e, terms, stopped };
 }
 
+/** An elector on fake timers against a fake apiserver, after its first campaign (it leads: the lease was free). */
+async function leading() {
+  vi.useFakeTimers();
+  const api = fakeApiserver();
+  const x = elector(api.client);
+  x.e.start();
+  await vi.advanceTimersByTimeAsync(0);
+  return { api, ...x };
+}
+
 afterEach(() => {
   vi.useRealTimers();
 });
 
 describe('LeaderElector', () => {
   it('ends the term, aborting its signal, when it cannot renew within the deadline even while a renewal hangs', async () => {
-    vi.useFakeTimers();
-    const api = fakeApiserver();
-    const { e, terms, stopped } = elector(api.client);
-    e.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { api, e, terms, stopped } = await leading();
     expect(terms).toHaveLength(1);
     // Renewals now hang for good: only the deadline can end the term.
     api.client.request = () => new Promise(() => undefined);
@@ -98,11 +104,7 @@ describe('LeaderElector', () => {
   });
 
   it('ends the term at the deadline even when the deadline timer fires before Date.now() has reached it', async () => {
-    vi.useFakeTimers();
-    const api = fakeApiserver();
-    const { e, terms, stopped } = elector(api.client);
-    e.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { api, e, terms, stopped } = await leading();
     expect(terms).toHaveLength(1);
     // Renewals hang from now on, and Date.now() runs a millisecond behind the clock timers count on (setTimeout
     // counts on libuv's truncated millisecond clock): the deadline timer fires at 1999 ms by Date.now().
@@ -119,11 +121,7 @@ describe('LeaderElector', () => {
   });
 
   it('abandons an attempt that gets no answer within the renew deadline, and campaigns on', async () => {
-    vi.useFakeTimers();
-    const api = fakeApiserver();
-    const { e, terms, stopped } = elector(api.client);
-    e.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { api, e, terms, stopped } = await leading();
     // The renewal at 300 ms hangs; the deadline ends the term at 2000 ms; then the apiserver answers again.
     api.state.hung = true;
     await vi.advanceTimersByTimeAsync(2_000);
@@ -137,11 +135,7 @@ describe('LeaderElector', () => {
   });
 
   it('ends the term as soon as another replica is seen holding the lease', async () => {
-    vi.useFakeTimers();
-    const api = fakeApiserver();
-    const { e, terms, stopped } = elector(api.client);
-    e.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { api, e, terms, stopped } = await leading();
     api.takeOver('other');
     await vi.advanceTimersByTimeAsync(300);
     expect(terms[0]!.signal.aborted).toBe(true);
@@ -150,11 +144,7 @@ describe('LeaderElector', () => {
   });
 
   it('after a pause in which no timer ran, confirm() ends the term before anything else is written', async () => {
-    vi.useFakeTimers();
-    const api = fakeApiserver();
-    const { e, terms, stopped } = elector(api.client);
-    e.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { e, terms, stopped } = await leading();
     expect(() => terms[0]!.confirm()).not.toThrow();
     // The clock moves on while the process is stopped; timers have not fired yet when it resumes.
     vi.setSystemTime(Date.now() + 2_500);
@@ -165,11 +155,7 @@ describe('LeaderElector', () => {
   });
 
   it('says released, not lost, when stop() gives the lease up, and frees it for the next replica', async () => {
-    vi.useFakeTimers();
-    const api = fakeApiserver();
-    const { e, terms, stopped } = elector(api.client);
-    e.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { api, e, terms, stopped } = await leading();
     await e.stop();
     expect(terms[0]!.signal.aborted).toBe(true);
     expect(stopped).toEqual(['released']);
@@ -177,11 +163,7 @@ describe('LeaderElector', () => {
   });
 
   it('gives the release one retry period, so an apiserver that no longer answers does not hold the shutdown', async () => {
-    vi.useFakeTimers();
-    const api = fakeApiserver();
-    const { e, stopped } = elector(api.client);
-    e.start();
-    await vi.advanceTimersByTimeAsync(0);
+    const { api, e, stopped } = await leading();
     api.state.hung = true;
     let done = false;
     const stopping = e.stop().then(() => (done = true));
