@@ -9,7 +9,7 @@ const TESTS = '(^test/|^bench/|\\.test\\.tsx?$)';
  * The API's domain: session services, the subscription hub, browser login and the desktop access path, and what
  * they share with the resolvers. The GraphQL server (src/graphql/) is wiring above them.
  */
-const DOMAIN = '^(src/(sessions|subscriptions|login|desktop-access)/|src/(routing|errors)\\.ts$)';
+const DOMAIN = '^(src/(sessions|subscriptions|login|desktop-access)/|src/(routing|errors|rate-limit)\\.ts$)';
 /** The one configuration module and the logger: what the local default may take from src/. */
 const CONFIG = '^src/(config|log)\\.ts$';
 const OURS = '^(schema|resolvers|auth|operator|src|dev|dashboard|bench|test)/';

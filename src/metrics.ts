@@ -5,7 +5,7 @@ import type { Caches, CacheName } from '../operator/caches.ts';
 import type { ControllerMetrics } from '../operator/controller.ts';
 import type { ReconcilerConfig } from '../operator/config.ts';
 import { idleReclaimFigures } from './sessions/idle-reclaim.ts';
-import type { PresenceOutcome } from './desktop-access/presence.ts';
+import { PRESENCE_OUTCOMES } from './desktop-access/presence.ts';
 import type { RequestCounter } from './kube/client.ts';
 
 export interface Metrics {
@@ -23,8 +23,6 @@ export interface Metrics {
   /** Gauges of idle desktops and what stopping them gave back, read from the session cache at each scrape. */
   watchIdle(caches: Pick<Caches, 'sessions' | 'templates'>, config: ReconcilerConfig): void;
 }
-
-const PRESENCE_OUTCOMES: readonly PresenceOutcome[] = ['written', 'unchanged', 'stale', 'stopped', 'refused'];
 
 /**
  * The `operation` label of an operation: its first root field (`createVDISession`, `sessions`, …), which the
@@ -76,7 +74,7 @@ export function createMetrics(): Metrics {
   });
   const presenceReports = new Counter({
     name: 'vdi_presence_reports_total',
-    help: "Desktops' client reports by outcome: written (a real change, one status write), unchanged, stale, stopped, refused (bad token)",
+    help: "Desktops' client reports by outcome: written (a real change, one status write), unchanged, stale, stopped, throttled (over a desktop's writes per minute), refused (bad token)",
     labelNames: ['outcome'] as const,
     registers: [registry],
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { presenceDecision, PresenceReports, reportTime } from './presence.ts';
+import { presenceDecision, PresenceReports, PRESENCE_WRITES_PER_MINUTE, reportTime } from './presence.ts';
 import type { VDISession } from '../../operator/v1alpha1.ts';
 import type { KubeClient } from '../kube/client.ts';
 
@@ -112,5 +112,36 @@ describe('PresenceReports', () => {
     expect(patches).toHaveLength(1);
     expect(patches[0]!.path).toBe('/apis/vdi.kasm.io/v1alpha1/namespaces/ns/vdisessions/desk/status');
     expect(patches[0]!.body.metadata.resourceVersion).toBe('7');
+  });
+
+  it('writes at most PRESENCE_WRITES_PER_MINUTE changes of one desktop a minute, then again as the budget refills', async () => {
+    let current = session();
+    let writes = 0;
+    const client = {
+      mergePatch: async (_path: string, body: { status: VDISession['status'] }) => {
+        writes++;
+        current = {
+          ...current,
+          metadata: { ...current.metadata, resourceVersion: String(Number(current.metadata.resourceVersion) + 1) },
+          status: { ...current.status, ...body.status },
+        };
+        return current;
+      },
+    } as unknown as KubeClient;
+    let now = NOW;
+    const c = { sessions: { get: () => current, remember: () => undefined }, secrets: { get: () => secretOf('right') } };
+    const reports = new PresenceReports({ caches: c as never, client, log: console as never, now: () => now });
+    const flip = (i: number) => reports.report('ns', 'desk', i % 2 ? 'disconnected' : 'connected', new Date(NOW.getTime() + i * 100));
+    const outcomes: string[] = [];
+    for (let i = 0; i < PRESENCE_WRITES_PER_MINUTE; i++) outcomes.push(await flip(i));
+    expect(outcomes).toEqual(Array(PRESENCE_WRITES_PER_MINUTE).fill('written'));
+    // One more change, and the hook's retries of it within the same seconds: no write.
+    expect(await flip(PRESENCE_WRITES_PER_MINUTE)).toBe('throttled');
+    expect(await flip(PRESENCE_WRITES_PER_MINUTE)).toBe('throttled');
+    expect(writes).toBe(PRESENCE_WRITES_PER_MINUTE);
+    // A retry a few seconds later finds the budget refilled: the last state lands.
+    now = new Date(NOW.getTime() + 6_000);
+    expect(await flip(PRESENCE_WRITES_PER_MINUTE)).toBe('written');
+    expect(current.status?.presence?.connected).toBe(PRESENCE_WRITES_PER_MINUTE % 2 === 0);
   });
 });

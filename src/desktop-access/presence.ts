@@ -12,6 +12,7 @@ import { mergeConditions } from '../../operator/status.ts';
 import { type Condition, type SessionPresence, type VDISession } from '../../operator/v1alpha1.ts';
 import { KubeError, isConflict, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
+import { RateLimiter } from '../rate-limit.ts';
 import { exactRouter } from '../routing.ts';
 import { sameSecret } from './turn.ts';
 import { namedPath } from '../../operator/kinds.ts';
@@ -19,7 +20,16 @@ import { namedPath } from '../../operator/kinds.ts';
 export type PresenceState = 'connected' | 'disconnected';
 
 /** What became of a report (also the metric's label). */
-export type PresenceOutcome = 'written' | 'unchanged' | 'stale' | 'stopped' | 'refused';
+export const PRESENCE_OUTCOMES = ['written', 'unchanged', 'stale', 'stopped', 'throttled', 'refused'] as const;
+export type PresenceOutcome = (typeof PRESENCE_OUTCOMES)[number];
+
+/**
+ * Status writes one desktop's reports may cause per minute. A person connecting and leaving makes a few; a desktop
+ * whose user (root in it) replays its hook in a loop would otherwise turn each flip into an apiserver write. Over
+ * the budget a report gets a 503, which the hook retries for about 30 s, by when the budget has refilled: the last
+ * state still lands.
+ */
+export const PRESENCE_WRITES_PER_MINUTE = 20;
 
 export interface PresenceDecision {
   outcome: Exclude<PresenceOutcome, 'refused'>;
@@ -69,6 +79,8 @@ export class PresenceReports {
   private readonly o: PresenceOptions;
   /** Reports of one session are applied one after another. */
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Status writes per session (PRESENCE_WRITES_PER_MINUTE). */
+  private readonly writes = new RateLimiter(PRESENCE_WRITES_PER_MINUTE);
 
   constructor(options: PresenceOptions) {
     this.o = options;
@@ -95,6 +107,7 @@ export class PresenceReports {
     for (let attempt = 0; session && attempt < 5; attempt++) {
       const decision = presenceDecision(session, state, at, this.o.now?.() ?? new Date());
       if (decision.outcome !== 'written') return decision.outcome;
+      if (!this.writes.take(`${namespace}/${name}`, (this.o.now?.() ?? new Date()).getTime())) return 'throttled';
       try {
         // Conditional on the version read: the reconciler may be stopping this desktop at the same moment.
         const updated = await this.o.client.mergePatch<VDISession>(sessionStatusPath(namespace, name), {
@@ -139,7 +152,8 @@ export function presenceRouter(reports: PresenceReports, log: Logger, onReport?:
       const outcome = await reports.report(namespace, name, state, reportTime(req.body, new Date()));
       onReport?.(outcome);
       if (outcome === 'written') log.info({ session: `${namespace}/${name}`, state }, 'desktop presence changed');
-      res.status(outcome === 'stopped' ? 409 : 200).json({ outcome });
+      if (outcome === 'throttled') res.set('Retry-After', '3');
+      res.status(outcome === 'stopped' ? 409 : outcome === 'throttled' ? 503 : 200).json({ outcome });
     } catch (err) {
       // Status and reason only: a Kubernetes error's message may quote the object.
       const error = err instanceof KubeError ? `${err.status} ${err.reason}` : err instanceof Error ? err.message : String(err);

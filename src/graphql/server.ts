@@ -35,7 +35,7 @@ import type { Config } from '../config.ts';
 import { ApiError, badInput, rateLimited, unauthenticated } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { operationLabel, type Metrics } from '../metrics.ts';
-import { RateLimiter } from './rate-limit.ts';
+import { RateLimiter } from '../rate-limit.ts';
 import { directNext, sharedSubscribe, variablesProblem } from './shared-execution.ts';
 import { sendText } from './ws-frame.ts';
 import type { ApiServices } from '../sessions/services.ts';
