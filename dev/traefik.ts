@@ -77,6 +77,9 @@ export async function startTraefik(opts: TraefikOptions): Promise<Traefik> {
       '--api.insecure=true',
       '--ping=true',
       '--providers.kubernetescrd=true',
+      // Traefik applies provider changes at most every 2 s by default: a desktop just Running got its 404 for up
+      // to that long. One Traefik for one laptop's desktops can apply them at once.
+      '--providers.providersThrottleDuration=100ms',
       `--providers.kubernetescrd.endpoint=${opts.apiserverUrl}`,
       `--providers.kubernetescrd.token=${opts.token}`,
       `--providers.kubernetescrd.certauthfilepath=${opts.caFile}`,
