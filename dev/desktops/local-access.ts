@@ -25,6 +25,8 @@ export const SELKIES_VERSION = process.env.SELKIES_VERSION ?? '2.1.0';
 export const LOCAL_ENTRY_POINT = 'web';
 /** Where the desktops' entry point listens unless VDI_LOCAL_DESKTOP_PORT says otherwise. */
 export const DEFAULT_DESKTOP_PORT = 8000;
+/** The kwok stage that starts desktop pods unready (local-desktops.ts marks them Ready once Selkies listens). */
+const DESKTOP_STAGE = path.join(import.meta.dirname, 'kwok-desktop-stage.yaml');
 
 /** Real desktops unless VDI_LOCAL_DESKTOPS=false (suites and benches with hundreds of sessions turn them off). */
 export function localDesktopsWanted(env: Record<string, string | undefined> = process.env): boolean {
@@ -60,7 +62,8 @@ export function prepareLocalDesktops(env: Record<string, string | undefined>): {
   setUpLocalNetwork();
   const desktopPort = Number(env.VDI_LOCAL_DESKTOP_PORT || DEFAULT_DESKTOP_PORT);
   return {
-    controlPlane: { advertiseAddress: ADVERTISE_ADDRESS, podCidr: POD_CIDR },
+    // Desktop pods become Ready when their Selkies listens, not when kwok starts them (see the stage file).
+    controlPlane: { advertiseAddress: ADVERTISE_ADDRESS, podCidr: POD_CIDR, extraStages: [DESKTOP_STAGE] },
     env: { VDI_ENTRYPOINTS: LOCAL_ENTRY_POINT, VDI_URL_PORT: String(desktopPort) },
     desktopPort,
   };

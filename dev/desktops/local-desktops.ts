@@ -150,9 +150,34 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
       'local desktop started',
     );
     processes.ready.then(
-      () => o.log.info({ pod: key }, 'local desktop is serving'),
+      async () => {
+        o.log.info({ pod: key }, 'local desktop is serving');
+        await markReady(pod.metadata!.namespace!, pod.metadata!.name!, pod.metadata!.uid!).catch((err: unknown) =>
+          o.log.warn({ pod: key, error: err instanceof Error ? err.message : String(err) }, 'could not mark the desktop pod ready'),
+        );
+      },
       (err: unknown) => o.log.warn({ pod: key, error: String(err) }, 'local desktop failed to serve'),
     );
+  };
+
+  /**
+   * The readiness probe's verdict, which kwok does not give (dev/desktops/kwok-desktop-stage.yaml): the pod's Ready
+   * and ContainersReady conditions and its containers' `ready`, set once the desktop accepts connections. Only
+   * for the same pod (uid), and only when it is not Ready already.
+   */
+  const markReady = async (namespace: string, name: string, uid: string) => {
+    const pod = informer.get(`${namespace}/${name}`);
+    if (stopped || !pod || pod.metadata?.uid !== uid || pod.metadata.deletionTimestamp) return;
+    if (pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return;
+    const now = new Date().toISOString();
+    const conditions = (pod.status?.conditions ?? []).map((c) =>
+      c.type === 'Ready' || c.type === 'ContainersReady' ? { type: c.type, status: 'True', lastTransitionTime: now } : c,
+    );
+    const containerStatuses = (pod.status?.containerStatuses ?? []).map((c) => ({ ...c, ready: true }));
+    await o.client.mergePatch(`/api/v1/namespaces/${namespace}/pods/${name}/status`, {
+      metadata: { uid },
+      status: { conditions, containerStatuses },
+    });
   };
 
   const sync = (key: string, pod: V1Pod | undefined) => {
