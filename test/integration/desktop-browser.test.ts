@@ -115,8 +115,9 @@ describe('a desktop in the browser, end to end', () => {
     desktop = page;
     await desktop.waitForLoadState('domcontentloaded');
     expect(desktop.url()).toBe(desktopUrl);
-    // Running comes with the pod's readiness; Traefik serves the route once it has seen the pod's EndpointSlice,
-    // a moment later. Until then the page is Traefik's 404, and a person reloads.
+    // Running comes once Selkies listens (the pod's readiness) and the route's EndpointSlice is written; Traefik
+    // applies what it saw within 100 ms here (2 s by default). Should the click beat it, the page is Traefik's
+    // 404, and a person reloads.
     await expect
       .poll(async () => (await desktop.title()) || (await desktop.reload(), await desktop.title()), { timeout: 30_000, interval: 500 })
       .toBe('Selkies');
