@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { loadConfig, type Config } from '../src/config.ts';
+import { ConfigError, loadConfig, type Config } from '../src/config.ts';
 import type { Logger } from '../src/log.ts';
 import { ControlPlane, freePort } from './control-plane.ts';
 import { prepareLocalDesktops, startDesktopsInLocalStack } from './desktops/local-access.ts';
@@ -159,7 +159,7 @@ export async function claimLocalDir(dir: string): Promise<() => Promise<void>> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
       if (attempt > 0 || (pid && pid !== process.pid && alive(pid))) {
-        throw new Error(
+        throw new ConfigError(
           `another local default is running from this checkout${pid ? ` (pid ${pid})` : ''}: stop it first (Ctrl-C), or start one from a clone of its own`,
           { cause: err },
         );
