@@ -392,6 +392,11 @@ export function buildService(session: VDISession): Desired<V1Service> {
   };
 }
 
+/** Whether the pod's Ready condition is True: what a kubelet's readiness probe decided. */
+export function podReady(pod: V1Pod | undefined): boolean {
+  return pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
 /** The managed-by value of the EndpointSlices the reconciler writes (the controller-manager leaves them alone). */
 export const ENDPOINT_SLICE_MANAGER = `${MANAGER}.${GROUP}`;
 
@@ -402,7 +407,7 @@ export const ENDPOINT_SLICE_MANAGER = `${MANAGER}.${GROUP}`;
  */
 export function buildEndpointSlice(session: VDISession, pod: V1Pod | undefined): Desired<V1EndpointSlice> {
   const address = pod?.status?.podIP;
-  const ready = !!address && !pod?.metadata?.deletionTimestamp && pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  const ready = !!address && !pod?.metadata?.deletionTimestamp && podReady(pod);
   const meta = ownedMeta(session, 'desktop');
   return {
     apiVersion: 'discovery.k8s.io/v1',

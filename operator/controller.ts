@@ -5,7 +5,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { KubeError, isConflict, isNotFound, type KubeClient } from '../src/kube/client.ts';
-import { buildEndpointSlice, buildNetworkPolicy, buildPod, buildPvc, buildRouting, buildSecret, buildService } from './builders.ts';
+import { buildEndpointSlice, buildNetworkPolicy, buildPod, buildPvc, buildRouting, buildSecret, buildService, podReady } from './builders.ts';
 import type { Caches } from './caches.ts';
 import type { ReconcilerConfig } from './config.ts';
 import { EventRecorder } from './events.ts';
@@ -281,7 +281,7 @@ export class SessionController {
     const verdict = desired.idle?.verdict;
     if (verdict?.action === 'stop') return await this.suspendForIdle(session, verdict.reason, effective, now);
     await this.writeStatus(session, desired);
-    if (desired.status.phase === 'Failed') await Promise.all([this.deletePod(namespace, childName(session)), this.routeTo(session, undefined)]);
+    if (desired.status.phase === 'Failed') await this.stopPod(session);
     // Back at the expiry, to end the session then, or earlier for an idle warning or stop.
     return requeueAt(now, desired.status.expiresAt, desired.idle?.recheckAt);
   }
@@ -321,7 +321,7 @@ export class SessionController {
     await finalizer;
     const { namespace } = session.metadata as { namespace: string };
     const hadPod = this.o.caches.pods.get(`${namespace}/${childName(session)}`);
-    await Promise.all([this.deletePod(namespace, childName(session)), this.routeTo(session, undefined)]);
+    await this.stopPod(session);
     const desired = stoppedStatus(session, now);
     if (session.status?.phase !== 'Stopped' && hadPod) this.o.metrics?.desktopStopped?.(desired.status.reason!, effective.gpu);
     await this.writeStatus(session, desired);
@@ -356,7 +356,7 @@ export class SessionController {
   private async settle(session: VDISession, settled: 'Expired' | 'Failed', finalizer: Promise<void> | undefined): Promise<ReconcileResult> {
     await finalizer;
     if (settled === 'Expired') await this.deleteSession(session);
-    else await Promise.all([this.deletePod(session.metadata.namespace!, childName(session)), this.routeTo(session, undefined)]);
+    else await this.stopPod(session);
     return {};
   }
 
@@ -413,8 +413,9 @@ export class SessionController {
    * ready, whether the Service's EndpointSlice lists that pod: Running means the desktop can be reached.
    */
   private routeObserved(session: VDISession, pod: V1Pod | undefined): boolean {
-    const ready = pod?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-    const objects = ready ? [...buildRouting(session, this.o.config), buildEndpointSlice(session, pod)] : buildRouting(session, this.o.config);
+    const objects = podReady(pod)
+      ? [...buildRouting(session, this.o.config), buildEndpointSlice(session, pod)]
+      : buildRouting(session, this.o.config);
     return objects.every((obj) => {
       const { apiVersion: _a, kind: _k, ...desired } = obj;
       return containsDesired(this.cacheOf(obj.kind)?.get(`${obj.metadata.namespace}/${obj.metadata.name}`), desired);
@@ -514,6 +515,11 @@ export class SessionController {
   private async deleteSession(session: VDISession): Promise<void> {
     const { namespace, name } = session.metadata as { namespace: string; name: string };
     await this.write('delete-session', (client) => client.delete(sessionPath(namespace, name))).catch(ignoreNotFound);
+  }
+
+  /** The desktop stops (its GPU slice freed) and its address leaves the route: the pod's IP is soon another pod's. */
+  private async stopPod(session: VDISession): Promise<void> {
+    await Promise.all([this.deletePod(session.metadata.namespace!, childName(session)), this.routeTo(session, undefined)]);
   }
 
   private async deletePod(namespace: string, name: string): Promise<void> {

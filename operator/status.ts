@@ -2,7 +2,7 @@
 // its route, its template's verdict, the time). The reconciler decides nothing about phases or reasons itself;
 // it observes, calls these, and writes the result.
 import type { V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
-import { sessionUrl } from './builders.ts';
+import { podReady, sessionUrl } from './builders.ts';
 import type { ReconcilerConfig } from './config.ts';
 import { clientConnectedCondition, idleVerdict, idleWarningCondition, type IdleVerdict } from './idle.ts';
 import type { IdlePolicy, Resolution } from './resolve.ts';
@@ -205,7 +205,7 @@ export function sessionStatusFromPod(
   const verdict = judgePod(pod, routeReady, config);
   const scheduledCondition = podCondition(pod, 'PodScheduled');
   const scheduled = scheduledCondition?.status === 'True' || Boolean(pod?.spec?.nodeName);
-  const ready = podCondition(pod, 'Ready')?.status === 'True';
+  const ready = podReady(pod);
 
   const at = now.toISOString();
   const generation = session.metadata.generation;
@@ -270,7 +270,7 @@ function judgePod(pod: V1Pod | undefined, routeReady: boolean, config: Reconcile
     return { phase: 'Pending', reason, message };
   }
 
-  if (podCondition(pod, 'Ready')?.status === 'True') {
+  if (podReady(pod)) {
     return routeReady
       ? { phase: 'Running', reason: 'Ready', message: 'the desktop is ready' }
       : { phase: 'Starting', reason: 'Routing', message: 'the desktop is ready; waiting for its route' };
