@@ -106,7 +106,6 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   // A start-up that a signal cut short fails in whatever step it was in; the shutdown handler exits.
   if (stopping) return;
-  // A setting or situation the person can fix is told in their words; anything else with its stack.
-  console.error(err instanceof ConfigError ? `vdi-operator: ${err.message}` : err instanceof Error ? (err.stack ?? err.message) : err);
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });
