@@ -8,8 +8,14 @@
 //
 //   npm run bench:reconciler -- [--sessions 200] [--large 2000] [--concurrency <reconciles in flight; default: the service's>]
 //                                [--profile <file.cpuprofile>: this process's CPU during the storm]
+//                                [--apiserver-profile <prefix>: the apiserver's CPU (Go pprof) while the same objects
+//                                 are written directly and during the storm, to <prefix>-direct.pprof and -sessions.pprof;
+//                                 read them with `go tool pprof -top <file>`]
 import { reconcilerConfigFrom } from '../src/config.ts';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import path from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -42,6 +48,7 @@ import {
   startBenchCluster,
   startBenchService,
   summarize,
+  waitForQuiet,
   writesBetween,
   type BenchStack,
 } from './support.ts';
@@ -52,15 +59,19 @@ const { values } = parseArgs({
     large: { type: 'string', default: '2000' },
     concurrency: { type: 'string' },
     profile: { type: 'string' },
+    'apiserver-profile': { type: 'string' },
   },
 });
 const N = Number(values.sessions);
+/** How long each phase's apiserver profile runs, from the phase's start (a storm of 200 takes about 5 s here). */
+const APISERVER_PROFILE_S = 6;
 const LARGE = Number(values.large);
 const gpuNodes = Math.ceil(N / 100);
 const cpuNodes = Math.ceil(LARGE / 500) + 1;
 const env = { VDI_MODE: 'reconciler', ...(values.concurrency && { VDI_RECONCILE_CONCURRENCY: values.concurrency }) };
 const cluster = await startBenchCluster({
   volumes: 0,
+  profiling: values['apiserver-profile'] !== undefined,
   nodes: [
     ...Array.from({ length: gpuNodes }, (_, i) => ({ name: `gpu-${i}`, gpus: 120, pods: 250, cpu: '1000', memory: '4000Gi' })),
     ...Array.from({ length: cpuNodes }, (_, i) => ({ name: `cpu-${i}`, gpus: 0, pods: 600, cpu: '2000', memory: '20000Gi' })),
@@ -86,6 +97,7 @@ try {
   pods.on((_t, p) => {
     if (p.status?.phase === 'Running' && !podRunning.has(p.metadata!.name!)) podRunning.set(p.metadata!.name!, performance.now());
   });
+  await waitForQuiet(client);
   const baseWritesBefore = await apiserverWrites(client);
   const baseCpuBefore = await processCpu();
   const baseStart = performance.now();
@@ -105,7 +117,7 @@ try {
   while (podRunning.size < N) await sleep(20);
   const baseAll = performance.now() - baseStart;
   const baseCpu = cpuBetween(baseCpuBefore, await processCpu());
-  await sleep(1000); // the writes that follow Running (endpoint controllers, events) settle
+  await waitForQuiet(client); // the writes that follow Running (endpoint controllers, events) settle
   const baseWrites = writesBetween(baseWritesBefore, await apiserverWrites(client));
   const base = summarize([...podRunning].map(([name, t]) => t - podCreated.get(name)!));
   await client.request({ method: 'DELETE', path: '/api/v1/namespaces/bench-pods/pods', query: { gracePeriodSeconds: 0 } });
@@ -136,7 +148,9 @@ try {
 
   // The same objects without a reconciler, then the service.
   await mkns('bench-direct');
-  const direct = await writeDirectly(client, reconcilerConfigFrom(benchConfig(cluster, env)), N);
+  let directProfiled = Promise.resolve();
+  const direct = await writeDirectly(client, reconcilerConfigFrom(benchConfig(cluster, env)), N, () => (directProfiled = apiserverProfile('direct')));
+  await directProfiled;
   stack = await startBenchService(cluster, env);
   const { service } = stack;
 
@@ -157,6 +171,7 @@ try {
   sessionPods.start();
   await sessionPods.waitForSync();
   const podTimes = trackPods(sessionPods);
+  const quietMs = await waitForQuiet(client);
   let peakRss = process.memoryUsage.rss();
   // memoryUsage.rss() only: memoryUsage() also gathers V8's heap statistics, which took ~1 % of a storm's CPU (profiled).
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
@@ -167,6 +182,7 @@ try {
   const stormWritesBefore = await apiserverWrites(client);
   const stormCpuBefore = await processCpu();
   const profiler = values.profile ? await startProfile() : undefined;
+  const apiserverProfiled = apiserverProfile('sessions');
   const start = performance.now();
   await Promise.all(
     Array.from({ length: N }, async (_, i) => {
@@ -182,10 +198,11 @@ try {
   while (running.size < N) await sleep(20);
   const all = performance.now() - start;
   if (profiler) await profiler.stop(values.profile!);
+  await apiserverProfiled;
   const stormCpu = cpuBetween(stormCpuBefore, await processCpu());
   await service.controller()!.queue.idle();
   const cpu = process.cpuUsage(cpuBefore);
-  await sleep(1000);
+  await waitForQuiet(client);
   const stormWrites = writesBetween(stormWritesBefore, await apiserverWrites(client));
   clearInterval(sampler);
   const lat = summarize([...running].map(([name, t]) => t - created.get(name)!));
@@ -200,6 +217,7 @@ try {
 
   console.log(`reconciler: ${N} sessions created at once on ${gpuNodes} GPU nodes (kwok), datastore ${cluster.cp.datastore}`);
   console.log(`  baseline bare pods: all Running after ${(baseAll / 1000).toFixed(2)} s; create→Running p50 ${fmt(base.p50)}  p99 ${fmt(base.p99)}`);
+  console.log(`  (the storm began after ${(quietMs / 1000).toFixed(1)} s without writes but leases' renewals: the phases before had settled)`);
   console.log(`  sessions:           all Running after ${(all / 1000).toFixed(2)} s; create→Running p50 ${fmt(lat.p50)}  p99 ${fmt(lat.p99)}`);
   console.log(
     `  same objects written directly, no reconciler: all Running after ${(direct.allMs / 1000).toFixed(2)} s; create→Running p50 ${fmt(direct.lat.p50)}  p99 ${fmt(direct.lat.p99)}`,
@@ -319,7 +337,7 @@ try {
  * EndpointSlice and one status write saying Running. No Events, no intermediate status, no caches to keep, no reconcile logic: what the
  * apiserver, scheduler and kwok need for these objects. Cleaned up before it returns.
  */
-async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: number) {
+async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: number, onStart: () => void) {
   const ns = 'bench-direct';
   const sessionsPath = `/apis/vdi.kasm.io/v1alpha1/namespaces/${ns}/vdisessions`;
   const template = await client.get<VDITemplate>('/apis/vdi.kasm.io/v1alpha1/vditemplates/bench-desktop');
@@ -353,8 +371,10 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
   const middleware = buildAuthMiddleware(shape, config);
   await client.apply(`/apis/traefik.io/v1alpha1/namespaces/${ns}/middlewares/${middleware.metadata.name}`, middleware, MANAGER);
 
+  await waitForQuiet(client);
   const writesBefore = await apiserverWrites(client);
   const cpuBefore = await processCpu();
+  onStart();
   const start = performance.now();
   await Promise.all(
     Array.from({ length: n }, async (_, i) => {
@@ -402,7 +422,7 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
   while (running.size < n) await new Promise((r) => setTimeout(r, 20));
   const allMs = performance.now() - start;
   const cpu = cpuBetween(cpuBefore, await processCpu());
-  await new Promise((r) => setTimeout(r, 1000)); // the writes that follow Running (endpoint controllers, events) settle
+  await waitForQuiet(client); // the writes that follow Running (endpoint controllers, events) settle
   const writes = writesBetween(writesBefore, await apiserverWrites(client));
   const lat = summarize([...running].map(([name, t]) => t - created.get(name)!));
 
@@ -421,7 +441,6 @@ async function writeDirectly(client: KubeClient, config: ReconcilerConfig, n: nu
   await client.request({ method: 'DELETE', path: `/api/v1/namespaces/${ns}/pods`, query: { gracePeriodSeconds: 0 } });
   while (podsInformer.size > 0 || sessionsInformer.size > 0) await new Promise((r) => setTimeout(r, 50));
   await Promise.all([podsInformer.stop(), sessionsInformer.stop()]);
-  await new Promise((r) => setTimeout(r, 1000));
   return { lat, allMs, cpu, writes, split: split(created, running, podTimes) };
 }
 
@@ -447,6 +466,33 @@ function split(created: Map<string, number>, running: Map<string, number>, pods:
   const toReady = summarize([...pods.ready].map(([name, t]) => t - pods.seen.get(name)!));
   const toRunning = summarize([...pods.ready].map(([name, t]) => running.get(name)! - t));
   return `create → pod p50 ${fmt(toPod.p50)} p99 ${fmt(toPod.p99)}, pod → ready p50 ${fmt(toReady.p50)} p99 ${fmt(toReady.p99)}, ready → Running p50 ${fmt(toRunning.p50)} p99 ${fmt(toRunning.p99)}`;
+}
+
+/**
+ * With --apiserver-profile: the apiserver's CPU profile (Go pprof) for the next APISERVER_PROFILE_S seconds, to
+ * `<prefix>-<phase>.pprof`; resolves when written (at once without the option). Both phases are profiled for the
+ * same time from their start, so the files compare.
+ */
+function apiserverProfile(phase: string): Promise<void> {
+  const prefix = values['apiserver-profile'];
+  if (prefix === undefined) return Promise.resolve();
+  const { cp } = cluster;
+  return new Promise<void>((resolve, reject) => {
+    const req = httpsRequest(
+      `${cp.apiserverUrl}/debug/pprof/profile?seconds=${APISERVER_PROFILE_S}`,
+      { headers: { authorization: `Bearer ${cp.adminToken}` }, ca: readFileSync(path.join(cp.dir, 'certs', 'apiserver.crt')) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`apiserver profile: HTTP ${res.statusCode}`));
+          writeFile(`${prefix}-${phase}.pprof`, Buffer.concat(chunks)).then(resolve, reject);
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** A CPU profile of this process (the service and the benchmark's own watches) from now until stop(file). */

@@ -184,6 +184,29 @@ export function writesBetween(before: Map<string, number>, after: Map<string, nu
   return { total: byResource.filter(([k]) => !k.includes(' (')).reduce((a, [, n]) => a + n, 0), byResource };
 }
 
+/**
+ * Resolves once the apiserver has served no write for `quietMs` (leases excepted: every component renews its
+ * own every few seconds), or after `maxMs`. A phase's clean-up goes on in the controllers after its last object
+ * is gone (the endpoints controller, under the controller-manager's client rate limit, still deletes the
+ * Endpoints of a phase's Services seconds later); each phase starts after it, so none pays for the one before.
+ * Returns how long it waited.
+ */
+export async function waitForQuiet(client: BenchStack['client'], quietMs = 1500, maxMs = 60_000): Promise<number> {
+  const start = performance.now();
+  const count = async () => [...(await apiserverWrites(client))].filter(([k]) => !k.startsWith('leases')).reduce((a, [, n]) => a + n, 0);
+  let last = await count();
+  let quietSince = performance.now();
+  while (performance.now() - quietSince < quietMs && performance.now() - start < maxMs) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = await count();
+    if (now !== last) {
+      last = now;
+      quietSince = performance.now();
+    }
+  }
+  return performance.now() - start;
+}
+
 const CONTROL_PLANE = ['kube-apiserver', 'etcd', 'kine', 'kube-controller', 'kube-scheduler', 'kwok'];
 
 /**

@@ -75,6 +75,8 @@ export interface ControlPlaneOptions {
   signal?: AbortSignal;
   /** Write the apiserver's audit log: every request at level Metadata, read back with readAuditLog(). */
   auditLog?: boolean;
+  /** Serve the apiserver's Go profiles on /debug/pprof (benchmarks: where its CPU goes). */
+  profiling?: boolean;
   log?: (line: string) => void;
 }
 
@@ -341,7 +343,7 @@ export class ControlPlane {
       `--service-account-key-file=${path.join(d, 'sa.pub')}`,
       `--service-account-signing-key-file=${path.join(d, 'sa.key')}`,
       '--endpoint-reconciler-type=none',
-      '--profiling=false',
+      `--profiling=${this.options.profiling === true}`,
       // The log backend's default mode is blocking: an event is on disk about when its response is sent.
       ...(this.options.auditLog
         ? [`--audit-policy-file=${path.join(d, 'audit-policy.yaml')}`, `--audit-log-path=${this.auditLogPath}`, '--audit-log-maxsize=0']
