@@ -125,6 +125,48 @@ describe('WorkQueue', () => {
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(59);
   });
 
+  it("a successful run's request replaces the delayed run an earlier one asked for", async () => {
+    const runs: number[] = [];
+    const q = new WorkQueue(async () => {
+      runs.push(Date.now());
+      return runs.length === 1 ? { requeueAfterMs: 40 } : {};
+    });
+    q.add('k');
+    while (runs.length < 1) await tick(1);
+    await tick(1);
+    expect(q.dueAt('k')).toBeDefined();
+    // News before the delay: the run it brings asks for nothing more, and the first run's wait is dropped.
+    q.add('k');
+    while (runs.length < 2) await tick(1);
+    await tick(1);
+    expect(q.dueAt('k')).toBeUndefined();
+    await tick(80);
+    expect(runs).toHaveLength(2);
+    q.stop();
+  });
+
+  it('a failed run keeps the delayed run pending beside its retry', async () => {
+    let runs = 0;
+    const q = new WorkQueue(
+      async () => {
+        runs++;
+        if (runs === 1) return { requeueAfterMs: 60_000 };
+        throw new Error('boom');
+      },
+      { baseDelayMs: 120_000, maxDelayMs: 120_000 },
+    );
+    q.add('k');
+    while (runs < 1) await tick(1);
+    await tick(1);
+    const due = q.dueAt('k')!;
+    q.add('k');
+    while (runs < 2) await tick(1);
+    await tick(1);
+    // The retry (in about two minutes) is later than the requested run, which stays pending.
+    expect(q.dueAt('k')).toBe(due);
+    q.stop();
+  });
+
   it('tells when a delayed run is due, keeping the earliest, and forgets it once it ran', async () => {
     const runs: string[] = [];
     const q = new WorkQueue(async (key) => void runs.push(key));

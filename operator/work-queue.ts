@@ -1,5 +1,6 @@
 // A work queue in the manner of controller-runtime's: one in-flight item per key, keys deduplicated while
-// waiting, bounded concurrency, exponential back-off on failure, and delayed re-queues (for expiry times).
+// waiting, bounded concurrency, exponential back-off on failure, and delayed re-queues (for expiry times), each
+// successful run's replacing the one before.
 // Keys added as urgent (news about work already under way, such as a desktop pod that became ready) are
 // served before the others, so in a storm of new sessions the first ones finish first instead of everyone
 // waiting for the whole storm's first pass. Each run gets the queue's AbortSignal: stop() (or the signal given
@@ -101,6 +102,13 @@ export class WorkQueue {
     this.timers.set(key, { at, timer });
   }
 
+  private cancelDelayed(key: string): void {
+    const pending = this.timers.get(key);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    this.timers.delete(key);
+  }
+
   /** When the key's pending delayed run (addAfter) is due, in ms since the epoch; undefined if none. */
   dueAt(key: string): number | undefined {
     return this.timers.get(key)?.at;
@@ -141,6 +149,10 @@ export class WorkQueue {
       const result = await this.worker(key, this.signal);
       this.failures.delete(key);
       this.opts.onDone?.(key, performance.now() - started, true);
+      // The run saw the world as it is now: what it asks for replaces a delayed run an earlier one asked for (a
+      // wait for news that has come since would only bring a run with nothing to do). Timers are only ever set
+      // by runs: their results, and the back-off after a failure.
+      this.cancelDelayed(key);
       if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
     } catch (err) {
       // A cancelled run did not fail: nobody is left to retry it.
