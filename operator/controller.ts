@@ -139,6 +139,8 @@ export class SessionController {
   private readonly writesBySession = new Map<string, Map<string, number>>();
   /** Writes of a namespace's shared objects in flight, by kind/namespace/name (see applyShared). */
   private readonly sharedWrites = new Map<string, Promise<unknown>>();
+  /** Set while rememberOwn() puts a child we just wrote into its cache: that event enqueues nothing. */
+  private rememberingOwn = false;
   /** The reconcile running: each write is charged to its session and goes out under its signal. */
   private readonly reconciling = new AsyncLocalStorage<{ key: string; signal: AbortSignal }>();
 
@@ -166,6 +168,7 @@ export class SessionController {
     const { caches } = this.o;
     // Owned objects name their session in the ownerReference (labels may hold a shortened name).
     const enqueueOwner = (obj: KubeObject, urgent: boolean) => {
+      if (this.rememberingOwn) return;
       const m = obj.metadata as
         { namespace?: string; labels?: Record<string, string>; ownerReferences?: { kind: string; name: string }[] } | undefined;
       const name = m?.ownerReferences?.find((r) => r.kind === 'VDISession')?.name ?? m?.labels?.[LABEL_SESSION];
@@ -527,7 +530,22 @@ export class SessionController {
     if (!pod || pod.metadata?.deletionTimestamp) return;
     const deleted = await this.write('delete-pod', (client) => client.delete<V1Pod>(namedPath('Pod', namespace, name))).catch(ignoreNotFound);
     // A graceful delete answers with the pod, now carrying its deletionTimestamp: no second delete.
-    if (deleted?.kind === 'Pod') this.o.caches.pods.remember(deleted);
+    if (deleted?.kind === 'Pod') this.rememberOwn('Pod', deleted);
+  }
+
+  /**
+   * A child object as our write returned it, into its cache at once (see Informer.remember), without the run it
+   * would bring its session: the reconcile that wrote it goes on from the cache that now holds it. Not for the
+   * session itself: the version a write returns may carry someone else's change made meanwhile (a new spec, a
+   * presence report), whose own watch event, older, the cache then skips; that run is what sees it.
+   */
+  private rememberOwn(kind: string, obj: KubeObject): void {
+    this.rememberingOwn = true;
+    try {
+      this.cacheOf(kind)?.remember(obj);
+    } finally {
+      this.rememberingOwn = false;
+    }
   }
 
   /** The cache that holds objects of `kind` (for writing through what we just wrote). */
@@ -539,7 +557,7 @@ export class SessionController {
   private async createIfAbsent(obj: Writable): Promise<unknown> {
     try {
       const created = await this.write(obj.kind, (client) => client.create<KubeObject>(objectPath(obj, false), obj));
-      this.cacheOf(obj.kind)?.remember(created);
+      this.rememberOwn(obj.kind, created);
       return created;
     } catch (err) {
       // Created by an earlier run whose cache had not caught up yet: exactly the state we want.
@@ -563,7 +581,7 @@ export class SessionController {
       // whole, which puts back exactly what we want.
       applied = await this.write(obj.kind, (client) => client.mergePatch<KubeObject>(objectPath(obj), obj, undefined, MANAGER));
     }
-    this.cacheOf(obj.kind)?.remember(applied);
+    this.rememberOwn(obj.kind, applied);
     return true;
   }
 

@@ -4,7 +4,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCaches, startCaches, stopCaches, type CacheName, type Caches } from '../../operator/caches.ts';
 import type { ReconcilerConfig } from '../../operator/config.ts';
-import { SessionController } from '../../operator/controller.ts';
+import { SessionController, type ControllerMetrics } from '../../operator/controller.ts';
 import type { LeaderTerm } from '../../operator/leader-election.ts';
 import type { WatchEvent } from '../../src/kube/client.ts';
 import { APPLY_PATCH, KubeClient, KubeError, MERGE_PATCH, type RequestOptions } from '../../src/kube/client.ts';
@@ -176,7 +176,10 @@ export interface Fixture {
 }
 
 /** A controller over caches holding `objects`, at the fixed time `now`. */
-export async function newFixture(objects: object[], opts: { now: Date; config?: Partial<ReconcilerConfig>; term?: LeaderTerm }): Promise<Fixture> {
+export async function newFixture(
+  objects: object[],
+  opts: { now: Date; config?: Partial<ReconcilerConfig>; term?: LeaderTerm; metrics?: ControllerMetrics },
+): Promise<Fixture> {
   const client = new RecordingClient(objects, opts.now);
   const caches = createCaches(client);
   await startCaches(caches, Object.keys(caches) as CacheName[]);
@@ -189,6 +192,7 @@ export async function newFixture(objects: object[], opts: { now: Date; config?: 
     log: { info: quiet, warn: quiet, error: quiet, debug: quiet },
     identity: 'test',
     term: opts.term,
+    metrics: opts.metrics,
     now: () => opts.now,
   });
   return {
