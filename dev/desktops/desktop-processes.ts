@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 
 export interface DesktopProcessesOptions {
@@ -67,16 +68,37 @@ export class DesktopProcesses {
   readonly logDir: string;
   /** Resolves once Selkies accepts connections on its address and port; rejects if it exits first. */
   readonly ready: Promise<void>;
+  /**
+   * Resolves when the desktop's container would have ended, as a runtime sees it: Selkies (the container's main
+   * process) or the display server it draws exited without stop() asking. Never resolves otherwise.
+   */
+  readonly exited: Promise<DesktopExit>;
   private readonly procs: { name: string; proc: ChildProcess }[];
   private stopping: Promise<void> | undefined;
 
-  private constructor(display: number, home: string, logDir: string, procs: { name: string; proc: ChildProcess }[], ready: Promise<void>) {
+  private constructor(
+    display: number,
+    home: string,
+    logDir: string,
+    procs: { name: string; proc: ChildProcess }[],
+    ready: Promise<void>,
+    essential: { name: string; proc: ChildProcess }[],
+  ) {
     this.display = display;
     this.home = home;
     this.logDir = logDir;
     this.procs = procs;
     this.ready = ready;
     this.ready.catch(() => undefined);
+    this.exited = new Promise((resolve) => {
+      for (const { name, proc } of essential) {
+        const ended = () => {
+          if (!this.stopping) resolve({ process: name, exitCode: exitCodeOf(proc) });
+        };
+        if (running(proc)) proc.once('exit', ended);
+        else ended();
+      }
+    });
   }
 
   static async start(o: DesktopProcessesOptions): Promise<DesktopProcesses> {
@@ -152,7 +174,11 @@ export class DesktopProcesses {
       run('xterm', 'xterm', ['-T', 'terminal', '-geometry', '100x30+40+40', '-bg', TERMINAL_BACKGROUND, '-fg', TERMINAL_FOREGROUND, '-fs', '12'], x);
       const selkies = run('selkies', o.selkies, o.args, { ...x, ...o.env, DISPLAY: `:${display}` });
       const ready = waitForPort(o.address, o.port, selkies, path.join(logDir, 'selkies.log'));
-      return new DesktopProcesses(display, home, logDir, procs, ready);
+      const serverName = procs.find((p) => p.proc === server)!.name;
+      return new DesktopProcesses(display, home, logDir, procs, ready, [
+        { name: 'selkies', proc: selkies },
+        { name: serverName, proc: server },
+      ]);
     } catch (err) {
       await stopAll(procs);
       throw err;
@@ -169,6 +195,18 @@ export class DesktopProcesses {
     this.stopping ??= stopAll(this.procs);
     return this.stopping;
   }
+}
+
+/** Which of a desktop's essential processes ended, and its exit code as a runtime reports it (128 + signal). */
+export interface DesktopExit {
+  process: string;
+  exitCode: number;
+}
+
+function exitCodeOf(proc: ChildProcess): number {
+  if (proc.exitCode !== null) return proc.exitCode;
+  const signal = proc.signalCode ? os.constants.signals[proc.signalCode] : undefined;
+  return signal === undefined ? 1 : 128 + signal;
 }
 
 function running(proc: ChildProcess): boolean {

@@ -1,7 +1,8 @@
 // A small "kubelet for desktops" on the simulated (kwok) nodes: kwok marks desktop pods Running without running
 // anything, so for every Running desktop pod this runs a real desktop (Xvfb, openbox, xterm and Selkies 2.x)
 // started from the pod spec the reconciler wrote, listening on the pod's IP and container port, and stops it when
-// the pod goes or stops running. See docs/adr/0007-local-desktops.md.
+// the pod goes or stops running. A desktop that ends on its own is restarted as a kubelet restarts a container.
+// See docs/adr/0007-local-desktops.md.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,8 +10,8 @@ import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import { Informer, objectKey } from '../../operator/informer.ts';
 import { LABEL_MANAGED_BY, MANAGER } from '../../operator/v1alpha1.ts';
 import { isNotFound, type KubeClient } from '../../src/kube/client.ts';
-import { DesktopProcesses } from './desktop-processes.ts';
-import { desktopLaunch, PodContractError, relocateMounts, selkiesInvocation } from './pod-desktop.ts';
+import { DesktopProcesses, type DesktopExit } from './desktop-processes.ts';
+import { containerEndedStatus, CRASH_MEMORY_MS, desktopLaunch, PodContractError, relocateMounts, selkiesInvocation } from './pod-desktop.ts';
 
 /** What the builder puts on every desktop pod (operator/builders.ts, commonLabels('desktop')). */
 export const DESKTOP_POD_SELECTOR = `app.kubernetes.io/component=desktop,${LABEL_MANAGED_BY}=${MANAGER}`;
@@ -60,6 +61,12 @@ interface Entry {
   processes?: DesktopProcesses;
   /** Serialises the starts and stops of one pod. */
   chain: Promise<void>;
+  /** Ends of the pod's (uid) desktop container that the kubelet still remembers (see containerEndedStatus). */
+  ends?: { uid: string; count: number };
+  /** The pod (uid) whose desktop waits in CrashLoopBackOff: not started again. */
+  backOff?: string;
+  /** The desktop's folder (its home, logs, mounts) and its pod (uid): kept while the pod lives, as its volumes are. */
+  dir?: { path: string; uid: string };
 }
 
 function wanted(pod: V1Pod): boolean {
@@ -94,14 +101,19 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
     };
   };
 
-  const stopDesktop = async (key: string, entry: Entry, why: string) => {
-    if (!entry.processes) return;
-    const { processes, desktop } = entry;
+  /** Ends the desktop's processes; its folder (the home) goes too unless the same pod's desktop starts again. */
+  const stopDesktop = async (key: string, entry: Entry, why: string, keepFiles = false) => {
+    const { processes, desktop, dir } = entry;
     entry.processes = undefined;
     entry.desktop = undefined;
-    await processes.stop();
-    await rm(path.dirname(processes.home), { recursive: true, force: true });
-    o.log.info({ pod: key, display: desktop?.display }, `local desktop stopped (${why})`);
+    if (processes) {
+      await processes.stop();
+      o.log.info({ pod: key, display: desktop?.display }, `local desktop stopped (${why})`);
+    }
+    if (dir && !keepFiles) {
+      entry.dir = undefined;
+      await rm(dir.path, { recursive: true, force: true });
+    }
   };
 
   const startDesktop = async (key: string, entry: Entry, pod: V1Pod) => {
@@ -117,7 +129,10 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
       return;
     }
     failures.delete(key);
-    const dir = await mkdtemp(path.join(root, `${pod.metadata!.name!.slice(0, 40)}-`));
+    // A restarted container keeps its pod's volumes: the same folder, home included.
+    if (entry.dir && entry.dir.uid !== pod.metadata!.uid) await stopDesktop(key, entry, 'pod replaced');
+    const dir = entry.dir?.path ?? (await mkdtemp(path.join(root, `${pod.metadata!.name!.slice(0, 40)}-`)));
+    entry.dir = { path: dir, uid: pod.metadata!.uid! };
     // The pod's secret volumes (the presence token) as files of this desktop's own.
     const mounted = relocateMounts(invocation.env, launch.mounts, path.join(dir, 'mounts'));
     for (const file of mounted.files) {
@@ -158,6 +173,39 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
       },
       (err: unknown) => o.log.warn({ pod: key, error: String(err) }, 'local desktop failed to serve'),
     );
+    void processes.exited.then((exit) => ended(key, entry, processes, pod.metadata!.uid!, exit));
+  };
+
+  /**
+   * The desktop's container ended on its own (Selkies or its display server exited): what a kubelet does under
+   * restartPolicy Always. The pod turns unready at once (the reconciler takes its address out of the route and
+   * the session leaves Running), the ended run becomes its `lastState`, and the desktop starts again, unless it
+   * ended before within CRASH_MEMORY_MS: then it waits in CrashLoopBackOff, which fails the session.
+   */
+  const ended = (key: string, e: Entry, processes: DesktopProcesses, uid: string, exit: DesktopExit) => {
+    e.chain = e.chain
+      .then(async () => {
+        if (stopped || e.processes !== processes) return;
+        const startedAt = new Date(e.desktop!.startedAt);
+        const remembered = e.ends?.uid === uid && Date.now() - startedAt.getTime() < CRASH_MEMORY_MS ? e.ends.count : 0;
+        e.ends = { uid, count: remembered + 1 };
+        const message = `${exit.process} exited with code ${exit.exitCode}`;
+        o.log.warn({ pod: key, ends: e.ends.count }, `local desktop ended: ${message}`);
+        const pod = informer.get(key);
+        const samePod = pod?.metadata?.uid === uid && wanted(pod);
+        await stopDesktop(key, e, message, samePod);
+        if (!pod?.metadata || !samePod) return;
+        const { status, restart } = containerEndedStatus(pod, { exitCode: exit.exitCode, startedAt, message }, e.ends.count, new Date());
+        if (!restart) e.backOff = uid;
+        const patched = await o.client.mergePatch<V1Pod>(`/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/status`, {
+          metadata: { uid },
+          status,
+        });
+        // Cached at once: the restarted desktop's readiness (markReady) must find the pod unready.
+        informer.remember(patched);
+        if (restart) await startDesktop(key, e, pod);
+      })
+      .catch((err: unknown) => o.log.warn({ pod: key, error: err instanceof Error ? err.message : String(err) }, 'local desktop failed'));
   };
 
   /**
@@ -191,6 +239,7 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
         if (!pod || !wanted(pod)) return await stopDesktop(key, e, pod ? `pod ${pod.status?.phase ?? 'not running'}` : 'pod deleted');
         // A new pod under the same name, or the same pod with a new IP, gets a new desktop.
         if (current && (current.uid !== pod.metadata?.uid || current.address !== pod.status?.podIP)) await stopDesktop(key, e, 'pod replaced');
+        if (e.backOff === pod.metadata?.uid) return;
         if (!e.desktop) await startDesktop(key, e, pod);
       })
       .catch((err: unknown) => o.log.warn({ pod: key, error: err instanceof Error ? err.message : String(err) }, 'local desktop failed'));

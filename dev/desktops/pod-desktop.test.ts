@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { buildPod, buildSecret } from '../../operator/builders.ts';
 import type { EffectiveSession } from '../../operator/resolve.ts';
 import type { VDISession, VDITemplate } from '../../operator/v1alpha1.ts';
-import { desktopLaunch, expandReferences, PodContractError, relocateMounts, selkiesInvocation } from './pod-desktop.ts';
+import { containerEndedStatus, desktopLaunch, expandReferences, PodContractError, relocateMounts, selkiesInvocation } from './pod-desktop.ts';
+import { sessionStatusFromPod } from '../../operator/status.ts';
 import { testReconcilerConfig } from '../../test/support/reconciler-config.ts';
 
 const config = testReconcilerConfig({ domain: 'vdi.localhost', turnRestBaseUrl: 'http://127.0.0.1:8080/turn' });
@@ -95,5 +96,74 @@ describe('desktopLaunch of the pod the reconciler writes', () => {
 describe('expandReferences', () => {
   it('expands variables defined earlier, keeps unknown references and unescapes $$', () => {
     expect(expandReferences('$(A)-$(B)-$$(A)', { A: 'x' })).toBe('x-$(B)-$(A)');
+  });
+});
+
+describe('containerEndedStatus: the desktop container ended, under restartPolicy Always', () => {
+  const NOW = new Date('2030-01-01T12:00:00.000Z');
+  const started = new Date('2030-01-01T11:50:00.000Z');
+  /** The pod as the local desktops leave it once Selkies serves: Running and Ready. */
+  function readyPod(restartCount = 0): V1Pod {
+    const { pod } = runningPod();
+    pod.spec!.nodeName = 'gpu-0';
+    const at = started;
+    pod.status = {
+      ...pod.status,
+      conditions: [
+        { type: 'Initialized', status: 'True', lastTransitionTime: at },
+        { type: 'Ready', status: 'True', lastTransitionTime: at },
+        { type: 'ContainersReady', status: 'True', lastTransitionTime: at },
+        { type: 'PodScheduled', status: 'True', lastTransitionTime: at },
+      ],
+      containerStatuses: [
+        { name: 'desktop', image: 'desk', imageID: '', ready: true, started: true, restartCount, state: { running: { startedAt: at } } },
+      ],
+    };
+    return pod;
+  }
+  const end = { exitCode: 137, startedAt: started, message: 'selkies exited with code 137' };
+  /** The pod with the status patch applied (conditions and containerStatuses are replaced whole, as a merge patch does). */
+  const apply = (pod: V1Pod, status: ReturnType<typeof containerEndedStatus>['status']) =>
+    ({ ...pod, status: { ...pod.status, ...status } }) as V1Pod;
+
+  it('the first end: the pod unready at once, one restart, the ended run as lastState, and the container running again', () => {
+    const pod = readyPod();
+    const { status, restart } = containerEndedStatus(pod, end, 1, NOW);
+    expect(restart).toBe(true);
+    const after = apply(pod, status);
+    expect(after.status!.conditions!.filter((c) => c.type === 'Ready' || c.type === 'ContainersReady')).toEqual([
+      { type: 'Ready', status: 'False', reason: 'ContainersNotReady', lastTransitionTime: NOW.toISOString() },
+      { type: 'ContainersReady', status: 'False', reason: 'ContainersNotReady', lastTransitionTime: NOW.toISOString() },
+    ]);
+    // The other conditions are kept as they were.
+    expect(after.status!.conditions!.find((c) => c.type === 'PodScheduled')).toEqual(pod.status!.conditions![3]);
+    expect(after.status!.containerStatuses![0]).toMatchObject({
+      ready: false,
+      restartCount: 1,
+      lastState: { terminated: { exitCode: 137, reason: 'Error', startedAt: started.toISOString(), finishedAt: NOW.toISOString() } },
+      state: { running: { startedAt: NOW.toISOString() } },
+    });
+    // What the reconciler makes of it: the desktop is starting again, not Running and not failed.
+    expect(sessionStatusFromPod(session, after, true, NOW, config)).toMatchObject({ phase: 'Starting', reason: 'WaitingForReadiness' });
+  });
+
+  it('an end the kubelet still remembers another of: CrashLoopBackOff, which the reconciler reports as the failure', () => {
+    const pod = readyPod(1);
+    const { status, restart } = containerEndedStatus(pod, end, 2, NOW);
+    expect(restart).toBe(false);
+    const after = apply(pod, status);
+    expect(after.status!.containerStatuses![0]).toMatchObject({
+      ready: false,
+      started: false,
+      restartCount: 2,
+      state: { waiting: { reason: 'CrashLoopBackOff' } },
+    });
+    expect(sessionStatusFromPod(session, after, true, NOW, config)).toMatchObject({ phase: 'Failed', reason: 'CrashLoopBackOff' });
+  });
+
+  it('a clean exit is Completed, still restarted: restartPolicy Always', () => {
+    const { status, restart } = containerEndedStatus(readyPod(), { ...end, exitCode: 0 }, 1, NOW);
+    expect(restart).toBe(true);
+    expect(status.containerStatuses[0]).toMatchObject({ lastState: { terminated: { exitCode: 0, reason: 'Completed' } } });
   });
 });

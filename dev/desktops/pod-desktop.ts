@@ -125,3 +125,55 @@ export function selkiesInvocation(launch: DesktopLaunch): { env: Record<string, 
   delete env.SELKIES_ADDR;
   return { env, args: [`--addr=${launch.address}`, `--port=${port}`, ...launch.args] };
 }
+
+/** How long a container must have run for the kubelet to forget its earlier ends (its restart back-off resets). */
+export const CRASH_MEMORY_MS = 10 * 60_000;
+
+/** One end of the desktop container: its exit code and the run it ended. */
+export interface ContainerEnd {
+  exitCode: number;
+  startedAt: Date;
+  message: string;
+}
+
+/**
+ * The pod status a kubelet writes when the desktop container ends under restartPolicy Always: the pod and the
+ * container not ready, one more restart, the ended run as `lastState`. The first end within CRASH_MEMORY_MS is
+ * restarted at once (`state.running`); a second waits in CrashLoopBackOff, which the reconciler reports as the
+ * session's failure. `restart` says which.
+ */
+export function containerEndedStatus(
+  pod: V1Pod,
+  end: ContainerEnd,
+  endsRemembered: number,
+  now: Date,
+): { status: { conditions: unknown[]; containerStatuses: unknown[] }; restart: boolean } {
+  const restart = endsRemembered <= 1;
+  const at = now.toISOString();
+  const conditions = (pod.status?.conditions ?? []).map((c) =>
+    c.type === 'Ready' || c.type === 'ContainersReady'
+      ? c.status === 'False'
+        ? c
+        : { type: c.type, status: 'False', reason: 'ContainersNotReady', lastTransitionTime: at }
+      : c,
+  );
+  const containerStatuses = (pod.status?.containerStatuses ?? []).map((c) => ({
+    ...c,
+    ready: false,
+    started: restart,
+    restartCount: (c.restartCount ?? 0) + 1,
+    lastState: {
+      terminated: {
+        exitCode: end.exitCode,
+        reason: end.exitCode === 0 ? 'Completed' : 'Error',
+        message: end.message,
+        startedAt: end.startedAt.toISOString(),
+        finishedAt: at,
+      },
+    },
+    state: restart
+      ? { running: { startedAt: at } }
+      : { waiting: { reason: 'CrashLoopBackOff', message: `back-off restarting failed container ${c.name} in pod ${pod.metadata?.name}` } },
+  }));
+  return { status: { conditions, containerStatuses }, restart };
+}

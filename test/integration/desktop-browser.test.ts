@@ -5,8 +5,10 @@
 // This file starts its own local default (as `npm start` does) rather than using the suite's shared cluster.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { VDISession } from '../../operator/v1alpha1.ts';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TERMINAL_BACKGROUND } from '../../dev/desktops/desktop-processes.ts';
@@ -135,6 +137,54 @@ describe('a desktop in the browser, end to end', () => {
     await expect.poll(async () => (existsSync(markerFile) ? (await readFile(markerFile, 'utf8')).trim() : ''), { timeout: 30_000 }).toBe(marker);
     await desktop.waitForTimeout(1000);
     await screenshot(desktop, 'desktop-e2e-alice-typed');
+  });
+
+  it('restarts a desktop whose Selkies dies, as a kubelet restarts its container: the session leaves Running, comes back, and the desktop opens again', async () => {
+    const name = (await sessionCard().getAttribute('data-session'))!;
+    const podPath = (pod: V1Pod) => `/api/v1/namespaces/${pod.metadata!.namespace}/pods/${pod.metadata!.name}`;
+    const [pod] = (await stack!.client.list<V1Pod>('/api/v1/pods', { labelSelector: `vdi.kasm.io/session=${name}` })).items;
+    const phases: string[] = [];
+    const watching = new AbortController();
+    const watched = stack!.client
+      .watch<VDISession>(
+        `/apis/vdi.kasm.io/v1alpha1/namespaces/${pod!.metadata!.namespace}/vdisessions`,
+        { fieldSelector: `metadata.name=${name}` },
+        (event) => phases.push(event.object.status?.phase ?? ''),
+        watching.signal,
+        120_000,
+      )
+      .catch((err: unknown) => phases.push(`watch failed: ${String(err)}`));
+    try {
+      await expect.poll(() => phases[0], { timeout: 10_000 }).toBe('Running');
+      const killed = (await desktopProcesses(podName)).find((p) => p.command.includes('selkies'))!;
+      // Something of alice's in her desktop's home, which a restarted container keeps (the pod's volumes stay).
+      const home = await readlink(`/proc/${killed.pid}/cwd`);
+      await writeFile(path.join(home, 'notes.txt'), marker);
+      process.kill(killed.pid, 'SIGKILL');
+      // Unready at once (its address leaves the route, the session says Starting), then Running on the new Selkies.
+      await expect.poll(() => phases.includes('Starting') && phases.at(-1) === 'Running', { timeout: 90_000 }).toBe(true);
+      expect(phases.slice(phases.indexOf('Starting'))).not.toContain('Failed');
+      const restarted = await stack!.client.get<V1Pod>(podPath(pod!));
+      expect(restarted.metadata!.uid).toBe(pod!.metadata!.uid);
+      expect(restarted.status!.containerStatuses![0]).toMatchObject({
+        ready: true,
+        restartCount: 1,
+        lastState: { terminated: { exitCode: 137, reason: 'Error' } },
+      });
+      const selkies = (await desktopProcesses(podName)).find((p) => p.command.includes('selkies'));
+      expect(selkies?.pid).toBeDefined();
+      expect(selkies!.pid).not.toBe(killed.pid);
+      expect(await readlink(`/proc/${selkies!.pid}/cwd`)).toBe(home);
+      expect(await readFile(path.join(home, 'notes.txt'), 'utf8')).toBe(marker);
+    } finally {
+      watching.abort();
+      await watched;
+    }
+    // A person reloads the page: the desktop (a new one: the terminal, not what was typed) is there again.
+    await desktop.bringToFront();
+    await expect.poll(async () => (await desktop.reload(), await desktop.title()), { timeout: 30_000, interval: 1000 }).toBe('Selkies');
+    expect(await waitForTerminal(desktop), 'share of the page in the terminal colour').toBeGreaterThan(0.05);
+    await screenshot(desktop, 'desktop-e2e-alice-restarted');
   });
 
   it("gives bob a 403 for alice's desktop, and no frame", async () => {
