@@ -50,6 +50,25 @@ describe('Informer', () => {
     await informer.stop();
   });
 
+  it("backs off from a 429 (the apiserver's watch cache still initializing) without reporting it, and reports other failures", async () => {
+    vi.useFakeTimers();
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const initializing: Watch = async () => {
+      throw new KubeError(429, 'TooManyRequests', 'storage is (re)initializing');
+    };
+    const { client, calls } = fakeClient([pod('a', '10')], [initializing, initializing, fail]);
+    const reported: unknown[] = [];
+    const informer = new Informer(client, { path: '/apis/traefik.io/v1alpha1/ingressroutes' });
+    informer.onRecoveredError((err) => reported.push(err));
+    informer.start();
+    await vi.advanceTimersByTimeAsync(250 + 500);
+    expect(calls).toHaveLength(3);
+    expect(informer.stats.errors).toBe(3);
+    expect(reported).toEqual([expect.objectContaining({ status: 500 })]);
+    vi.mocked(Math.random).mockRestore();
+    await informer.stop();
+  });
+
   it('keeps an object it was told about through remember(), and ignores the older copy the watch brings later', async () => {
     let deliver!: (event: WatchEvent<KubeObject>) => void;
     const held: Watch = (onEvent, signal) => {

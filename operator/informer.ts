@@ -181,7 +181,10 @@ export class Informer<T extends KubeObject> {
           continue;
         }
         this.stats.errors++;
-        this.onError(err);
+        // 429: the apiserver asks for a moment, as while it (re)builds the watch cache of a resource whose CRD was
+        // just installed ("storage is (re)initializing"). client-go's reflectors back off from it without a word;
+        // so do we. Anything else is worth a report.
+        if (!(err instanceof KubeError && err.status === 429)) this.onError(err);
         await sleep(backoff + Math.random() * backoff, signal);
         backoff = Math.min(backoff * 2, this.opts.maxBackoffMs);
       }
