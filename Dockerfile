@@ -17,6 +17,7 @@ COPY schema/ schema/
 COPY src/ src/
 COPY auth/ auth/
 COPY operator/ operator/
+COPY formats/ formats/
 COPY resolvers/ resolvers/
 COPY dashboard/ dashboard/
 # dashboard:build runs the codegen for both the resolvers and the dashboard (codegen.yml), then builds the dashboard.
@@ -49,6 +50,7 @@ COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
 COPY --from=build /src/dist/auth ./dist/auth
 COPY --from=build /src/dist/operator ./dist/operator
+COPY --from=build /src/dist/formats ./dist/formats
 COPY --from=build /src/dist/resolvers ./dist/resolvers
 COPY package.json ./
 # The GraphQL SDL is read at run time relative to the module (src/graphql/server.ts: ../../schema), which from

@@ -17,7 +17,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{src,auth,operator,resolvers,dev,test/unit}/**/*.test.ts'],
+          include: ['{src,auth,operator,formats,resolvers,dev,test/unit}/**/*.test.ts'],
         },
       },
       {

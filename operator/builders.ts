@@ -13,7 +13,7 @@ import type {
 } from '@kubernetes/client-node';
 import type { ReconcilerConfig } from './config.ts';
 import { childName, labelValue, pvcName, sessionHost, sessionKey, sessionLabelValue, userLabelValue } from './naming.ts';
-import { quantityText } from './quantity.ts';
+import { quantityText } from '../formats/quantity.ts';
 import type { EffectiveSession } from './resolve.ts';
 import { API_VERSION, GROUP, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_TEMPLATE, LABEL_USER, MANAGER, SESSION_KIND } from './v1alpha1.ts';
 import type { OwnerReference, VDISession, VDITemplate } from './v1alpha1.ts';

@@ -1,6 +1,6 @@
 // What the reconciler needs to know about the cluster it runs in. src/config.ts reads the environment once at
 // start-up and builds this object (reconcilerConfigFrom); everything in operator/ takes it as an argument.
-import { parseDuration } from './duration.ts';
+import { parseDuration } from '../formats/duration.ts';
 
 export interface ReconcilerConfig {
   /** Base domain of session hosts, e.g. `vdi.example.com`. */

@@ -3,8 +3,8 @@
 // the API runs the same rules before it creates a session, counts quota with them and reports them over
 // GraphQL, so a number shown anywhere is the number the pod gets.
 import type { ReconcilerConfig } from './config.ts';
-import { parseDuration } from './duration.ts';
-import { parseQuantity, quantityText } from './quantity.ts';
+import { parseDuration } from '../formats/duration.ts';
+import { parseQuantity, quantityText } from '../formats/quantity.ts';
 import type { Quantity, VDISession, VDITemplate, VDITemplateSpec } from './v1alpha1.ts';
 
 export type Encoder = NonNullable<VDITemplateSpec['encoder']>;

@@ -1,5 +1,8 @@
 // The vdi.kasm.io/v1alpha1 API as TypeScript types, shared by the reconciler, the GraphQL layer and the tests.
 // deploy/crds/ holds the matching OpenAPI schemas; keep the two in step.
+import type { Quantity } from '../formats/quantity.ts';
+
+export type { Quantity };
 
 export const GROUP = 'vdi.kasm.io';
 export const VERSION = 'v1alpha1';
@@ -59,12 +62,6 @@ export interface Condition {
   lastTransitionTime: string;
   observedGeneration?: number;
 }
-
-/**
- * A Kubernetes resource quantity as the apiserver stores it: `8Gi` and `"4"` are strings, while a plain YAML
- * integer (`cpu: 2`) arrives as a number (the CRDs declare these fields int-or-string, as Kubernetes does).
- */
-export type Quantity = string | number;
 
 export interface SessionResources {
   /** Number of GPU time-slices; 0 is a CPU-only desktop (x264enc). */

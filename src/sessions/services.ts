@@ -7,7 +7,7 @@ import type { AccessQuestion, Authorizer } from '../../auth/authorizer.ts';
 import type { Identity } from '../../auth/identity.ts';
 import type { Caches } from '../../operator/caches.ts';
 import type { ReconcilerConfig } from '../../operator/config.ts';
-import { formatDuration, parseDuration } from '../../operator/duration.ts';
+import { formatDuration, parseDuration } from '../../formats/duration.ts';
 import { resolveSession, sessionGpuSlices } from '../../operator/resolve.ts';
 import {
   ANNOTATION_EXTENDED_AT,

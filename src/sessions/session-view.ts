@@ -4,7 +4,7 @@
 import { sessionUrl } from '../../operator/builders.ts';
 import type { ReconcilerConfig } from '../../operator/config.ts';
 import { CONDITION_IDLE_WARNING, idleSchedule } from '../../operator/idle.ts';
-import { quantityText } from '../../operator/quantity.ts';
+import { quantityText } from '../../formats/quantity.ts';
 import { resolveSession, sessionLimits } from '../../operator/resolve.ts';
 import type { Quantity, VDISession, VDITemplate } from '../../operator/v1alpha1.ts';
 

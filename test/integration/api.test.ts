@@ -8,7 +8,7 @@ import { AUDIENCE, collect, startApiStack, type ApiStack } from '../support/api.
 import { createTemplate } from '../support/reconciler.ts';
 import { adminClient, eventually, kubectl } from '../support/cluster.ts';
 import { userNamespace } from '../../auth/namespace.ts';
-import { parseDuration } from '../../operator/duration.ts';
+import { parseDuration } from '../../formats/duration.ts';
 import { FINALIZER } from '../../operator/v1alpha1.ts';
 
 const suffix = randomBytes(3).toString('hex');

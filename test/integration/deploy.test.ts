@@ -307,7 +307,7 @@ describe('the image', () => {
     const installed = new Set((await readdir(path.join(imageDir, 'node_modules'))).flatMap((d) => (d.startsWith('@') ? [] : [d])));
     for (const dep of Object.keys(pkg.dependencies)) if (!dep.startsWith('@')) expect(installed.has(dep), dep).toBe(true);
     for (const dev of ['typescript', 'vitest', 'eslint', 'yaml', 'oidc-provider', 'node']) expect(installed.has(dev), dev).toBe(false);
-    expect((await readdir(path.join(imageDir, 'dist'))).sort()).toEqual(['auth', 'dashboard', 'operator', 'resolvers', 'schema', 'src']);
+    expect((await readdir(path.join(imageDir, 'dist'))).sort()).toEqual(['auth', 'dashboard', 'formats', 'operator', 'resolvers', 'schema', 'src']);
     expect((await readdir(path.join(imageDir, 'dist/src'))).some((f) => f === 'local')).toBe(false);
   });
 

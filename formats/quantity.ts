@@ -1,7 +1,12 @@
 // Kubernetes resource quantities (`8Gi`, `500m`, `4`, `1.5`, `2G`, `1e3`) as plain numbers, for comparing a
 // request against a template's maximum. Floating point is precise enough for "is A above B"; the text written
 // into objects is the user's own (quantityText), never a number turned back into text with a suffix.
-import type { Quantity } from './v1alpha1.ts';
+
+/**
+ * A Kubernetes resource quantity as the apiserver stores it: `8Gi` and `"4"` are strings, while a plain YAML
+ * integer (`cpu: 2`) arrives as a number (the CRDs declare these fields int-or-string, as Kubernetes does).
+ */
+export type Quantity = string | number;
 
 const QUANTITY = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+|n|u|m|k|M|G|T|P|E)?$/;
 
