@@ -285,6 +285,17 @@ const OFF_GPU_NODES = { matchExpressions: [{ key: GPU_NODE_LABEL, operator: 'Not
 const DESKTOP_GID = 1000;
 
 /**
+ * What a desktop pod runs with, read back from its container's limits (buildPod's `amounts`): the truth once the
+ * pod exists, since a template edited after the start changes no running pod. Undefined for a pod without the
+ * desktop container.
+ */
+export function podResources(pod: V1Pod, config: ReconcilerConfig): { gpu: number; cpu: string; memory: string } | undefined {
+  const limits = pod.spec?.containers.find((c) => c.name === 'desktop')?.resources?.limits;
+  if (!limits?.cpu || !limits.memory) return undefined;
+  return { gpu: Number(limits[config.gpuResourceName] ?? 0), cpu: String(limits.cpu), memory: String(limits.memory) };
+}
+
+/**
  * The desktop: a bare pod, never a Deployment, because two pods for one session would fight over one
  * browser. restartPolicy Always restarts the container in place.
  */

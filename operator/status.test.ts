@@ -234,6 +234,33 @@ describe('sessionStatus', () => {
     });
   });
 
+  it("shows the pod's own resources once it exists: a template edited after the start changes no running desktop", () => {
+    const asked = { gpu: 2, cpu: '4', memory: '8Gi' };
+    const observeWith = (p: V1Pod | undefined, previous?: VDISessionStatus) =>
+      sessionStatus({
+        session: { ...session, ...(previous && { status: previous }) },
+        pod: p,
+        routed: true,
+        timeoutMs: HOUR,
+        now,
+        config,
+        resources: asked,
+      }).status.resources;
+    // Before the pod: what the session will run with.
+    expect(observeWith(undefined)).toEqual(asked);
+    // The pod was built from the template as it was: one slice, 2 CPUs, 4Gi.
+    const built = ready();
+    built.spec!.containers[0]!.resources = { limits: { 'nvidia.com/gpu': '1', cpu: '2', memory: '4Gi' }, requests: {} };
+    expect(observeWith(built)).toEqual({ gpu: 1, cpu: '2', memory: '4Gi' });
+    // A CPU-only pod has no GPU limit: 0 slices.
+    const cpuOnly = ready();
+    cpuOnly.spec!.containers[0]!.resources = { limits: { cpu: '2', memory: '4Gi' } };
+    expect(observeWith(cpuOnly)).toEqual({ gpu: 0, cpu: '2', memory: '4Gi' });
+    // A desktop that ran and lost its pod keeps what it ran with.
+    const ran = { phase: 'Running' as const, startTime: '2025-03-01T09:30:00.000Z', resources: { gpu: 1, cpu: '2', memory: '4Gi' } };
+    expect(observeWith(undefined, ran)).toEqual(ran.resources);
+  });
+
   it('is Starting/Routing, with Routed False, while the route the apiserver holds is not the one the session needs', () => {
     const result = sessionStatus({ session, pod: ready(), routed: false, timeoutMs: HOUR, now, config });
     expect(result.status).toMatchObject({ phase: 'Starting', reason: 'Routing' });

@@ -2,7 +2,7 @@
 // its route, its template's verdict, the time). The reconciler decides nothing about phases or reasons itself;
 // it observes, calls these, and writes the result.
 import type { V1ContainerStatus, V1Pod, V1PodCondition } from '@kubernetes/client-node';
-import { podReady, sessionUrl } from './builders.ts';
+import { podReady, podResources, sessionUrl } from './builders.ts';
 import type { ReconcilerConfig } from './config.ts';
 import { clientConnectedCondition, idleVerdict, idleWarningCondition, type IdleVerdict } from './idle.ts';
 import type { IdlePolicy, Resolution } from './resolve.ts';
@@ -25,7 +25,10 @@ export interface ObservedSession {
   routed: boolean;
   /** The session's effective timeout (resolveSession). */
   timeoutMs: number;
-  /** What the desktop runs with (resolveSession's GPU, CPU and memory), shown in the status. */
+  /**
+   * What the desktop would run with (resolveSession's GPU, CPU and memory), shown in the status until its pod
+   * exists; then the pod's own limits are (podResources).
+   */
   resources?: VDISessionStatus['resources'];
   /** The session's effective idle policy (resolveSession); none: idleness is not judged. */
   idle?: IdlePolicy;
@@ -48,8 +51,10 @@ export function sessionStatus(o: ObservedSession): DesiredStatus {
     message: fromPod.message,
     podName: fromPod.podName,
     nodeName: fromPod.nodeName,
-    ...(o.resources && { resources: o.resources }),
   };
+  // A desktop that ran and lost its pod keeps what it ran with.
+  const resources = (pod && podResources(pod, o.config)) ?? (previous.startTime ? previous.resources : undefined) ?? o.resources;
+  if (resources) status.resources = resources;
   if (!pod && previous.startTime) {
     Object.assign(status, { phase: 'Failed', reason: 'PodLost', message: 'the desktop pod disappeared after it had started' });
   }

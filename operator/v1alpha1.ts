@@ -117,7 +117,7 @@ export interface VDISessionStatus {
   expiresAt?: string;
   /** When the desktop was last stopped (phase Stopped). */
   stoppedAt?: string;
-  /** What the desktop runs with: the session's values or its template's defaults (kubectl's GPU column). */
+  /** What the desktop runs with: its pod's limits once it has one, else the session's values or its template's defaults (kubectl's GPU column). */
   resources?: { gpu: number; cpu: string; memory: string };
   presence?: SessionPresence;
   observedGeneration?: number;

@@ -28,10 +28,13 @@ export function sessionSpecView(session: VDISession, template: VDITemplate | und
   // A list of 1,000 sessions asks for this 1,000 times per query, of objects that seldom change: resolved once
   // per version of the spec (the cache's object, which the API's copies share) and of its template.
   const known = specViews.get(session.spec);
-  if (known && known.template === template && known.config === config) return known.view;
-  const view = specView(session, template, config);
-  specViews.set(session.spec, { template, config, view });
-  return view;
+  const view = known && known.template === template && known.config === config ? known.view : specView(session, template, config);
+  if (!known || known.view !== view) specViews.set(session.spec, { template, config, view });
+  // Once the reconciler has said what the desktop runs with (its pod's limits), that is the truth: the template
+  // may have changed since the start, and a running desktop keeps what it was given.
+  const ran = session.status?.resources;
+  if (!ran) return view;
+  return { ...view, resources: { gpu: ran.gpu, memory: ran.memory, cpu: ran.cpu } };
 }
 
 const specViews = new WeakMap<VDISession['spec'], { template: VDITemplate | undefined; config: ReconcilerConfig; view: SessionSpecView }>();

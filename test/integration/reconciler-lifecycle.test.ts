@@ -29,6 +29,7 @@ import {
   deleteNamespace,
   firstDifference,
   getOrUndefined,
+  getSession,
   gone,
   leadingController,
   reconcilerEnv,
@@ -229,6 +230,28 @@ describe('a session from create to delete', () => {
       EndpointSlice: 1,
     });
     expect(status).toBeGreaterThanOrEqual(1);
+  });
+
+  it("keeps saying what the desktop runs with (its pod's limits) when the template's defaults change after the start", async () => {
+    const templatePath = `/apis/vdi.kasm.io/v1alpha1/vditemplates/${template.metadata.name}`;
+    const pod = await client.get<V1Pod>(`/api/v1/namespaces/${ns}/pods/vdi-desk`);
+    const limits = pod.spec!.containers[0]!.resources!.limits!;
+    const ran = { gpu: Number(limits['nvidia.com/gpu'] ?? 0), cpu: String(limits.cpu), memory: String(limits.memory) };
+    expect((await sessionWhere(client, ns, 'desk', (s) => s.status?.phase === 'Running')).status!.resources).toEqual(ran);
+    // An admin doubles the template's default memory: the running desktop keeps its 2Gi.
+    const edited = await client.mergePatch<VDITemplate>(templatePath, { spec: { resources: { defaultMemory: '4Gi' } } });
+    try {
+      // The change reaches the reconciler (its template cache), which reconciles the template's sessions.
+      await eventually(
+        async () => service.caches.templates.get(template.metadata.name!)?.metadata.resourceVersion === edited.metadata.resourceVersion,
+      );
+      await controller.queue.idle();
+      const after = (await getSession(client, ns, 'desk'))!;
+      expect(after.status).toMatchObject({ phase: 'Running', resources: ran });
+      expect((await client.get<V1Pod>(`/api/v1/namespaces/${ns}/pods/vdi-desk`)).spec!.containers[0]!.resources!.limits).toEqual(limits);
+    } finally {
+      await client.mergePatch(templatePath, { spec: { resources: { defaultMemory: template.spec.resources!.defaultMemory } } });
+    }
   });
 
   it('on delete says Terminating, removes the pod, then the finalizer; the owned objects go and the PVC stays', async () => {
