@@ -4,6 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import { AUTH_MIDDLEWARE_NAME, NETWORK_POLICY_NAME } from '../../operator/builders.ts';
+import { childName } from '../../operator/naming.ts';
 import type { Service } from '../../src/service.ts';
 import { adminClient, clusterInfo, eventually, testNamespace } from '../support/cluster.ts';
 import { spawnReconciler, type ReconcilerProcess } from '../support/reconciler-process.ts';
@@ -114,7 +115,29 @@ describe('a replica killed in the middle of a create storm', () => {
     await eventually(async () => {
       const list = await client.list<VDISession>(sessionsPath(ns));
       return list.items.length === names.length && list.items.every((s) => s.status?.phase === 'Running');
-    }, 60_000);
+    }, 60_000).catch(async (err: unknown) => {
+      // What is stuck, and where (the apiserver's view, the successor's caches and queue): the assertion alone
+      // said only "condition not met".
+      const controller = successor.controller();
+      console.log(`[reconciler] successor leading: ${successor.isLeader()}, queue ${controller?.queue.length}`);
+      const pods = new Map((await client.list<V1Pod>(`/api/v1/namespaces/${ns}/pods`)).items.map((p) => [p.metadata!.name!, p]));
+      for (const s of (await client.list<VDISession>(sessionsPath(ns))).items.filter((s) => s.status?.phase !== 'Running')) {
+        const key = `${ns}/${s.metadata.name}`;
+        const pod = pods.get(childName(s));
+        const cached = {
+          session: successor.caches.sessions.get(key)?.metadata.resourceVersion,
+          pod: successor.caches.pods.get(`${ns}/${childName(s)}`)?.metadata?.resourceVersion,
+        };
+        console.log(
+          `[reconciler] not Running: ${key} rv ${s.metadata.resourceVersion} ${JSON.stringify(s.status)} finalizers ${JSON.stringify(s.metadata.finalizers)}; ` +
+            `pod ${JSON.stringify(pod && { rv: pod.metadata?.resourceVersion, phase: pod.status?.phase, conditions: pod.status?.conditions, node: pod.spec?.nodeName })}; ` +
+            `cached ${JSON.stringify(cached)}, due in ${(controller?.queue.dueAt(key) ?? NaN) - Date.now()} ms, writes ${JSON.stringify(controller?.sessionWritesByKind(key))}`,
+        );
+      }
+      const nodes = await client.list<{ metadata: { name: string }; spec?: { taints?: unknown } }>('/api/v1/nodes');
+      console.log(`[reconciler] nodes: ${JSON.stringify(nodes.items.map((n) => [n.metadata.name, n.spec?.taints]))}`);
+      throw err;
+    });
 
     const ours = { labelSelector: 'app.kubernetes.io/managed-by=vdi-operator' };
     const count = async (path: string) => (await client.list<{ metadata: { labels: Record<string, string> } }>(path, ours)).items;
