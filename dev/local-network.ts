@@ -64,25 +64,14 @@ export async function runInLocalNetwork(log: NetworkLog): Promise<LocalNetwork> 
     env: { ...process.env, [LOCAL_NETWORK_ENV]: dir },
     stdio: 'inherit',
   });
-  const servers = new Map<number, net.Server[]>();
+  const servers = new Map<number, Forwarder[]>();
   const forward = (port: number) => {
     if (servers.has(port)) return;
     const socketPath = path.join(dir, `${port}.sock`);
-    const list: net.Server[] = [];
+    const list: Forwarder[] = [];
     servers.set(port, list);
     for (const host of ['127.0.0.1', '::1']) {
-      const server = net.createServer((client) => {
-        const inside = net.connect(socketPath);
-        client.pipe(inside).pipe(client);
-        const close = () => {
-          client.destroy();
-          inside.destroy();
-        };
-        client.once('error', close);
-        inside.once('error', close);
-        client.once('close', close);
-        inside.once('close', close);
-      });
+      const server = forwarder(() => net.connect(socketPath));
       server.once('error', (err: NodeJS.ErrnoException) => {
         // ::1 is missing where IPv6 is off; a port taken on 127.0.0.1 is worth saying.
         if (host === '127.0.0.1') log.warn({ port, error: err.code ?? err.message }, `cannot forward ${host}:${port} into the local network`);
@@ -103,7 +92,7 @@ export async function runInLocalNetwork(log: NetworkLog): Promise<LocalNetwork> 
   });
   void exited.then(async () => {
     watcher.close();
-    for (const list of servers.values()) for (const server of list) server.close();
+    for (const list of servers.values()) for (const server of list) void server.shut();
     await rm(dir, { recursive: true, force: true });
   });
   log.info({ namespace: `unshare ${unshareArgs().join(' ')}`, range: LOCAL_RANGE }, 'running the local default in a network namespace of its own');
@@ -137,10 +126,33 @@ export function setUpLocalNetwork(): void {
 export async function exposePort(port: number, env: Record<string, string | undefined> = process.env): Promise<() => Promise<void>> {
   const dir = env[LOCAL_NETWORK_ENV];
   if (!dir || !existsSync(dir)) throw new Error(`${LOCAL_NETWORK_ENV} does not name the port directory`);
+  const server = forwarder(() => net.connect(port, '127.0.0.1'));
+  const socketPath = path.join(dir, `${port}.sock`);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, resolve);
+  });
+  return async () => {
+    await server.shut();
+    await rm(socketPath, { force: true });
+  };
+}
+
+type Forwarder = net.Server & { shut(): Promise<void> };
+
+/**
+ * A server that pipes each connection to a new one from `connect`. shut() ends the connections under way too:
+ * net.Server.close() alone waits for them, and a browser left open on the portal or a desktop keeps them for
+ * as long as it runs (Ctrl-C of the local default then never finished).
+ */
+function forwarder(connect: () => net.Socket): Forwarder {
+  const open = new Set<net.Socket>();
   const server = net.createServer((client) => {
-    const target = net.connect(port, '127.0.0.1');
+    const target = connect();
     client.pipe(target).pipe(client);
+    open.add(client);
     const close = () => {
+      open.delete(client);
       client.destroy();
       target.destroy();
     };
@@ -148,14 +160,11 @@ export async function exposePort(port: number, env: Record<string, string | unde
     target.once('error', close);
     client.once('close', close);
     target.once('close', close);
-  });
-  const socketPath = path.join(dir, `${port}.sock`);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, resolve);
-  });
-  return async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await rm(socketPath, { force: true });
+  }) as Forwarder;
+  server.shut = () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const client of open) client.destroy();
+    return closed;
   };
+  return server;
 }

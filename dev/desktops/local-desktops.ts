@@ -80,6 +80,15 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
   const entries = new Map<string, Entry>();
   const failures = new Map<string, string>();
   let stopped = false;
+  // stop() cancels the requests under way: on Ctrl-C the terminal signals the whole process group, so the desktops
+  // end (and their status writes start) while the apiserver is going down too, and would hold the exit for a
+  // request's timeout.
+  const halt = new AbortController();
+  const client = o.client.withSignal(halt.signal);
+  /** Logs a failure of the pod's desktop, unless it is one of stop()'s cancellations. */
+  const reportFailure = (key: string, what: string) => (err: unknown) => {
+    if (!stopped) o.log.warn({ pod: key, error: err instanceof Error ? err.message : String(err) }, what);
+  };
 
   const secretLookup = async (pod: V1Pod) => {
     const namespace = pod.metadata!.namespace!;
@@ -90,7 +99,7 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
     const secrets = new Map<string, V1Secret>();
     for (const name of names) {
       try {
-        secrets.set(name, await o.client.get<V1Secret>(`/api/v1/namespaces/${namespace}/secrets/${name}`));
+        secrets.set(name, await client.get<V1Secret>(`/api/v1/namespaces/${namespace}/secrets/${name}`));
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
@@ -167,8 +176,8 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
     processes.ready.then(
       async () => {
         o.log.info({ pod: key }, 'local desktop is serving');
-        await markReady(pod.metadata!.namespace!, pod.metadata!.name!, pod.metadata!.uid!).catch((err: unknown) =>
-          o.log.warn({ pod: key, error: err instanceof Error ? err.message : String(err) }, 'could not mark the desktop pod ready'),
+        await markReady(pod.metadata!.namespace!, pod.metadata!.name!, pod.metadata!.uid!).catch(
+          reportFailure(key, 'could not mark the desktop pod ready'),
         );
       },
       (err: unknown) => o.log.warn({ pod: key, error: String(err) }, 'local desktop failed to serve'),
@@ -197,7 +206,7 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
         if (!pod?.metadata || !samePod) return;
         const { status, restart } = containerEndedStatus(pod, { exitCode: exit.exitCode, startedAt, message }, e.ends.count, new Date());
         if (!restart) e.backOff = uid;
-        const patched = await o.client.mergePatch<V1Pod>(`/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/status`, {
+        const patched = await client.mergePatch<V1Pod>(`/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}/status`, {
           metadata: { uid },
           status,
         });
@@ -205,7 +214,7 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
         informer.remember(patched);
         if (restart) await startDesktop(key, e, pod);
       })
-      .catch((err: unknown) => o.log.warn({ pod: key, error: err instanceof Error ? err.message : String(err) }, 'local desktop failed'));
+      .catch(reportFailure(key, 'local desktop failed'));
   };
 
   /**
@@ -222,7 +231,7 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
       c.type === 'Ready' || c.type === 'ContainersReady' ? { type: c.type, status: 'True', lastTransitionTime: now } : c,
     );
     const containerStatuses = (pod.status?.containerStatuses ?? []).map((c) => ({ ...c, ready: true }));
-    await o.client.mergePatch(`/api/v1/namespaces/${namespace}/pods/${name}/status`, {
+    await client.mergePatch(`/api/v1/namespaces/${namespace}/pods/${name}/status`, {
       metadata: { uid },
       status: { conditions, containerStatuses },
     });
@@ -242,7 +251,7 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
         if (e.backOff === pod.metadata?.uid) return;
         if (!e.desktop) await startDesktop(key, e, pod);
       })
-      .catch((err: unknown) => o.log.warn({ pod: key, error: err instanceof Error ? err.message : String(err) }, 'local desktop failed'));
+      .catch(reportFailure(key, 'local desktop failed'));
   };
 
   informer.on((type, pod) => sync(objectKey(pod), type === 'DELETED' ? undefined : pod));
@@ -270,6 +279,7 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
     failures: () => new Map(failures),
     async stop() {
       stopped = true;
+      halt.abort(new Error('the local desktops are stopping'));
       await informer.stop();
       await Promise.all(
         [...entries.entries()].map(async ([key, e]) => {

@@ -214,4 +214,23 @@ describe('a desktop in the browser, end to end', () => {
     const after = await desktop.goto(desktopUrl);
     expect(after?.status()).not.toBe(200);
   });
+
+  it('Ctrl-C with a desktop running and the browser still on the portal ends everything, the desktop too', async () => {
+    await portal.bringToFront();
+    await portal.goto(stack!.portalUrl);
+    await portal.locator('article[data-template="ubuntu-desktop"]').getByRole('button', { name: 'Launch Ubuntu Desktop' }).click();
+    await sessionCard()
+      .getByRole('link', { name: /^Open desktop/ })
+      .waitFor({ timeout: 90_000 });
+    const name = (await sessionCard().getAttribute('data-session'))!;
+    const [pod] = (await stack!.client.list<V1Pod>('/api/v1/pods', { labelSelector: `vdi.kasm.io/session=${name}` })).items;
+    await expect.poll(async () => (await desktopProcesses(pod!.metadata!.name!)).length, { timeout: 30_000 }).toBeGreaterThan(0);
+    // A terminal's Ctrl-C signals the whole process group: the desktops end while the apiserver goes down too
+    // (their restart's status write hung on it for a request's timeout), and the browser still holds connections
+    // through the forwarded ports (whose forwarders waited for them to end: the exit never came).
+    const proc = stack!.proc;
+    process.kill(-proc.pid!, 'SIGINT');
+    await expect.poll(() => proc.exitCode !== null || proc.signalCode !== null, { timeout: 15_000 }).toBe(true);
+    expect(await desktopProcesses(pod!.metadata!.name!)).toEqual([]);
+  });
 });
