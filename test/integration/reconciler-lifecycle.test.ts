@@ -271,6 +271,8 @@ describe('a session from create to delete', () => {
       .catch(() => undefined);
     await client.delete(sessionPath(ns, 'desk'));
     await gone(client, sessionPath(ns, 'desk'));
+    // A read can see the deletion before the watch delivers it (kine's watch polls its table): wait for the event.
+    await expect.poll(() => watched.at(-1), { timeout: 10_000 }).toMatch(/^DELETED:/);
     abort.abort();
     await watching;
     const terminating = watched.findIndex((w) => w.startsWith('MODIFIED:Terminating:1'));
@@ -326,6 +328,8 @@ describe('timeouts', () => {
     const running = await sessionInPhase(client, ns, 'short', 'Running');
     expect(Date.parse(running.status!.expiresAt!) - Date.parse(running.status!.startTime!)).toBe(3000);
     await gone(client, sessionPath(ns, 'short'));
+    // A read can see the deletion before the watch delivers it (kine's watch polls its table): wait for the event.
+    await expect.poll(() => phases.at(-1), { timeout: 10_000 }).toMatch(/^DELETED:/);
     abort.abort();
     await watching;
     const expired = phases.indexOf('MODIFIED:Expired');
