@@ -24,7 +24,7 @@ export interface LocalStack {
 export interface LocalStackOptions {
   env: Record<string, string | undefined>;
   log: Logger;
-  /** Ctrl-C during the start: stop what has started and reject. */
+  /** Aborted when the process begins to shut down: during the start, stop what has started and reject. */
   signal?: AbortSignal;
 }
 

@@ -48,13 +48,14 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const stops: (() => Promise<void>)[] = [];
   // Signals are handled from the first line on: a Ctrl-C while the binaries build or the control plane boots
-  // stops every child started so far, not only those of a service that is up.
-  const starting = new AbortController();
+  // stops every child started so far, not only those of a service that is up. Its abort also tells the local
+  // desktops at once, before their turn to stop comes, that their processes' ends (the same Ctrl-C) are no crashes.
+  const shuttingDown = new AbortController();
   const shutdown = async (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    starting.abort(new Error(`${signal} during start-up`));
+    shuttingDown.abort(new Error(`${signal}: shutting down`));
     for (const stop of stops) await stop().catch((err: unknown) => log.error({ error: String(err) }, 'shutdown step failed'));
     process.exit(0);
   };
@@ -75,12 +76,12 @@ async function main(): Promise<void> {
     }
     if (!findDashboardDir()) {
       const { buildDashboard } = await devModule<DashboardBuildModule>('../dev/dashboard-build.ts');
-      await buildDashboard(log, starting.signal);
+      await buildDashboard(log, shuttingDown.signal);
     }
     // Real desktops need a network namespace of their own: the local default then runs again inside one, and this
     // process only forwards its ports and waits (dev/local-network.ts).
     const { enterLocalNetworkIfWanted } = await devModule<LocalNetworkModule>('../dev/desktops/local-access.ts');
-    const inside = await enterLocalNetworkIfWanted({ env: process.env, log, signal: starting.signal });
+    const inside = await enterLocalNetworkIfWanted({ env: process.env, log, signal: shuttingDown.signal });
     if (inside) {
       stops.push(inside.stop);
       const code = await inside.exited;
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
       return;
     }
     const { startLocalStack } = await devModule<LocalStackModule>('../dev/local-stack.ts');
-    const local = await startLocalStack({ env: process.env, log, signal: starting.signal });
+    const local = await startLocalStack({ env: process.env, log, signal: shuttingDown.signal });
     stops.push(local.stop);
     config = local.config;
     kubeConfig = local.kubeConfig;

@@ -81,6 +81,8 @@ export interface LocalDesktopAccessOptions {
   tools: DesktopTools;
   desktopPort: number;
   log: DesktopLog;
+  /** Aborted when the process begins to shut down (see startLocalDesktops). */
+  signal?: AbortSignal;
 }
 
 export async function startLocalDesktopAccess(o: LocalDesktopAccessOptions): Promise<LocalDesktopAccess> {
@@ -96,7 +98,7 @@ export async function startLocalDesktopAccess(o: LocalDesktopAccessOptions): Pro
     webPort: o.desktopPort,
   });
   try {
-    const desktops = await startLocalDesktops({ client: new KubeClient(cp.kubeConfig()), selkies: o.tools.selkies, log: o.log });
+    const desktops = await startLocalDesktops({ client: new KubeClient(cp.kubeConfig()), selkies: o.tools.selkies, log: o.log, signal: o.signal });
     o.log.info(
       { traefik: traefik.webUrl, logs: traefik.logFile },
       'Traefik serves the desktops; each Running desktop pod gets a real Selkies desktop',
@@ -164,7 +166,7 @@ export async function startDesktopsInLocalStack(o: {
   signal?: AbortSignal;
 }): Promise<{ stop(): Promise<void>; howTo: string }> {
   const tools = await ensureDesktopTools(() => {}, o.signal);
-  const access = await startLocalDesktopAccess({ controlPlane: o.controlPlane, tools, desktopPort: o.desktopPort, log: o.log });
+  const access = await startLocalDesktopAccess({ controlPlane: o.controlPlane, tools, desktopPort: o.desktopPort, log: o.log, signal: o.signal });
   const unexpose: (() => Promise<void>)[] = [];
   try {
     // The apiserver's too: the kubeconfig and kubectl the local default hands out point at it.

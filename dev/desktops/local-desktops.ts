@@ -28,6 +28,11 @@ export interface LocalDesktopsOptions {
   log: DesktopLog;
   /** Parent of the desktops' directories (a fresh temporary one by default, removed on stop). */
   dir?: string;
+  /**
+   * Aborted when the process begins to shut down: a Ctrl-C reaches the desktops' processes at the same moment as
+   * this one, and their ends are then no crashes to restart, long before stop() is called.
+   */
+  signal?: AbortSignal;
 }
 
 /** One running desktop, for logs and tests. */
@@ -80,11 +85,16 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
   const entries = new Map<string, Entry>();
   const failures = new Map<string, string>();
   let stopped = false;
-  // stop() cancels the requests under way: on Ctrl-C the terminal signals the whole process group, so the desktops
-  // end (and their status writes start) while the apiserver is going down too, and would hold the exit for a
-  // request's timeout.
+  // Stopping cancels the requests under way: on Ctrl-C the terminal signals the whole process group, so the
+  // desktops end (and a restart's status write starts) while the apiserver is going down too, and would hold the
+  // exit for a request's timeout.
   const halt = new AbortController();
   const client = o.client.withSignal(halt.signal);
+  const halting = () => {
+    stopped = true;
+    halt.abort(new Error('the local desktops are stopping'));
+  };
+  o.signal?.addEventListener('abort', halting, { once: true });
   /** Logs a failure of the pod's desktop, unless it is one of stop()'s cancellations. */
   const reportFailure = (key: string, what: string) => (err: unknown) => {
     if (!stopped) o.log.warn({ pod: key, error: err instanceof Error ? err.message : String(err) }, what);
@@ -278,8 +288,8 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
     },
     failures: () => new Map(failures),
     async stop() {
-      stopped = true;
-      halt.abort(new Error('the local desktops are stopping'));
+      halting();
+      o.signal?.removeEventListener('abort', halting);
       await informer.stop();
       await Promise.all(
         [...entries.entries()].map(async ([key, e]) => {
