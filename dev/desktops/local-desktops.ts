@@ -190,7 +190,7 @@ export async function startLocalDesktops(o: LocalDesktopsOptions): Promise<Local
           reportFailure(key, 'could not mark the desktop pod ready'),
         );
       },
-      (err: unknown) => o.log.warn({ pod: key, error: String(err) }, 'local desktop failed to serve'),
+      reportFailure(key, 'local desktop failed to serve'),
     );
     void processes.exited.then((exit) => ended(key, entry, processes, pod.metadata!.uid!, exit));
   };

@@ -123,10 +123,11 @@ describe('a replica killed in the middle of a create storm', () => {
       const pods = new Map((await client.list<V1Pod>(`/api/v1/namespaces/${ns}/pods`)).items.map((p) => [p.metadata!.name!, p]));
       for (const s of (await client.list<VDISession>(sessionsPath(ns))).items.filter((s) => s.status?.phase !== 'Running')) {
         const key = `${ns}/${s.metadata.name}`;
-        const pod = pods.get(childName(s));
+        const podName = childName(s);
+        const pod = pods.get(podName);
         const cached = {
           session: successor.caches.sessions.get(key)?.metadata.resourceVersion,
-          pod: successor.caches.pods.get(`${ns}/${childName(s)}`)?.metadata?.resourceVersion,
+          pod: successor.caches.pods.get(`${ns}/${podName}`)?.metadata?.resourceVersion,
         };
         console.log(
           `[reconciler] not Running: ${key} rv ${s.metadata.resourceVersion} ${JSON.stringify(s.status)} finalizers ${JSON.stringify(s.metadata.finalizers)}; ` +
